@@ -1,0 +1,3 @@
+from ganscapes.cli import main
+
+main()

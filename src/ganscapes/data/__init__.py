@@ -1,0 +1,1 @@
+"""Data stages: gathering raw paintings, the sample generator, and dataset preparation."""
