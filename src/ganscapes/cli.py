@@ -37,8 +37,15 @@ def main() -> None:
         typer.echo(f"ganscapes: error: {e}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        typer.echo("\nganscapes: interrupted; finished work is kept, run the same command again to resume.", err=True)
+        typer.echo(_INTERRUPTED, err=True)
         sys.exit(130)
+    except SystemExit as e:
+        if e.code == 130:  # Typer turns Ctrl-C inside a command into a silent exit 130
+            typer.echo(_INTERRUPTED, err=True)
+        raise
+
+
+_INTERRUPTED = "\nganscapes: interrupted; finished work is kept, run the same command again to resume."
 
 
 # ---------------------------------------------------------------------------------------
@@ -74,7 +81,7 @@ def gather_wikiart(
     public_domain_only: bool = typer.Option(
         True, "--public-domain-only/--any-licence", help="Keep only paintings marked public domain."
     ),
-    max_images: Optional[int] = typer.Option(None, help="Stop when the folder holds this many images."),
+    max_images: Optional[int] = typer.Option(None, help="Stop when the folder holds this many images.", show_default="no limit"),
     letters: str = typer.Option("abcdefghijklmnopqrstuvwxyz", help="Initial letters of the artist lists to walk."),
     base_url: str = typer.Option("https://www.wikiart.org", help="Site to crawl."),
     allow_host: list[str] = typer.Option(

@@ -74,7 +74,10 @@ class ManifestWriter:
     def __init__(self, folder: Path):
         self.path = Path(folder) / MANIFEST_NAME
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        needs_newline = self.path.exists() and self.path.stat().st_size > 0 and not _ends_with_newline(self.path)
         self._file = open(self.path, "a", encoding="utf-8")
+        if needs_newline:  # a line cut short by a crash must not swallow the next record
+            self._file.write("\n")
 
     def append(self, record: RawRecord) -> None:
         self._file.write(record.to_json() + "\n")
@@ -89,3 +92,9 @@ class ManifestWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
