@@ -30,7 +30,7 @@ from tqdm import tqdm
 from ganscapes import __version__
 from ganscapes.data.fetch import Fetcher, FetchError, OffHost, TooLarge
 from ganscapes.data.images import BadImage, check_image_bytes
-from ganscapes.data.manifest import MANIFEST_NAME, ManifestWriter, RawRecord, read_manifest
+from ganscapes.data.manifest import ManifestWriter, RawRecord, read_manifest
 from ganscapes.data.naming import confined_path, slugify, unique_name
 from ganscapes.errors import UserError
 
