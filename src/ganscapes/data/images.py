@@ -61,6 +61,11 @@ def open_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
 def oriented_size(img: Image.Image) -> tuple[int, int]:
     """(width, height) as displayed, i.e. after the EXIF orientation is applied."""
     w, h = img.size
+    if img.format == "PNG" and "exif" not in img.info:
+        # Pillow's PNG getexif() decodes the whole image looking for an eXIf chunk after the
+        # pixels: that made probing slow and, worse, swallowed decoding errors here so that a
+        # later load_rgb() returned the half-decoded pixels of a corrupt file as if fine.
+        return w, h
     try:
         orientation = img.getexif().get(0x0112, 1)
     except Exception:  # a broken EXIF block is not worth rejecting the picture for

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
@@ -79,7 +80,7 @@ def import_images(
                 continue
             try:
                 data = cand.read()
-            except (OSError, zipfile.BadZipFile, RuntimeError) as e:
+            except (OSError, zipfile.BadZipFile, RuntimeError, EOFError, zlib.error) as e:  # damaged entries
                 skip(cand.label, f"unreadable: {e}")
                 continue
             sha = hashlib.sha256(data).hexdigest()

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import shutil
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -33,7 +34,6 @@ from ganscapes.data.dataset import (
     MANIFEST_KIND,
     Dataset,
     image_name,
-    is_zip_path,
     write_dataset,
 )
 from ganscapes.data.images import DEFAULT_MAX_PIXELS, BadImage, is_image_name, load_rgb, open_image, oriented_size
@@ -45,6 +45,9 @@ RENDER_VERSION = 1
 # The render pass decodes JPEGs at a reduced DCT scale when the output is this many
 # times smaller still, so the final Lanczos step sees at least 3× oversampling.
 DRAFT_MARGIN = 3
+# What reading a file or a zip entry raises when it is unreadable or damaged (a bad
+# deflate stream, a CRC mismatch, an unsupported compression method, encryption).
+READ_ERRORS = (OSError, zipfile.BadZipFile, KeyError, EOFError, NotImplementedError, RuntimeError, zlib.error)
 
 
 @dataclass
@@ -123,18 +126,23 @@ def list_sources(src: Path) -> list[Source]:
         found = []
         for p in src.rglob("*"):
             rel = p.relative_to(src).as_posix()
-            if any(part.startswith(".") for part in rel.split("/")):
+            if _is_hidden(rel):
                 continue
             if p.is_file() and is_image_name(p.name):
                 found.append(Source(rel, str(p)))
         return sorted(found, key=lambda s: s.rel)
     if zipfile.is_zipfile(src):
         with zipfile.ZipFile(src) as zf:
-            names = [n for n in zf.namelist() if not n.endswith("/") and is_image_name(n)]
+            names = [n for n in zf.namelist() if not n.endswith("/") and is_image_name(n) and not _is_hidden(n)]
         return sorted((Source(n, str(src), n) for n in names), key=lambda s: s.rel)
     if is_image_name(src.name):
         return [Source(src.name, str(src))]
     raise UserError(f"Source {src} is not a folder, a zip archive or an image file.")
+
+
+def _is_hidden(rel: str) -> bool:
+    """Hidden files or folders (also the `__MACOSX/._name` forks in zips made on a Mac)."""
+    return any(part.startswith(".") for part in rel.split("/"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -152,7 +160,7 @@ class Probe:
 def probe_source(source: Source, max_pixels: int, min_size: int) -> Probe:
     try:
         data = source.read()
-    except (OSError, zipfile.BadZipFile, KeyError) as e:
+    except READ_ERRORS as e:
         return Probe(source, error=f"unreadable: {getattr(e, 'strerror', None) or e}")
     sha = hashlib.sha256(data).hexdigest()
     try:
@@ -181,6 +189,9 @@ def render_source(
     fmt, res, aspect = Format(settings["format"]), settings["res"], settings["aspect"]
     try:
         data = source.read()
+    except READ_ERRORS as e:
+        return Rendered(source, sha256, error=f"unreadable: {getattr(e, 'strerror', None) or e}")
+    try:
         if hashlib.sha256(data).hexdigest() != sha256:
             return Rendered(source, sha256, error="changed while preparing; run again")
         img = open_image(data, max_pixels)
@@ -234,6 +245,7 @@ def restore_aspect(fmt: Format, crop_aspect: float, mean: float | None) -> float
     center-rect squeezed a crop of `crop_aspect`; squeeze squeezed whole pictures whose
     mean is `mean`; center-crop and letterbox never distorted anything.
     """
+    fmt = Format(fmt)  # also the plain name, as a manifest records it
     if fmt is Format.CENTER_RECT:
         return crop_aspect
     if fmt is Format.SQUEEZE and mean is not None:
@@ -328,7 +340,11 @@ def prepare_dataset(
         )
 
     manifest = _manifest(src, cfg, settings, result, kept, cache, origins)
-    if cache.current_manifest_images() == manifest["images"] and cache.current_manifest_skipped() == manifest["skipped"]:
+    if (
+        all("old" in cache.entries[p.sha256] for p in kept)  # nothing had to be rendered anew
+        and cache.current_manifest_images() == manifest["images"]
+        and cache.current_manifest_skipped() == manifest["skipped"]
+    ):
         result.up_to_date = True
     else:
         write_dataset(out, _dataset_files(kept, cache, manifest))

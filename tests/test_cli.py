@@ -1,0 +1,201 @@
+"""The command line, as a user runs it: real subprocesses for help, errors and the data commands."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ganscapes.cli as cli
+from ganscapes.errors import UserError
+from helpers_images import jpeg_bytes, noise, png_bytes, write, zip_bytes
+
+COMMANDS = ["sample", "gather", "prepare", "dataset", "env"]
+
+
+def ganscapes(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run(
+        [sys.executable, "-m", "ganscapes", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def src(tmp_path) -> Path:
+    folder = tmp_path / "src"
+    write(folder / "wide.png", png_bytes(noise(80, 60, seed=1)))
+    write(folder / "tall.jpg", jpeg_bytes(noise(60, 80, seed=2)))
+    write(folder / "square.png", png_bytes(noise(50, 50, seed=3)))
+    return folder
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, message: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.endswith("\n")
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("ganscapes: error: ")
+    assert lines[0] == f"ganscapes: error: {message}"
+    assert proc.stdout == ""
+
+
+# ---------------------------------------------------------------------------------------
+# Help
+
+
+def test_help_lists_every_command():
+    proc = ganscapes("--help")
+    assert proc.returncode == 0, proc.stderr
+    for command in COMMANDS:
+        assert f" {command} " in proc.stdout, command
+    assert "StyleGAN2-ADA" in proc.stdout
+
+
+def test_prepare_help_shows_the_defaults():
+    proc = ganscapes("prepare", "--help")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for option in ["--out", "--res", "--format", "--aspect", "--workers", "--min-size", "--max-pixels", "--strict"]:
+        assert option in out, option
+    assert "[default: 1024]" in out
+    assert "[default: center-rect]" in out
+    assert "[default: auto]" in out
+    assert "center-rect|letterbox|center-crop|squeeze" in out
+    assert "all cores" in out
+
+
+# ---------------------------------------------------------------------------------------
+# User errors: one line on stderr, exit status 1, no traceback
+
+
+def test_missing_source(tmp_path):
+    missing = tmp_path / "no-such-folder"
+    proc = ganscapes("prepare", str(missing), "--out", str(tmp_path / "ds"), cwd=tmp_path)
+    assert_one_line_error(proc, f"Source {missing} does not exist.")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_bad_res(src, tmp_path):
+    proc = ganscapes("prepare", str(src), "--out", str(tmp_path / "ds"), "--res", "100", cwd=tmp_path)
+    assert_one_line_error(proc, "--res must be a power of two from 4 to 2048, not 100.")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_bad_aspect(src, tmp_path):
+    proc = ganscapes("prepare", str(src), "--out", str(tmp_path / "ds"), "--aspect", "foo", cwd=tmp_path)
+    assert_one_line_error(proc, "--aspect must be 'auto', a number such as 1.27, or a ratio such as 4:3, not 'foo'.")
+
+
+# ---------------------------------------------------------------------------------------
+# The data commands
+
+
+def test_prepare_then_dataset_info(src, tmp_path):
+    out = tmp_path / "ds"
+    proc = ganscapes(
+        "prepare", str(src), "--out", str(out), "--res", "16", "--aspect", "4:3", "--workers", "1", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = tmp_path / "ds.prepare-report.tsv"
+    assert proc.stdout == (
+        f"Prepared 3 image(s) at 16x16 (3 new, 0 reused) in {out}; 0 skipped (see {report}). Restore aspect: 1.333\n"
+    )
+    assert sorted(p.name for p in (out / "00000").iterdir()) == [f"img{i:08d}.png" for i in range(3)]
+
+    proc = ganscapes("dataset", "info", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in proc.stdout.splitlines())
+    assert rows == {
+        "dataset": f"{out} (folder)",
+        "images": "3",
+        "resolution": "16x16",
+        "format": "center-rect",
+        "aspect": "1.333",
+        "sources": "3",
+        "skipped": "0",
+        "labels": "no",
+    }
+
+
+def test_env_reports_versions_and_cores():
+    proc = ganscapes("env", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in proc.stdout.splitlines())
+    for key in ["ganscapes", "Python", "torch", "torchvision", "open_clip_torch", "numpy", "pillow", "CPU cores",
+                "CUDA devices"]:
+        assert key in rows, key
+    assert rows["Python"].startswith(f"{sys.version_info.major}.{sys.version_info.minor}.")
+    assert rows["CPU cores"] == str(os.cpu_count())
+    for dist in ["torch", "torchvision", "open_clip_torch"]:
+        assert rows[dist][0].isdigit(), (dist, rows[dist])
+
+
+# ---------------------------------------------------------------------------------------
+# In-process checks (cheap)
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("auto", None), (" AUTO ", None), ("1.27", 1.27), ("4:3", 4 / 3), ("16:9", 16 / 9), ("1", 1.0), ("0.5", 0.5)],
+)
+def test_parse_aspect(text, value):
+    assert cli._parse_aspect(text) == (pytest.approx(value) if value is not None else None)
+
+
+@pytest.mark.parametrize("text", ["foo", "4:0", ":", "4:", "x:3", ""])
+def test_parse_aspect_rejects(text):
+    with pytest.raises(UserError, match="--aspect must be 'auto', a number such as 1.27, or a ratio such as 4:3"):
+        cli._parse_aspect(text)
+
+
+def run_main(monkeypatch, *args: str) -> int:
+    monkeypatch.setattr(sys, "argv", ["ganscapes", *args])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    return info.value.code
+
+
+def test_interrupt_says_how_to_resume(monkeypatch, capsys, src, tmp_path):
+    import ganscapes.data.prepare as prepare_mod
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prepare_mod, "prepare_dataset", interrupted)
+    assert run_main(monkeypatch, "prepare", str(src), "--out", str(tmp_path / "ds")) == 130
+    err = capsys.readouterr().err
+    assert "ganscapes: interrupted; finished work is kept, run the same command again to resume." in err
+    assert "Traceback" not in err
+
+
+def test_dataset_info_on_a_missing_dataset(monkeypatch, capsys, tmp_path):
+    assert run_main(monkeypatch, "dataset", "info", str(tmp_path / "nope")) == 1
+    assert capsys.readouterr().err == f"ganscapes: error: Dataset {tmp_path / 'nope'} does not exist.\n"
+
+
+def test_gather_import_command(monkeypatch, capsys, tmp_path):
+    archive = write(
+        tmp_path / "in.zip", zip_bytes([("../evil.png", png_bytes(noise(20, 20, seed=1))), ("ok.png", png_bytes(noise(20, 20)))])
+    )
+    out = tmp_path / "raw"
+    monkeypatch.setattr(sys, "argv", ["ganscapes", "gather", "import", str(archive), "--out", str(out)])
+    try:
+        cli.main()
+    except SystemExit as e:  # click exits 0 after a command in standalone mode
+        assert e.code in (0, None)
+    captured = capsys.readouterr()
+    assert f"refused {archive}:../evil.png: absolute or '..' path in the archive" in captured.out
+    assert f"Imported 1 image(s) into {out}; 0 duplicate(s), 0 skipped, 1 refused." in captured.out
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl", "ok.png"]
+    assert not (tmp_path / "evil.png").exists()
