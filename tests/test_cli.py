@@ -199,3 +199,44 @@ def test_gather_import_command(monkeypatch, capsys, tmp_path):
     assert f"Imported 1 image(s) into {out}; 0 duplicate(s), 0 skipped, 1 refused." in captured.out
     assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl", "ok.png"]
     assert not (tmp_path / "evil.png").exists()
+
+
+def _leaf_commands(command, path=()):
+    if hasattr(command, "commands"):  # a group (Typer may bundle its own click)
+        for name, sub in command.commands.items():
+            yield from _leaf_commands(sub, (*path, name))
+    else:
+        yield path, command
+
+
+def test_every_option_of_every_command_shows_its_default_in_help():
+    """`ganscapes COMMAND --help` must list every option with its default (issue 2)."""
+    import typer.main
+    from typer.testing import CliRunner
+
+    root = typer.main.get_command(cli.app)
+    leaves = list(_leaf_commands(root))
+    assert {" ".join(p) for p, _ in leaves} >= {
+        "sample",
+        "gather wikiart",
+        "gather import",
+        "prepare",
+        "dataset info",
+        "env",
+    }
+    runner = CliRunner()
+    for path, command in leaves:
+        result = runner.invoke(cli.app, [*path, "--help"], env={"COLUMNS": "250"})
+        assert result.exit_code == 0, (path, result.output)
+        for param in command.params:
+            if param.param_type_name != "option" or param.name == "help":
+                continue
+            assert param.opts[0] in result.output, (path, param.opts[0])
+            if param.required:
+                continue
+            shown = param.show_default
+            assert shown is not False, (path, param.name)
+            assert param.default is not None or isinstance(shown, str), (path, param.name)
+            expected = shown if isinstance(shown, str) else None
+            if expected is not None:
+                assert expected in result.output, (path, param.name)

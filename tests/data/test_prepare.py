@@ -911,3 +911,24 @@ def test_worker_processes_give_identical_output(tmp_path, monkeypatch):
     assert log1 == log2
     assert tree_bytes(tmp_path / "one") == tree_bytes(tmp_path / "two")
     assert report_lines(tmp_path / "one") == report_lines(tmp_path / "two")
+
+
+def test_report_keeps_one_line_per_skip_for_names_with_tabs_and_newlines(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.new("RGB", (40, 30), (10, 20, 30)).save(src / "good.png")
+    (src / "bad\tname\nx.jpg").write_bytes(b"not an image")
+    out = tmp_path / "ds"
+    result = prepare_dataset(src, out, PrepareConfig(res=16, workers=1), log=lambda _: None, progress=False)
+    lines = result.report.read_text(encoding="utf-8").splitlines()
+    assert lines == ["path\treason", "bad\\tname\\nx.jpg\tnot an image (unrecognised format)"]
+
+
+def test_nothing_prepared_leaves_no_staging_folder(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(b"text")
+    out = tmp_path / "ds"
+    with pytest.raises(UserError):
+        prepare_dataset(src, out, PrepareConfig(res=16, workers=1), log=lambda _: None, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.prepare-report.tsv", "src"]

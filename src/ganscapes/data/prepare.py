@@ -316,7 +316,7 @@ def prepare_dataset(
             skipped.append(Skip(r.source.rel, r.error))
     skipped.sort(key=lambda s: s.path)
     for s in skipped:
-        log(f"skipped {s.path}: {s.reason}")
+        log(f"skipped {_tsv_field(s.path)}: {s.reason}")
     _write_report(report, skipped)
 
     failed = {s.path for s in skipped}
@@ -332,6 +332,7 @@ def prepare_dataset(
         report=report,
     )
     if not kept:
+        _remove_if_empty(staging)
         raise UserError(f"No image in {src} could be prepared ({len(skipped)} skipped); reasons are in {report}.")
     if cfg.strict and skipped:
         raise UserError(
@@ -351,6 +352,13 @@ def prepare_dataset(
     cache.close()
     shutil.rmtree(staging, ignore_errors=True)
     return result
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # it holds finished work that a re-run will reuse
 
 
 def _dataset_files(kept: list[Probe], cache: "_PreparedCache", manifest: dict):
@@ -477,8 +485,13 @@ def _manifest(src, cfg, settings, result, kept, cache, origins) -> dict:
 
 def _write_report(report: Path, skipped: list[Skip]) -> None:
     report.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["path\treason"] + [f"{s.path}\t{s.reason}" for s in skipped]
+    lines = ["path\treason"] + [f"{_tsv_field(s.path)}\t{_tsv_field(s.reason)}" for s in skipped]
     report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _tsv_field(text: str) -> str:
+    """One line, one field: a file name may hold tabs or newlines; escape them like Python."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 # ---------------------------------------------------------------------------------------
