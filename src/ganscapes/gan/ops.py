@@ -1,0 +1,232 @@
+"""The low-level operations of StyleGAN2, in plain PyTorch (no compiled extension).
+
+NVIDIA's release ships CUDA kernels for two ops, `upfirdn2d` and `bias_act`, with
+reference fallbacks. Here there are only the reference forms, written so that the heavy
+work lands in cuDNN/oneDNN convolutions: the FIR filter runs as a depthwise
+convolution, separably (two 1-D passes) when the filter is an outer product, and
+2× upsampling is done polyphase-free by a strided transposed convolution instead of
+inserting zeros into a 4× larger tensor.
+
+Conventions (facts sheet §1): NCHW; "true convolution" means the kernel is flipped
+relative to `F.conv2d`, which is a correlation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+SQRT2 = math.sqrt(2.0)
+ACTIVATION_GAINS = {"linear": 1.0, "lrelu": SQRT2, "relu": SQRT2}
+
+
+# ---------------------------------------------------------------------------------------
+# FIR filters
+
+
+def setup_filter(taps=(1, 3, 3, 1), separable: bool | None = None) -> torch.Tensor:
+    """A normalised FIR filter: 2-D outer product for short filters, 1-D for ≥ 8 taps.
+
+    This is the form stored in official checkpoints as `resample_filter` ([4,4] for the
+    default [1,3,3,1]), normalised to sum 1.
+    """
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    if f.ndim == 1 and separable is None:
+        separable = f.numel() >= 8
+    if f.ndim == 1 and not separable:
+        f = torch.outer(f, f)
+    return f / f.sum()
+
+
+def _as_separable(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(fy, fx) with f = outer(fy, fx), if the 2-D filter is exactly rank one."""
+    if f.ndim == 1:
+        return f, f
+    row = f.sum(dim=0)
+    col = f.sum(dim=1)
+    total = f.sum()
+    if total == 0:
+        return None
+    fy, fx = col, row / total
+    if torch.allclose(torch.outer(fy, fx), f, rtol=1e-6, atol=1e-9):
+        return fy, fx
+    return None
+
+
+def _filter(x: torch.Tensor, f: torch.Tensor, gain: float, flip: bool) -> torch.Tensor:
+    """Valid depthwise filtering of every channel of x with f·gain (true convolution if flip)."""
+    C = x.shape[1]
+    sep = _as_separable(f)
+    if sep is not None:
+        fy, fx = sep
+        g = math.sqrt(gain)
+        fy, fx = (fy * g).to(x.dtype), (fx * g).to(x.dtype)
+        if flip:
+            fy, fx = fy.flip(0), fx.flip(0)
+        x = F.conv2d(x, fx.reshape(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
+        return F.conv2d(x, fy.reshape(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+    w = (f * gain).to(x.dtype)
+    if flip:
+        w = w.flip([0, 1])
+    return F.conv2d(x, w[None, None].expand(C, 1, *w.shape), groups=C)
+
+
+def _pad_or_crop(x: torch.Tensor, padding) -> torch.Tensor:
+    px0, px1, py0, py1 = padding
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    H, W = x.shape[2], x.shape[3]
+    return x[:, :, max(-py0, 0) : H - max(-py1, 0), max(-px0, 0) : W - max(-px1, 0)]
+
+
+def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1, padding=(0, 0, 0, 0), gain: float = 1.0, flip_filter: bool = False) -> torch.Tensor:
+    """Upsample by zero insertion, pad (negative: crop), FIR-filter, downsample (facts §1.3).
+
+    The general reference form; the networks use the faster `upsample2d` /
+    `downsample2d` / resampling convolutions below, which are tested against it.
+    """
+    if isinstance(padding, int):
+        padding = (padding,) * 4
+    N, C, H, W = x.shape
+    if up > 1:
+        x = x.reshape(N, C, H, 1, W, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(N, C, H * up, W * up)
+    x = _pad_or_crop(x, padding)
+    x = _filter(x, f, gain, flip=not flip_filter)
+    if down > 1:
+        x = x[:, :, ::down, ::down]
+    return x
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """2× FIR upsampling: `upfirdn2d(x, f, up=2, padding=((fw+1)//2, (fw-2)//2)*2, gain=4)`.
+
+    A stride-2 transposed convolution with the filter touches only the real samples,
+    instead of filtering a zero-stuffed image four times the size.
+    """
+    fw = f.shape[-1]
+    start = fw - 1 - (fw + 1) // 2
+    H2, W2 = 2 * x.shape[2], 2 * x.shape[3]
+    y = _transposed_filter(x, f, gain=4.0)
+    return y[:, :, start : start + H2, start : start + W2]
+
+
+def _transposed_filter(x: torch.Tensor, f: torch.Tensor, gain: float) -> torch.Tensor:
+    """Full true convolution of the zero-stuffed (2×) x with f·gain, without the stuffing."""
+    C = x.shape[1]
+    sep = _as_separable(f)
+    if sep is not None:
+        g = math.sqrt(gain)
+        fy, fx = (sep[0] * g).to(x.dtype), (sep[1] * g).to(x.dtype)
+        x = F.conv_transpose2d(x, fx.reshape(1, 1, 1, -1).expand(C, 1, 1, -1), stride=(1, 2), groups=C)
+        return F.conv_transpose2d(x, fy.reshape(1, 1, -1, 1).expand(C, 1, -1, 1), stride=(2, 1), groups=C)
+    w = (f * gain).to(x.dtype)
+    return F.conv_transpose2d(x, w[None, None].expand(C, 1, *w.shape), stride=2, groups=C)
+
+
+def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """2× FIR downsampling, `upfirdn2d(x, f, down=2, padding=(1,1,1,1))` for a 4-tap f."""
+    fw = f.shape[-1]
+    pad = [(fw - 1) // 2, (fw - 2) // 2] * 2
+    x = _pad_or_crop(x, pad)
+    return _filter_strided(x, f, stride=2)
+
+
+def _filter_strided(x: torch.Tensor, f: torch.Tensor, stride: int) -> torch.Tensor:
+    """Depthwise true convolution with f, keeping every stride-th output (computed directly)."""
+    C = x.shape[1]
+    sep = _as_separable(f)
+    if sep is not None:
+        fy, fx = (t.flip(0).to(x.dtype) for t in sep)
+        x = F.conv2d(x, fx.reshape(1, 1, 1, -1).expand(C, 1, 1, -1), stride=(1, stride), groups=C)
+        return F.conv2d(x, fy.reshape(1, 1, -1, 1).expand(C, 1, -1, 1), stride=(stride, 1), groups=C)
+    w = f.flip([0, 1]).to(x.dtype)
+    return F.conv2d(x, w[None, None].expand(C, 1, *w.shape), stride=stride, groups=C)
+
+
+# ---------------------------------------------------------------------------------------
+# Bias and activation
+
+
+def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: str = "linear", alpha: float = 0.2, gain: float | None = None, clamp: float | None = None) -> torch.Tensor:
+    """Add bias along `dim`, activate, scale by gain (default: the activation's), clamp (facts §1.2)."""
+    if act not in ACTIVATION_GAINS:
+        raise ValueError(f"unknown activation {act!r}")
+    gain = ACTIVATION_GAINS[act] if gain is None else gain
+    if b is not None:
+        shape = [1] * x.ndim
+        shape[dim] = -1
+        x = x + b.reshape(shape)
+    elif not (x.requires_grad or torch.is_grad_enabled()):
+        x = x.clone()
+    if not (x.requires_grad or torch.is_grad_enabled()):
+        # Inference: work in place on the fresh tensor, saving allocations and passes.
+        if act == "lrelu":
+            F.leaky_relu_(x, alpha)
+        elif act == "relu":
+            x.relu_()
+        if gain != 1:
+            x.mul_(gain)
+        if clamp is not None and clamp >= 0:
+            x.clamp_(-clamp, clamp)
+        return x
+    if act == "lrelu":
+        x = F.leaky_relu(x, alpha)
+    elif act == "relu":
+        x = F.relu(x)
+    if gain != 1:
+        x = x * gain
+    if clamp is not None and clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+# ---------------------------------------------------------------------------------------
+# Resampling convolutions (facts §1.4)
+
+
+def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1, down: int = 1, padding: int = 0, groups: int = 1, flip_weight: bool = True) -> torch.Tensor:
+    """Convolution with optional 2× FIR up- or downsampling (facts §1.4).
+
+    `flip_weight=True` is a plain `F.conv2d` (a correlation); False flips the kernel (a
+    true convolution). Up layers are true convolutions (facts pitfall 1), which a
+    transposed convolution is by construction.
+    """
+    kh, kw = w.shape[2], w.shape[3]
+    if up == 2:
+        if kh == 1 and kw == 1:
+            return conv2d_resample(upsample2d(x, f), w, groups=groups, flip_weight=flip_weight)
+        O, I = w.shape[0], w.shape[1]  # conv_transpose2d wants [in, out/groups, k, k]
+        wt = w.reshape(groups, O // groups, I, kh, kw).transpose(1, 2).reshape(groups * I, O // groups, kh, kw)
+        if flip_weight:
+            wt = wt.flip([2, 3])
+        x = F.conv_transpose2d(x, wt, stride=2, groups=groups)
+        return upfirdn2d(x, f, padding=_up_fir_padding(kw, f.shape[-1], padding), gain=4)
+    if not flip_weight:
+        w = w.flip([2, 3])
+    if down == 2:
+        if kh == 1 and kw == 1:
+            return F.conv2d(downsample2d(x, f), w, groups=groups)
+        fw = f.shape[-1]
+        p0, p1 = padding + (fw - 1) // 2, padding + (fw - 2) // 2
+        x = upfirdn2d(x, f, padding=(p0, p1, p0, p1))
+        return F.conv2d(x, w, stride=2, groups=groups)
+    return F.conv2d(x, w, padding=padding, groups=groups)
+
+
+def _up_fir_padding(k: int, fw: int, padding: int) -> tuple[int, int, int, int]:
+    """FIR padding after a stride-2 transposed conv so that the result is exactly 2H.
+
+    The zero-stuffed form pads by p0 = padding + (fw+1)//2 and p1 = padding + (fw-2)//2
+    (3 and 2 for a 3×3 kernel and a 4-tap filter); the transposed convolution has
+    already grown the image by k-1 at the start and k-2 at the end.
+    """
+    p0 = padding + (fw + 1) // 2 - (k - 1)
+    p1 = padding + (fw - 2) // 2 - (k - 2)
+    return (p0, p1, p0, p1)

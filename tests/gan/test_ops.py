@@ -1,0 +1,139 @@
+"""FIR resampling, bias_act and resampling convolutions against direct reference computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ganscapes.gan.ops import (
+    bias_act,
+    conv2d_resample,
+    downsample2d,
+    normalize_2nd_moment,
+    setup_filter,
+    upfirdn2d,
+    upsample2d,
+)
+
+
+def reference_upfirdn2d(x, f, up=1, down=1, pad=(0, 0, 0, 0), gain=1.0):
+    """The definition, one output sample at a time (facts §1.3): zero-stuff, pad, true conv, decimate."""
+    x = np.asarray(x, dtype=np.float64)
+    f = np.asarray(f, dtype=np.float64)
+    if f.ndim == 1:
+        f = np.outer(f, f)
+    f = f * gain
+    N, C, H, W = x.shape
+    stuffed = np.zeros((N, C, H * up, W * up))
+    stuffed[:, :, ::up, ::up] = x
+    px0, px1, py0, py1 = pad
+    padded = np.zeros((N, C, H * up + py0 + py1, W * up + px0 + px1))
+    padded[:, :, py0 : py0 + H * up, px0 : px0 + W * up] = stuffed
+    fh, fw = f.shape
+    out_h, out_w = padded.shape[2] - fh + 1, padded.shape[3] - fw + 1
+    out = np.zeros((N, C, out_h, out_w))
+    for i in range(out_h):
+        for j in range(out_w):
+            window = padded[:, :, i : i + fh, j : j + fw]
+            out[:, :, i, j] = (window * f[::-1, ::-1]).sum(axis=(2, 3))  # true convolution
+    return out[:, :, ::down, ::down]
+
+
+@pytest.fixture
+def x():
+    return torch.randn(2, 3, 7, 9, generator=torch.Generator().manual_seed(0))
+
+
+def test_setup_filter_is_the_normalised_outer_product():
+    f = setup_filter()
+    assert f.shape == (4, 4)
+    expected = torch.outer(torch.tensor([1.0, 3, 3, 1]), torch.tensor([1.0, 3, 3, 1])) / 64
+    assert torch.equal(f, expected)
+    assert setup_filter(list(range(1, 9))).shape == (8,)  # 8 taps or more stay 1-D
+
+
+@pytest.mark.parametrize(
+    "up,down,pad,gain",
+    [(1, 1, (1, 2, 0, 1), 1.0), (2, 1, (2, 1, 2, 1), 4.0), (1, 2, (1, 1, 1, 1), 1.0), (2, 1, (3, 2, 3, 2), 4.0)],
+)
+def test_upfirdn2d_matches_the_definition(x, up, down, pad, gain):
+    f = setup_filter()
+    got = upfirdn2d(x, f, up=up, down=down, padding=pad, gain=gain)
+    ref = reference_upfirdn2d(x, f, up=up, down=down, pad=pad, gain=gain)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got.numpy(), ref, atol=1e-5)
+
+
+def test_upfirdn2d_with_an_asymmetric_filter_is_a_true_convolution(x):
+    f = torch.tensor([[1.0, 2.0], [0.0, 5.0]])
+    got = upfirdn2d(x, f, padding=(1, 1, 1, 1))
+    np.testing.assert_allclose(got.numpy(), reference_upfirdn2d(x, f, pad=(1, 1, 1, 1)), atol=1e-5)
+    flipped = upfirdn2d(x, f, padding=(1, 1, 1, 1), flip_filter=True)
+    np.testing.assert_allclose(flipped.numpy(), reference_upfirdn2d(x, f.flip([0, 1]), pad=(1, 1, 1, 1)), atol=1e-5)
+
+
+def test_negative_padding_crops(x):
+    f = torch.ones(1, 1)
+    got = upfirdn2d(x, f, padding=(-1, -2, -1, 0))
+    assert torch.equal(got, x[:, :, 1:, 1:-2])
+
+
+def test_upsample2d_and_downsample2d_match_the_helpers_of_the_facts_sheet(x):
+    f = setup_filter()
+    up = upsample2d(x, f)
+    assert up.shape == (2, 3, 14, 18)
+    np.testing.assert_allclose(up.numpy(), reference_upfirdn2d(x, f, up=2, pad=(2, 1, 2, 1), gain=4), atol=1e-5)
+    down = downsample2d(torch.randn(2, 3, 8, 10), f)
+    assert down.shape == (2, 3, 4, 5)
+
+
+def test_upsample_keeps_a_constant_image_constant():
+    f = setup_filter()
+    up = upsample2d(torch.full((1, 1, 6, 6), 2.0), f)
+    assert torch.allclose(up[:, :, 2:-2, 2:-2], torch.tensor(2.0))
+
+
+@pytest.mark.parametrize("flip_weight", [True, False])
+def test_up_conv_equals_zero_stuffing_then_a_true_convolution(x, flip_weight):
+    f = setup_filter()
+    w = torch.randn(5, 3, 3, 3, generator=torch.Generator().manual_seed(1))
+    got = conv2d_resample(x, w, f, up=2, padding=1, flip_weight=flip_weight)
+    stuffed = upfirdn2d(x, f, up=2, padding=(3, 2, 3, 2), gain=4)
+    ref = F.conv2d(stuffed, w if flip_weight else w.flip([2, 3]))
+    assert got.shape == (2, 5, 14, 18)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_down_conv_and_1x1_down(x):
+    f = setup_filter()
+    w = torch.randn(4, 3, 3, 3)
+    got = conv2d_resample(x, w, f, down=2, padding=1)
+    ref = F.conv2d(upfirdn2d(x, f, padding=(2, 2, 2, 2)), w, stride=2)
+    torch.testing.assert_close(got, ref)
+    w1 = torch.randn(4, 3, 1, 1)
+    got1 = conv2d_resample(x, w1, f, down=2)
+    ref1 = F.conv2d(upfirdn2d(x, f, down=2, padding=(1, 1, 1, 1)), w1)
+    torch.testing.assert_close(got1, ref1)
+
+
+def test_bias_act_order_gain_and_clamp():
+    x = torch.tensor([[-2.0, 0.5, 300.0]]).reshape(1, 3, 1, 1)
+    b = torch.tensor([1.0, 0.0, 0.0])
+    with torch.no_grad():
+        y = bias_act(x, b, act="lrelu", clamp=256)
+    s2 = float(np.sqrt(2))
+    expected = torch.tensor([-1 * 0.2 * s2, 0.5 * s2, 256.0]).reshape(1, 3, 1, 1)
+    torch.testing.assert_close(y, expected)
+    assert torch.equal(x, torch.tensor([[-2.0, 0.5, 300.0]]).reshape(1, 3, 1, 1))  # input untouched
+    # the autograd path gives the same numbers
+    xg = x.clone().requires_grad_(True)
+    torch.testing.assert_close(bias_act(xg, b, act="lrelu", clamp=256), expected)
+    assert torch.equal(bias_act(x, None, act="linear"), x)
+
+
+def test_normalize_2nd_moment():
+    z = torch.randn(4, 16) * 5
+    n = normalize_2nd_moment(z)
+    torch.testing.assert_close(n.square().mean(dim=1), torch.ones(4), rtol=1e-5, atol=1e-5)
