@@ -14,7 +14,7 @@ import ganscapes.cli as cli
 from ganscapes.errors import UserError
 from helpers_images import jpeg_bytes, noise, png_bytes, write, zip_bytes
 
-COMMANDS = ["sample", "gather", "prepare", "dataset", "env"]
+COMMANDS = ["sample", "gather", "prepare", "dataset", "generate", "import-official", "env"]
 
 
 def ganscapes(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -142,6 +142,57 @@ def test_env_reports_versions_and_cores():
 
 
 # ---------------------------------------------------------------------------------------
+# import-official and generate
+
+
+def test_import_official_then_generate(tmp_path):
+    from gan.official_pickle import write_official_pickle
+    from helpers_models import tiny_model
+
+    source = tiny_model(res=16, with_training_nets=True)
+    pkl = tmp_path / "network-snapshot-000040.pkl"
+    marker = write_official_pickle(pkl, G=source.G, D=source.D, G_ema=source.G_ema, augment_p=0.1)
+    model = tmp_path / "landscapes.safetensors"
+
+    proc = ganscapes("import-official", str(pkl), "--out", str(model), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists()
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in proc.stdout.splitlines())
+    assert rows == {
+        "model": str(model),
+        "source": "official-pickle:network-snapshot-000040.pkl",
+        "networks": "G_ema, G, D",
+        "resolution": "16x16",
+        "channels": "3",
+        "c_dim": "0",
+        "num_ws": "6",
+        "model hash": source.model_hash,
+    }
+
+    out = tmp_path / "pictures"
+    proc = ganscapes("generate", "--model", str(model), "--seeds", "0-3", "--psi", "0.7", "--out", str(out),
+                     "--device", "cpu", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout.startswith(
+        f"4 image(s) in {out} (seed0000.png … seed0003.png); latents in {out / 'latents.npz'}; cpu, "
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["latents.npz", *(f"seed{i:04d}.png" for i in range(4))]
+
+    proc = ganscapes("generate", "--model", str(model), "--seeds", "5-2", "--out", str(out), cwd=tmp_path)
+    assert_one_line_error(proc, "The seed range '5-2' runs backwards; write 2-5.")
+
+
+def test_generate_user_errors_in_process(monkeypatch, capsys, tmp_path):
+    assert run_main(monkeypatch, "generate", "--model", str(tmp_path / "m.safetensors"), "--seeds", "0",
+                    "--out", str(tmp_path / "o")) == 1
+    assert capsys.readouterr().err == f"ganscapes: error: Model file {tmp_path / 'm.safetensors'} does not exist.\n"
+    assert run_main(monkeypatch, "import-official", str(tmp_path / "s.pkl"), "--out", str(tmp_path / "m.pt")) == 1
+    assert capsys.readouterr().err == "ganscapes: error: --out must name a .safetensors file, not 'm.pt'.\n"
+    assert run_main(monkeypatch, "generate", "--model", "m", "--seeds", "0", "--out", "o", "--psi", "abc") == 2
+
+
+# ---------------------------------------------------------------------------------------
 # In-process checks (cheap)
 
 
@@ -222,6 +273,8 @@ def test_every_option_of_every_command_shows_its_default_in_help():
         "gather import",
         "prepare",
         "dataset info",
+        "generate",
+        "import-official",
         "env",
     }
     runner = CliRunner()

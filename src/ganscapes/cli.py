@@ -8,6 +8,7 @@ commands that need them, keeping `ganscapes --help` and the data commands quick.
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -195,6 +196,97 @@ def dataset_info_cmd(dataset: Path = typer.Argument(..., help="A prepared datase
         ("labels", "yes" if info.labels else "no"),
     ]
     _print_rows(rows)
+
+
+# ---------------------------------------------------------------------------------------
+# generate, import-official
+
+
+class NoiseMode(str, Enum):
+    CONST = "const"
+    RANDOM = "random"
+    NONE = "none"
+
+
+class Device(str, Enum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    MPS = "mps"
+
+
+@app.command()
+def generate(
+    model: Path = typer.Option(..., "--model", help="Model file: a ganscapes .safetensors or an official NVIDIA .pkl."),
+    seeds: str = typer.Option(..., "--seeds", help="Seeds, e.g. 0-999 or 0-99,200,300-310 (ranges inclusive)."),
+    out: Path = typer.Option(..., "--out", help="Folder for seedNNNN.png and latents.npz."),
+    psi: float = typer.Option(1.0, "--psi", help="Truncation psi: 1 = no truncation, smaller = closer to the average."),
+    trunc_cutoff: Optional[int] = typer.Option(
+        None, "--trunc-cutoff", help="Truncate only the first N of the num_ws layers.", show_default="all layers"
+    ),
+    noise_mode: NoiseMode = typer.Option(
+        NoiseMode.CONST, "--noise-mode", help="Per-pixel noise: the stored const maps, random, or none."
+    ),
+    class_idx: Optional[int] = typer.Option(
+        None, "--class", help="Class index; required for conditional models, refused for others.", show_default="none"
+    ),
+    batch: int = typer.Option(8, "--batch", help="Images per network call (rounded up to a multiple of 4)."),
+    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
+    compile: bool = typer.Option(
+        False, "--compile/--no-compile", help="torch.compile the synthesis network (falls back if it fails)."
+    ),
+) -> None:
+    """Make pictures from a model, one per seed, with their latents (seed, z, w)."""
+    from ganscapes.make.generate import generate_images, parse_seeds
+
+    seed_list = parse_seeds(seeds)
+    result = generate_images(
+        model,
+        seed_list,
+        psi=psi,
+        truncation_cutoff=trunc_cutoff,
+        noise_mode=noise_mode.value,
+        class_idx=class_idx,
+        batch=batch,
+        device=device.value,
+        out=out,
+        compile=compile,
+    )
+    n = len(result.images)
+    names = result.images[0].name if n == 1 else f"{result.images[0].name} … {result.images[-1].name}"
+    typer.echo(
+        f"{n} image(s) in {result.out} ({names}); latents in {result.latents}; "
+        f"{result.device}{', compiled' if result.compiled else ''}, {n / result.seconds:.1f} images/s"
+    )
+
+
+@app.command("import-official")
+def import_official(
+    snapshot: Path = typer.Argument(..., help="An official StyleGAN2-ADA network-snapshot-*.pkl."),
+    out: Path = typer.Option(..., "--out", help="Model file to write (.safetensors)."),
+) -> None:
+    """Convert an official NVIDIA snapshot to a ganscapes model, without running its code."""
+    from ganscapes.gan.checkpoint import SUFFIX, load_model, save_model
+
+    if out.suffix != SUFFIX:
+        raise UserError(f"--out must name a {SUFFIX} file, not {out.name!r}.")
+    if snapshot.suffix.lower() != ".pkl":
+        raise UserError(f"{snapshot} is not an official snapshot (.pkl).")
+    model = load_model(snapshot)
+    save_model(out, model)
+    R = model.resolution
+    _print_rows(
+        [
+            ("model", str(out)),
+            ("source", model.meta["source"]),
+            ("networks", ", ".join(model.networks)),
+            ("resolution", f"{R}x{R}"),
+            ("channels", str(model.img_channels)),
+            ("c_dim", str(model.c_dim)),
+            ("num_ws", str(model.num_ws)),
+            ("model hash", model.model_hash),
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------

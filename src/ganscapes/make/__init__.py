@@ -1,0 +1,1 @@
+"""Making pictures from a trained model: generate, mix, guide, post, provenance."""
