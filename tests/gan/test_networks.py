@@ -301,3 +301,17 @@ def test_bad_construction_is_a_user_error():
         network_kwargs(resolve_preset("tiny", 48), 48)
     with pytest.raises(UserError):
         build_generator({"z_dim": 8, "unknown": 1})
+
+
+@pytest.mark.skipif(
+    not (__import__("shutil").which("cc") or __import__("shutil").which("gcc")),
+    reason="torch.compile needs a C compiler on CPU",
+)
+def test_synthesis_works_under_torch_compile():
+    G = Generator(**tiny(8)[0]).eval().requires_grad_(False)
+    ws = torch.randn(4, G.num_ws, G.w_dim)
+    compiled = torch.compile(G.synthesis)
+    with torch.no_grad():
+        got = compiled(ws, noise_mode="const")
+        ref = G.synthesis(ws, noise_mode="const")
+    assert got.shape == ref.shape and (got - ref).abs().max() < 1e-4
