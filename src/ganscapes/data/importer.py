@@ -10,7 +10,6 @@ are refused outright, and no entry name ever chooses where a file is written.
 from __future__ import annotations
 
 import hashlib
-import os
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -19,10 +18,16 @@ from typing import Callable, Iterator
 
 from tqdm import tqdm
 
-from ganscapes.data.images import DEFAULT_MAX_PIXELS, BadImage, check_image_bytes, is_image_name
+from ganscapes.data.images import (
+    DEFAULT_MAX_PIXELS,
+    BadImage,
+    check_image_bytes,
+    is_image_name,
+)
 from ganscapes.data.manifest import ManifestWriter, RawRecord, read_manifest
 from ganscapes.data.naming import confined_path, slugify, unique_name
 from ganscapes.errors import UserError
+from ganscapes.fileio import write_bytes_atomic
 
 DEFAULT_MAX_BYTES = 100_000_000
 SUFFIX_BY_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}
@@ -94,7 +99,7 @@ def import_images(
                 continue
             stem = slugify(PurePosixPath(cand.name).stem)
             name = unique_name(stem, SUFFIX_BY_FORMAT.get(fmt, ".img"), taken)
-            _write_atomic(confined_path(out, name), data)
+            write_bytes_atomic(confined_path(out, name), data)
             origin = cand.origin
             manifest.append(
                 RawRecord(
@@ -168,8 +173,3 @@ def is_safe_member(name: str) -> bool:
         return False
     return ".." not in PurePosixPath(normalized).parts
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -27,7 +27,13 @@ from typing import Callable, Iterable
 from tqdm import tqdm
 
 from ganscapes import __version__
-from ganscapes.data.aspect import Format, apply_format, crop_box, letterbox_placement, mean_aspect
+from ganscapes.data.aspect import (
+    Format,
+    apply_format,
+    crop_box,
+    letterbox_placement,
+    mean_aspect,
+)
 from ganscapes.data.dataset import (
     LABELS,
     MANIFEST,
@@ -36,7 +42,14 @@ from ganscapes.data.dataset import (
     image_name,
     write_dataset,
 )
-from ganscapes.data.images import DEFAULT_MAX_PIXELS, BadImage, is_image_name, load_rgb, open_image, oriented_size
+from ganscapes.data.images import (
+    DEFAULT_MAX_PIXELS,
+    BadImage,
+    is_image_name,
+    load_rgb,
+    open_image,
+    oriented_size,
+)
 from ganscapes.data.manifest import read_manifest
 from ganscapes.errors import UserError
 

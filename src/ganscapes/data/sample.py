@@ -20,7 +20,6 @@ import hashlib
 import io
 import math
 import numbers
-import os
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from ganscapes.data.manifest import ManifestWriter, RawRecord, read_manifest
 from ganscapes.data.naming import confined_path
 from ganscapes.data.painter import paint_landscape, paint_scene, scene_title
 from ganscapes.errors import UserError
+from ganscapes.fileio import write_bytes_atomic
 
 __all__ = ["make_samples", "paint_landscape", "render_sample", "sample_aspect_and_size"]
 
@@ -174,9 +174,4 @@ def _write_atomically(path: Path, data: bytes) -> None:
     """Write beside the target and rename, so an interrupted run never leaves half a JPEG."""
     if path.is_dir():
         raise UserError(f"{path} is a folder, where a sample picture should go; move it away.")
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, data, fsync=True)

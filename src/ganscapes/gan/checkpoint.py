@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import torch
 
 from ganscapes import __version__
 from ganscapes.errors import UserError
+from ganscapes.fileio import atomic_path
 
 FORMAT = "ganscapes-model"
 FORMAT_VERSION = "1"
@@ -173,12 +173,8 @@ def save_model(path: str | Path, model: Model) -> str:
     strings = {k: (json.dumps(meta[k]) if k in _JSON_FIELDS else str(meta[k])) for k in (*_TEXT_FIELDS, *_JSON_FIELDS)}
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=strings)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     model.meta = meta
     model.model_hash = meta["model_hash"]
     return meta["model_hash"]
@@ -268,7 +264,11 @@ def _load_safetensors(path: Path) -> Model:
 
 
 def _load_official(path: Path) -> Model:
-    from ganscapes.gan.official import map_official_state_dict, official_kwargs_to_ours, read_official_pickle
+    from ganscapes.gan.official import (
+        map_official_state_dict,
+        official_kwargs_to_ours,
+        read_official_pickle,
+    )
 
     snapshot = read_official_pickle(path)  # refuses, with a UserError naming the file, what it cannot read
     nets = {}

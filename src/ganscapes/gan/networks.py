@@ -25,7 +25,6 @@ from ganscapes.gan.ops import (
     upsample2d,
 )
 
-
 # ---------------------------------------------------------------------------------------
 # Equalized-learning-rate layers (facts §1.1)
 

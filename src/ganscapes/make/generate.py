@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ganscapes.errors import UserError
+from ganscapes.fileio import atomic_path
 
 MAX_SEED = 2**32 - 1  # what numpy's RandomState accepts
 MAX_SEEDS = 1_000_000  # per run; a typo such as 0-99999999 should not fill the disk
@@ -349,22 +350,13 @@ def _write_png(path: Path, pixels: np.ndarray, info) -> None:
 
     channels = pixels.shape[-1]
     image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels, _PNG_MODES[channels])
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         image.save(tmp, format="PNG", compress_level=1, pnginfo=info)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _save_npz(path: Path, **arrays) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def _first_line(e: BaseException) -> str:
