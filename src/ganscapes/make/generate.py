@@ -30,7 +30,8 @@ from ganscapes.fileio import atomic_path
 MAX_SEED = 2**32 - 1  # what numpy's RandomState accepts
 MAX_SEEDS = 1_000_000  # per run; a typo such as 0-99999999 should not fill the disk
 NOISE_MODES = ("const", "random", "none")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from ganscapes.gan.device import DEVICES, resolve_device  # noqa: F401 (re-exported)
+
 PSI_RANGE = (-1.0, 2.0)  # outside it, pictures are usually broken
 LATENTS_FILE = "latents.npz"
 # Matrix-multiply libraries pick their kernels, and so the order of additions, by the
@@ -82,35 +83,6 @@ def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
 def to_uint8(img: torch.Tensor) -> torch.Tensor:
     """Network output in about [-1, 1] → uint8 pixels; `+128` then truncation rounds."""
     return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """'auto' → CUDA if present, else MPS, else CPU; an unavailable device is a UserError."""
-    if isinstance(name, torch.device):
-        return name
-    name = str(name).strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    kind = name.split(":")[0]
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for, but PyTorch sees no CUDA GPU; use --device cpu or auto.")
-    if kind == "mps" and not _mps_available():
-        raise UserError("--device mps was asked for, but PyTorch sees no Apple GPU (MPS); use --device cpu or auto.")
-    if kind not in ("cpu", "cuda", "mps"):
-        raise UserError(f"Unknown device {name!r}; choose one of {', '.join(DEVICES)}.")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise UserError(f"Unknown device {name!r}; choose one of {', '.join(DEVICES)}.") from None
-
-
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend is not None and backend.is_available())
 
 
 def class_label(c_dim: int, class_idx: int | None, n: int = 1) -> torch.Tensor:
