@@ -119,6 +119,7 @@ class StyleGAN2Loss:
         self.force_fp32 = force_fp32
         self.on_real_logits = ada.accumulate if ada is not None else on_real_logits
         self.pl_mean = torch.zeros([], device=_device_of(G))  # running mean path length; see state_dict
+        self._pl_phase: tuple[torch.Tensor, torch.Tensor] | None = None  # see begin_phase
 
     # -- helpers
 
@@ -213,12 +214,45 @@ class StyleGAN2Loss:
         # `a` keeps its graph to this batch's lengths (the official behaviour); only the
         # stored running copy is detached. A non-finite batch leaves the stored copy alone
         # so that one bad step does not poison every later one.
-        a = self.pl_mean.lerp(lengths.mean(), self.pl_decay)
-        self.pl_mean.copy_(torch.where(torch.isfinite(a), a.detach(), self.pl_mean))
+        if self._pl_phase is None:
+            a = self.pl_mean.lerp(lengths.mean(), self.pl_decay)
+            self.pl_mean.copy_(torch.where(torch.isfinite(a), a.detach(), self.pl_mean))
+        else:  # inside begin_phase/end_phase: every round starts from the same running mean
+            base, sums = self._pl_phase
+            a = base.lerp(lengths.mean(), self.pl_decay)
+            sums += torch.stack([lengths.mean().detach().double(), torch.ones([], dtype=torch.float64, device=sums.device)])
         penalty = (lengths - a).square()
         loss_pl = penalty * self.pl_weight
         loss_pl.mean().mul(gain).backward()
         return {"loss/pl": loss_pl.mean(), "pl_length": lengths.mean(), "pl_mean": a.detach()}
+
+    # -- phases split into rounds and processes
+
+    def begin_phase(self) -> None:
+        """Make the rounds of the coming phase independent of their order and placement.
+
+        Between `begin_phase` and `end_phase`, every round's path-length target starts
+        from the running mean as it was at the start of the phase, and the running mean
+        is updated once, at the end, from the mean length over all rounds (and, with
+        `reduce_fn`, all processes). Splitting a batch into rounds or over processes then
+        changes nothing. NVIDIA's code chains the update from round to round within each
+        process instead; the two agree when there is one round on one process.
+        """
+        sums = torch.zeros([2], dtype=torch.float64, device=self.pl_mean.device)
+        self._pl_phase = (self.pl_mean.clone(), sums)
+
+    def end_phase(self, reduce_fn=None) -> None:
+        if self._pl_phase is None:
+            return
+        base, sums = self._pl_phase
+        self._pl_phase = None
+        if reduce_fn is not None:
+            out = reduce_fn(sums)
+            sums = out if out is not None else sums
+        if sums[1] > 0:
+            a = base.lerp((sums[0] / sums[1]).to(base.dtype), self.pl_decay)
+            if torch.isfinite(a):
+                self.pl_mean.copy_(a)
 
     # -- resuming
 

@@ -1,0 +1,169 @@
+"""What a training run is: options (`TrainConfig`), their resolution against a preset, run folders.
+
+Defaults are those of NVIDIA's `train.py`; a preset fills what the user left unset
+(batch, γ, lr, EMA, mapping depth) and `resolve` writes the result down as plain JSON,
+which is printed by `--dry-run` and saved as `config.json` in every run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ganscapes.errors import UserError
+from ganscapes.gan.augment import AUGPIPE_SPECS
+from ganscapes.gan.config import PRESET_NAMES, network_kwargs, resolve_preset
+
+AUG_MODES = ("ada", "fixed", "noaug")
+
+
+@dataclass
+class TrainConfig:
+    """Options of `ganscapes train`; None means "take it from the preset"."""
+
+    data: str
+    outdir: str = "runs"
+    cfg: str = "auto"
+    kimg: float | None = None
+    batch: int | None = None
+    batch_gpu: int | None = None
+    gamma: float | None = None
+    aug: str = "ada"
+    p: float = 0.0
+    target: float = 0.6
+    augpipe: str = "bgc"
+    ada_kimg: float = 500
+    mirror: bool = False
+    cond: bool = False
+    freezed: int = 0
+    fp32: bool = False
+    snap: int = 50  # ticks between snapshots
+    snap_minutes: float | None = None  # also snapshot after this much wall-clock time
+    kimg_per_tick: float = 4
+    keep: int = 5  # snapshots kept (plus the best by metric)
+    metrics: list[str] = field(default_factory=lambda: ["swd"])
+    metric_images: int = 512  # images per set for the snapshot metric
+    seed: int = 0
+    max_hours: float | None = None
+    workers: int = 3
+    device: str = "auto"
+    resume: str | None = None  # "latest" or a model/snapshot path
+    desc: str | None = None
+
+
+def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: int, world: int = 1) -> dict:
+    """The full training configuration as JSON-able data; raises UserError on bad options."""
+    c = config
+    if c.aug not in AUG_MODES:
+        raise UserError(f"--aug must be one of {', '.join(AUG_MODES)}, not {c.aug!r}.")
+    if c.augpipe not in AUGPIPE_SPECS:
+        raise UserError(f"--augpipe must be one of {', '.join(AUGPIPE_SPECS)}, not {c.augpipe!r}.")
+    if c.cfg not in PRESET_NAMES:
+        raise UserError(f"--cfg must be one of {', '.join(PRESET_NAMES)}, not {c.cfg!r}.")
+    for name, value, low in [("--p", c.p, 0), ("--target", c.target, 0), ("--snap", c.snap, 1), ("--keep", c.keep, 1),
+                             ("--freezed", c.freezed, 0), ("--workers", c.workers, 0),
+                             ("--kimg-per-tick", c.kimg_per_tick, 1e-6), ("--ada-kimg", c.ada_kimg, 1e-6)]:
+        if value < low:
+            raise UserError(f"{name} must be at least {low}, not {value}.")
+    if c.target > 1:
+        raise UserError(f"--target must be between 0 and 1, not {c.target}.")
+    if c.cond and label_dim == 0:
+        raise UserError(f"--cond needs labels, but {c.data} has none in its dataset.json.")
+    preset = resolve_preset(c.cfg, resolution, gpus=world)
+    batch = c.batch if c.batch is not None else preset.mb
+    if c.batch is None and c.cfg != "auto":
+        batch = preset.mb
+    batch_gpu = c.batch_gpu if c.batch_gpu is not None else max(batch // world, 1)
+    if batch_gpu < 1 or batch < 1:
+        raise UserError("--batch and --batch-gpu must be at least 1.")
+    if batch % world != 0 or (batch // world) % batch_gpu != 0:
+        raise UserError(
+            f"--batch {batch} must split evenly over {world} device(s) and then into rounds of --batch-gpu {batch_gpu}."
+        )
+    kimg = c.kimg if c.kimg is not None else preset.kimg
+    if kimg <= 0:
+        raise UserError(f"--kimg must be positive, not {kimg}.")
+    gamma = c.gamma if c.gamma is not None else (0.0002 * resolution**2 / batch if c.cfg in ("auto", "tiny") else preset.gamma)
+    if gamma < 0:
+        raise UserError(f"--gamma must be 0 or more, not {gamma}.")
+    G_kwargs, D_kwargs = network_kwargs(preset, resolution, img_channels, label_dim if c.cond else 0, fp32=c.fp32)
+    D_kwargs["block_kwargs"] = {"freeze_layers": c.freezed}
+    D_kwargs["epilogue_kwargs"]["mbstd_group_size"] = min(preset.mbstd, batch_gpu)
+    ema_kimg = batch * 10 / 32 if c.cfg == "auto" else preset.ema
+    resolved = {
+        "data": str(c.data),
+        "cfg": c.cfg,
+        "resolution": resolution,
+        "world_size": world,
+        "batch": batch,
+        "batch_gpu": batch_gpu,
+        "kimg": kimg,
+        "kimg_per_tick": c.kimg_per_tick,
+        "r1_gamma": gamma,
+        "lr": preset.lrate,
+        "ema_kimg": ema_kimg,
+        "ema_rampup": preset.ramp,
+        "pl_weight": preset.pl_weight,
+        "style_mixing_prob": preset.style_mixing,
+        "G_reg_interval": 4,
+        "D_reg_interval": 16,
+        "aug": c.aug,
+        "p": c.p,
+        "target": c.target,
+        "augpipe": c.augpipe if c.aug != "noaug" else None,
+        "ada_kimg": c.ada_kimg,
+        "mirror": c.mirror,
+        "cond": c.cond,
+        "freezed": c.freezed,
+        "fp32": c.fp32,
+        "G_kwargs": G_kwargs,
+        "D_kwargs": D_kwargs,
+        "snap": c.snap,
+        "snap_minutes": c.snap_minutes,
+        "keep": c.keep,
+        "metrics": list(c.metrics),
+        "metric_images": c.metric_images,
+        "seed": c.seed,
+        "max_hours": c.max_hours,
+        "workers": c.workers,
+        "device": c.device,
+    }
+    return resolved
+
+
+def run_description(config: TrainConfig, dataset_name: str) -> str:
+    """`landscapes-auto-ada` style: what the run is, for its folder name."""
+    parts = [config.desc or dataset_name, config.cfg, config.aug]
+    if config.mirror:
+        parts.append("mirror")
+    if config.freezed:
+        parts.append(f"freezed{config.freezed}")
+    text = "-".join(parts)
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+RUN_PATTERN = re.compile(r"^(\d{5})-")
+
+
+def existing_runs(outdir: Path) -> list[Path]:
+    if not outdir.is_dir():
+        return []
+    return sorted((p for p in outdir.iterdir() if p.is_dir() and RUN_PATTERN.match(p.name)), key=lambda p: p.name)
+
+
+def new_run_dir(outdir: Path, description: str) -> Path:
+    """The next numbered folder, `00003-landscapes-auto-ada`."""
+    runs = existing_runs(outdir)
+    next_id = max((int(RUN_PATTERN.match(p.name).group(1)) for p in runs), default=-1) + 1
+    return outdir / f"{next_id:05d}-{description}"
+
+
+def latest_run(outdir: Path) -> Path | None:
+    runs = existing_runs(outdir)
+    return runs[-1] if runs else None
+
+
+def replace(config: TrainConfig, **changes) -> TrainConfig:
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,106 @@
+"""Snapshots of a training run: the networks as a model file, everything else as a state file.
+
+A snapshot is two files written atomically side by side:
+
+- `network-snapshot-{kimg:06d}.safetensors`: G, D and G_ema with their settings (an
+  ordinary ganscapes model file, usable by `generate` as it is);
+- `training-state-{kimg:06d}.pt`: what a resume needs to continue *exactly* — optimizer
+  moments, the ADA probability and its pending statistics, the image counter, tick and
+  iteration, the path-length mean, the data order, RNG states, the resolved
+  configuration and the dataset's fingerprint. Plain tensors, numbers, strings, lists
+  and dicts only, so it loads with `torch.load(weights_only=True)`.
+
+The official code saved neither optimizer state nor p; its resumes restarted ADA at
+p = 0, which is what the GANscapes author had to patch by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganscapes.errors import UserError
+from ganscapes.fileio import atomic_path
+
+SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d{6}(?:\.\d{3})?)\.safetensors$")
+STATE_FORMAT = "ganscapes-training-state"
+
+
+def snapshot_tag(cur_nimg: int) -> str:
+    """`000200` at whole kimg, as NVIDIA names snapshots; `000000.064` in between (short runs)."""
+    kimg, rest = divmod(cur_nimg, 1000)
+    return f"{kimg:06d}" if rest == 0 else f"{kimg:06d}.{rest:03d}"
+
+
+def snapshot_paths(run_dir: Path, cur_nimg: int) -> tuple[Path, Path]:
+    tag = snapshot_tag(cur_nimg)
+    return run_dir / f"network-snapshot-{tag}.safetensors", run_dir / f"training-state-{tag}.pt"
+
+
+def list_snapshots(run_dir: Path) -> list[tuple[float, Path, Path]]:
+    """(kimg, model file, state file) for every complete snapshot, oldest first."""
+    found = []
+    for p in Path(run_dir).glob("network-snapshot-*.safetensors"):
+        m = SNAPSHOT_RE.match(p.name)
+        if m:
+            state = Path(run_dir) / f"training-state-{m.group(1)}.pt"
+            if state.exists():
+                found.append((float(m.group(1)), p, state))
+    return sorted(found)
+
+
+def rng_states() -> dict:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "python": json.dumps(random.getstate()),
+    }
+
+
+def set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    if states.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    n = states["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    version, internal, gauss = json.loads(states["python"])
+    random.setstate((version, tuple(internal), gauss))
+
+
+def save_state(path: Path, state: dict) -> None:
+    state = {"format": STATE_FORMAT, "version": 1, **state}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"Training state {path} does not exist.") from None
+    except Exception as e:  # torch raises many kinds for damaged or foreign files
+        raise UserError(f"{path} is not a readable ganscapes training state ({str(e).splitlines()[0][:160]}).") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise UserError(f"{path} is not a ganscapes training state.")
+    return state
+
+
+def prune_snapshots(run_dir: Path, keep: int, protect: set[float] = frozenset()) -> list[float]:
+    """Delete all but the newest `keep` snapshots (and those in `protect`); returns the kimgs deleted."""
+    snaps = list_snapshots(run_dir)
+    deleted = []
+    for kimg, model, state in snaps[:-keep] if keep > 0 else snaps:
+        if kimg in protect:
+            continue
+        model.unlink(missing_ok=True)
+        state.unlink(missing_ok=True)
+        deleted.append(kimg)
+    return deleted
