@@ -182,3 +182,38 @@ def test_two_gloo_processes_match_one_process(dataset, tmp_path):
     # near-zero components. On average the runs agree hundreds of times more closely
     # than either moved during training.
     assert gap < 0.01 * moved, (gap, moved)
+
+
+def test_a_short_run_lowers_swd_against_its_data(dataset, tmp_path):
+    result = run(config(dataset, tmp_path, batch=8, kimg=0.16, kimg_per_tick=0.08, aug="noaug", metrics=["swd"],
+                        metric_images=24))
+    rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["kimg"] == pytest.approx(0.008)  # after the first iteration: still untrained
+    assert rows[-1]["SWDx1e3_avg"] < 0.85 * rows[0]["SWDx1e3_avg"], rows
+
+
+def test_sigterm_writes_a_snapshot_and_resume_continues(dataset, tmp_path):
+    import signal
+    import time
+
+    outdir = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "ganscapes", "train", "--data", str(dataset), "--outdir", str(outdir), "--cfg",
+           "tiny", "--batch", "4", "--kimg", "5", "--aug", "fixed", "--p", "0.25", "--metrics", "", "--workers", "0",
+           "--device", "cpu", "--snap", "1000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(outdir.glob("*/log.jsonl")):
+        time.sleep(0.2)  # the first tick (one iteration) has been logged: training is under way
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "Stopped (SIGTERM)" in out + err and "--resume latest" in out + err
+    run_dir = next(outdir.iterdir())
+    kimg, model, state_path = list_snapshots(run_dir)[-1]
+    state = load_state(state_path)
+    assert 0 < state["cur_nimg"] < 5000 and state["augment_p"] == pytest.approx(0.25)
+    resumed = run(TrainConfig(data=str(dataset), outdir=str(outdir), cfg="tiny", batch=4, aug="fixed", p=0.0,
+                              kimg=state["cur_nimg"] / 1000 + 0.008, metrics=[], workers=0, device="cpu",
+                              resume="latest"))
+    assert resumed.run_dir == run_dir and resumed.augment_p == pytest.approx(0.25)
