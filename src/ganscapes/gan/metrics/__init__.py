@@ -168,12 +168,15 @@ def run_metrics(model, dataset_path, metrics: Sequence[str] | str = ("swd",), nu
     n_fakes = max(n_swd, n_feat_fakes)
     fake_feats = []
     bar = tqdm(total=n_fakes, desc="fakes", unit="img", disable=not progress)
-    for pos, images in _generate(model, dataset, n_fakes, batch, dev, seed):
+
+    def use_fakes(pos: int, images: torch.Tensor) -> None:
         if swd_acc is not None and pos < n_swd:
             swd_acc.add_fakes(images[: n_swd - pos])
         if pos < n_feat_fakes:
             fake_feats.append(extract_features(images[: n_feat_fakes - pos], feature_fn, batch))
         bar.update(images.shape[0])
+
+    _generate(model, dataset, n_fakes, batch, dev, seed, use_fakes)
     bar.close()
 
     results: dict[str, float] = {}
@@ -205,10 +208,11 @@ def _read_batches(dataset, indices: np.ndarray, batch: int, workers: int) -> Ite
             yield pos, torch.from_numpy(np.stack(arrays))
 
 
-def _generate(model, dataset, n: int, batch: int, dev: torch.device, seed: int) -> Iterator[tuple[int, torch.Tensor]]:
-    """(position, uint8 fakes) from G_ema: z and labels from a CPU generator seeded with
-    `seed`, random noise from torch's generator seeded with `seed` (restored afterwards
-    on CPU and CUDA)."""
+def _generate(model, dataset, n: int, batch: int, dev: torch.device, seed: int,
+              consume: Callable[[int, torch.Tensor], None]) -> None:
+    """Hand `consume(position, uint8 fakes)` `n` images from G_ema, `batch` at a time: z
+    and labels from a CPU generator seeded with `seed`, random noise from torch's global
+    generator seeded with `seed` (its state is restored afterwards on CPU and CUDA)."""
     from ganscapes.make.generate import synthesis_options, to_uint8
 
     G = model.G_ema
@@ -225,7 +229,7 @@ def _generate(model, dataset, n: int, batch: int, dev: torch.device, seed: int) 
                 z = torch.randn([b, G.z_dim], generator=gen)
                 c = dataset.sample_labels(b, generator=gen) if G.c_dim > 0 else torch.zeros([b, 0])
                 img = G(z.to(dev), c.to(dev), truncation_psi=1, noise_mode="random", **run_kwargs)
-                yield pos, to_uint8(img).cpu()
+                consume(pos, to_uint8(img).cpu())
     finally:
         G.train(was_training)
 
