@@ -217,3 +217,21 @@ def test_sigterm_writes_a_snapshot_and_resume_continues(dataset, tmp_path):
                               kimg=state["cur_nimg"] / 1000 + 0.008, metrics=[], workers=0, device="cpu",
                               resume="latest"))
     assert resumed.run_dir == run_dir and resumed.augment_p == pytest.approx(0.25)
+
+
+def test_max_hours_stops_with_a_snapshot(dataset, tmp_path):
+    result = run(config(dataset, tmp_path, kimg=1, snap=1000, max_hours=1e-9))
+    assert result.stopped_by == "max-hours"
+    assert result.kimg == pytest.approx(0.004)  # stopped at the end of the first tick
+    assert result.snapshot is not None and result.snapshot.exists()
+
+
+def test_old_snapshots_are_pruned_but_the_best_is_kept(dataset, tmp_path):
+    result = run(config(dataset, tmp_path, kimg=0.032, keep=2, metrics=["swd"], metric_images=8))
+    kept = [k for k, _, _ in list_snapshots(result.run_dir)]
+    best = json.loads((result.run_dir / "best.json").read_text())
+    newest = [0.028, 0.032]  # ticks end at 4, 12, 20, 28 images, and the run at 32
+    assert set(newest) <= set(kept) and best["kimg"] in kept
+    assert len(kept) <= 3
+    rows = [json.loads(line) for line in (result.run_dir / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["lr/G"] == pytest.approx(0.0025 * 4 / 5) and rows[-1]["lr/D"] == pytest.approx(0.0025 * 16 / 17)

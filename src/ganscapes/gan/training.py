@@ -161,6 +161,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
         }.items()})
         if cfg["world_size"] != world:
             raise UserError(f"This run was trained on {cfg['world_size']} process(es); resume it with the same number.")
+        if (cfg["mirror"], cfg["cond"]) != (config.mirror, config.cond):  # the run's own data view wins
+            dataset = ImageDataset(config.data, use_labels=cfg["cond"], xflip=cfg["mirror"], seed=cfg["seed"])
     else:
         cfg = resolve(config, dataset.resolution, dataset.num_channels, dataset.label_dim, world)
     if dry_run:
@@ -331,6 +333,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
                 "sec_per_kimg": (now - tick_start_time) / max(tick_kimg, 1e-9),
                 "sec_per_iter": (now - tick_start_time) / max(tick_kimg * 1000 / batch, 1e-9),
                 "augment_p": _p(pipe),
+                "lr/G": opts["G"].param_groups[0]["lr"],
+                "lr/D": opts["D"].param_groups[0]["lr"],
                 "peak_mem_mb": _peak_memory_mb(device),
                 "time": now,
                 **{k: float(np.mean(v)) for k, v in tick_stats.items()},
