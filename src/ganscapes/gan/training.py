@@ -316,7 +316,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
                 if ada_stats:
                     for k, v in ada_stats.items():
                         tick_stats.setdefault(k, []).append(v)
-            bar.update(batch / 1000)
+            bar.update(max(0.0, min(cur_nimg, total_nimg) / 1000 - bar.n))  # the last batch may overshoot
             train_seconds += time.time() - iter_start
 
             done = cur_nimg >= total_nimg
