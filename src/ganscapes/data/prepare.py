@@ -334,11 +334,12 @@ def prepare_dataset(
 
     failed = {s.path for s in skipped}
     kept = [p for p in good if p.source.rel not in failed]
+    newly_rendered = sum(1 for r in rendered if not r.error)
     result = PrepareResult(
         out=out,
         images=len(kept),
-        rendered=len(todo) - sum(1 for r in rendered if r.error),
-        reused=len(kept) - (len(todo) - sum(1 for r in rendered if r.error)),
+        rendered=newly_rendered,
+        reused=len(kept) - newly_rendered,
         aspect=restore_aspect(cfg.format, crop_aspect, mean),
         mean_aspect=mean,
         skipped=skipped,

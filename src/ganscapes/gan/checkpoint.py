@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from ganscapes import __version__
-from ganscapes.errors import UserError
+from ganscapes.errors import UserError, first_line
 from ganscapes.fileio import atomic_path
 
 FORMAT = "ganscapes-model"
@@ -220,7 +220,7 @@ def _load_safetensors(path: Path) -> Model:
     except UserError:
         raise
     except Exception as e:  # safetensors raises its own error types, OSError, ValueError …
-        raise UserError(f"{path} is not a readable safetensors file ({_first_line(e)}).") from None
+        raise UserError(f"{path} is not a readable safetensors file ({first_line(e)}).") from None
     version = strings.get("format_version")
     if version != FORMAT_VERSION:
         raise UserError(
@@ -326,7 +326,7 @@ def _build(name: str, kwargs: dict, state: dict[str, torch.Tensor], path: Path) 
     except UserError as e:
         raise UserError(f"{path} cannot be used: {_lower_first(str(e))}") from None
     except (TypeError, ValueError, KeyError, AssertionError) as e:
-        why = _first_line(e)
+        why = first_line(e)
         raise UserError(f"{path} cannot be used: its {name} settings do not build a network ({why}).") from None
     problem = _state_mismatch(net.state_dict(), state)
     if problem:
@@ -334,7 +334,7 @@ def _build(name: str, kwargs: dict, state: dict[str, torch.Tensor], path: Path) 
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise UserError(f"{path}: the {name} weights do not fit its recorded settings ({_first_line(e)}).") from None
+        raise UserError(f"{path}: the {name} weights do not fit its recorded settings ({first_line(e)}).") from None
     return net
 
 
@@ -364,10 +364,6 @@ def _lower_first(text: str) -> str:
     text = text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text  # keep "G_ema", "CUDA"
     return text if text.endswith(".") else text + "."
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__).rstrip(".")
 
 
 def _to_device(model: Model, device: str | torch.device) -> Model:

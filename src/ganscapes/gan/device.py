@@ -36,3 +36,14 @@ def resolve_device(name: str | torch.device) -> torch.device:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
+
+
+def synthesis_options(device: torch.device) -> dict:
+    """How generate and the metrics run the synthesis network on `device`.
+
+    float32 everywhere but CUDA (float16 blocks are slow or unsupported elsewhere;
+    facts §3.4). On CPU the unfused modulated convolution: the same function as the
+    fused one (facts §3.2) but about twice as fast there; elsewhere the network's own
+    choice, as in the official code.
+    """
+    return {"force_fp32": device.type != "cuda", "fused_modconv": False if device.type == "cpu" else None}

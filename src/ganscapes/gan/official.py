@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from ganscapes.errors import UserError
+from ganscapes.errors import UserError, first_line
 
 __all__ = [
     "DROPPED_KWARGS",
@@ -122,16 +122,16 @@ def _load_from_bytes(data):
     except pickle.UnpicklingError as e:
         if "weights only" in str(e).lower():
             found = re.search(r"WeightsUnpickler error: ([^\n]*?)(?:\.\s|\.?$)", str(e), re.MULTILINE)
-            reason = found.group(1).strip() if found else _first_line(e, 120)
+            reason = found.group(1).strip() if found else first_line(e, 120)
             raise _Unsafe(
                 "tensor data",
                 "{file} holds tensor data that is not a plain weights-only torch storage "
                 + f"(torch says: {reason})".replace("{", "{{").replace("}", "}}")
                 + "; refusing to load it.",
             ) from None
-        raise _Corrupt(f"unreadable tensor data ({_first_line(e)})") from None
+        raise _Corrupt(f"unreadable tensor data ({first_line(e)})") from None
     except Exception as e:  # noqa: BLE001 - whatever torch raises on damaged bytes is a damaged file
-        raise _Corrupt(f"unreadable tensor data ({_first_line(e)})") from None
+        raise _Corrupt(f"unreadable tensor data ({first_line(e)})") from None
     if isinstance(storage, torch.storage.TypedStorage):
         return _Storage(storage.dtype, storage._untyped_storage)
     if isinstance(storage, torch.UntypedStorage):
@@ -193,7 +193,7 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     try:
         return t.set_(untyped, storage_offset, size, stride).as_subclass(_Tensor)
     except RuntimeError as e:
-        raise _Corrupt(f"a tensor that does not fit its data ({_first_line(e)})") from None
+        raise _Corrupt(f"a tensor that does not fit its data ({first_line(e)})") from None
 
 
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
@@ -348,7 +348,7 @@ def safe_unpickle(path: str | Path) -> Any:
         raise UserError(f"{path} is damaged: it is nested too deeply to be a network snapshot.") from None
     except Exception as e:  # noqa: BLE001 - EOFError, UnpicklingError, ValueError, TypeError … from bad data
         raise UserError(
-            f"{path} is not a readable pickle ({type(e).__name__}: {_first_line(e)}); "
+            f"{path} is not a readable pickle ({type(e).__name__}: {first_line(e)}); "
             "it may be truncated or not a network snapshot."
         ) from None
     return obj
@@ -558,10 +558,6 @@ def _list_keys(d: dict) -> str:
         keys.append("…")
     return ", ".join(keys) if keys else "none"
 
-
-def _first_line(e: BaseException, limit: int = 200) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ---------------------------------------------------------------------------------------

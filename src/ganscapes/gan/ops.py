@@ -183,6 +183,11 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: 
     return x
 
 
+def to_uint8(img: torch.Tensor) -> torch.Tensor:
+    """Network output in about [-1, 1] → uint8 pixels; `+128` then truncation rounds (facts, conventions)."""
+    return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 

@@ -73,8 +73,6 @@ def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: 
         raise UserError(f"--cond needs labels, but {c.data} has none in its dataset.json.")
     preset = resolve_preset(c.cfg, resolution, gpus=world)
     batch = c.batch if c.batch is not None else preset.mb
-    if c.batch is None and c.cfg != "auto":
-        batch = preset.mb
     batch_gpu = c.batch_gpu if c.batch_gpu is not None else max(batch // world, 1)
     if batch_gpu < 1 or batch < 1:
         raise UserError("--batch and --batch-gpu must be at least 1.")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganscapes.errors import UserError
+from ganscapes.errors import UserError, first_line
 from ganscapes.fileio import atomic_path
 
 SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d{6}(?:\.\d{3})?)\.safetensors$")
@@ -87,7 +87,7 @@ def load_state(path: Path) -> dict:
     except FileNotFoundError:
         raise UserError(f"Training state {path} does not exist.") from None
     except Exception as e:  # torch raises many kinds for damaged or foreign files
-        raise UserError(f"{path} is not a readable ganscapes training state ({str(e).splitlines()[0][:160]}).") from None
+        raise UserError(f"{path} is not a readable ganscapes training state ({first_line(e, 160)}).") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise UserError(f"{path} is not a ganscapes training state.")
     return state

@@ -38,7 +38,14 @@ from ganscapes.gan import distributed as dist_utils
 from ganscapes.gan.checkpoint import Model, load_model, save_model
 from ganscapes.gan.device import resolve_device
 from ganscapes.gan.networks import build_discriminator, build_generator
-from ganscapes.gan.train_config import TrainConfig, latest_run, new_run_dir, resolve, run_description
+from ganscapes.gan.ops import to_uint8
+from ganscapes.gan.train_config import (
+    TrainConfig,
+    latest_run,
+    new_run_dir,
+    resolve,
+    run_description,
+)
 from ganscapes.gan.train_state import (
     SNAPSHOT_RE,
     list_snapshots,
@@ -490,7 +497,7 @@ def _fakes(G_ema, z, c, device) -> torch.Tensor:
     with torch.no_grad():
         imgs = [G_ema(zz.to(device), cc, noise_mode="const", force_fp32=device.type != "cuda")
                 for zz, cc in zip(z.split(8), c.split(8))]
-    return (torch.cat(imgs) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu()
+    return to_uint8(torch.cat(imgs)).cpu()
 
 
 def _read_best(run_dir: Path) -> dict:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ganscapes.data.dataset import LABELS, Dataset
-from ganscapes.errors import UserError
+from ganscapes.errors import UserError, first_line
 
 # How many images the constructor opens to check sizes and channels: the first ones,
 # the last one and a few seeded random ones. Opening reads only the header.
@@ -185,7 +185,7 @@ class ImageDataset(torch.utils.data.Dataset):
         try:
             return Image.open(io.BytesIO(self._read_bytes(name)))
         except (OSError, KeyError, zipfile.BadZipFile, ValueError) as e:
-            raise UserError(f"Cannot read {name} in dataset {self.path} ({_first_line(e)}).") from None
+            raise UserError(f"Cannot read {name} in dataset {self.path} ({first_line(e)}).") from None
 
     def _load(self, raw: int) -> np.ndarray:
         img = self._open(raw)
@@ -198,7 +198,7 @@ class ImageDataset(torch.utils.data.Dataset):
         try:
             a = np.asarray(img)
         except OSError as e:
-            raise UserError(f"Cannot decode {name} in dataset {self.path} ({_first_line(e)}).") from None
+            raise UserError(f"Cannot decode {name} in dataset {self.path} ({first_line(e)}).") from None
         if a.ndim == 2:
             a = a[:, :, None]
         return a.transpose(2, 0, 1)
@@ -328,10 +328,6 @@ def _parse_labels(raw, names: list[str], path: Path) -> np.ndarray:
             raise UserError(f"{where} has a label vector that is not all numbers.") from None
     raise UserError(f"{where} must give every image either an integer class or a list of numbers, not a mix.")
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__).rstrip(".")
 
 
 # ---------------------------------------------------------------------------------------

@@ -24,13 +24,14 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from ganscapes.errors import UserError
+from ganscapes.errors import UserError, first_line
 from ganscapes.fileio import atomic_path
+from ganscapes.gan.ops import to_uint8  # noqa: F401 (re-exported for callers of generate)
 
 MAX_SEED = 2**32 - 1  # what numpy's RandomState accepts
 MAX_SEEDS = 1_000_000  # per run; a typo such as 0-99999999 should not fill the disk
 NOISE_MODES = ("const", "random", "none")
-from ganscapes.gan.device import DEVICES, resolve_device  # noqa: F401 (re-exported)
+from ganscapes.gan.device import DEVICES, resolve_device, synthesis_options  # noqa: F401 (re-exported)
 
 PSI_RANGE = (-1.0, 2.0)  # outside it, pictures are usually broken
 LATENTS_FILE = "latents.npz"
@@ -78,11 +79,6 @@ def parse_seeds(text: str) -> list[int]:
 def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
     """The latent z [1, z_dim] (float64) that NVIDIA's generate.py uses for `seed`."""
     return np.random.RandomState(seed).randn(1, z_dim)
-
-
-def to_uint8(img: torch.Tensor) -> torch.Tensor:
-    """Network output in about [-1, 1] → uint8 pixels; `+128` then truncation rounds."""
-    return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
 def class_label(c_dim: int, class_idx: int | None, n: int = 1) -> torch.Tensor:
@@ -204,7 +200,7 @@ def generate_images(
                 except Exception as e:
                     if not compiled:
                         raise
-                    log(f"ganscapes: warning: torch.compile failed ({_first_line(e)}); running without it.")
+                    log(f"ganscapes: warning: torch.compile failed ({first_line(e)}); running without it.")
                     synthesis, compiled = G.synthesis, False
                     img = _synthesize(synthesis, ws, noise_mode, run_kwargs, seeds[i], dev)
                 pixels = to_uint8(img[:n]).permute(0, 2, 3, 1).cpu().numpy()
@@ -251,17 +247,6 @@ def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
     return torch.cat([x, x[-1:].expand(rows - x.shape[0], *x.shape[1:])])
 
 
-def synthesis_options(device: torch.device) -> dict:
-    """How generate runs the synthesis network on `device`.
-
-    float32 everywhere but CUDA (float16 blocks are slow or unsupported elsewhere;
-    facts §3.4). On CPU the unfused modulated convolution: the same function as the
-    fused one (facts §3.2) but about twice as fast there; elsewhere the network's own
-    choice, as in the official code.
-    """
-    return {"force_fp32": device.type != "cuda", "fused_modconv": False if device.type == "cpu" else None}
-
-
 def _synthesize(synthesis, ws, noise_mode: str, run_kwargs: dict, seed: int, dev: torch.device) -> torch.Tensor:
     if noise_mode != "random":
         return synthesis(ws, noise_mode=noise_mode, **run_kwargs)
@@ -280,7 +265,7 @@ def _compile(synthesis, log: Callable[[str], None]):
     try:
         return torch.compile(synthesis), True
     except Exception as e:  # compile itself is lazy; failures usually surface on the first call
-        log(f"ganscapes: warning: torch.compile is not available ({_first_line(e)}); running without it.")
+        log(f"ganscapes: warning: torch.compile is not available ({first_line(e)}); running without it.")
         return synthesis, False
 
 
@@ -330,10 +315,6 @@ def _save_npz(path: Path, **arrays) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__).rstrip(".")
 
 
 def _stderr(line: str) -> None:
