@@ -267,7 +267,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}]")
 
     with _Stop() as stop:
-        while cur_nimg < total_nimg or (cur_nimg == 0 and total_nimg == 0):
+        while cur_nimg < total_nimg:
             iter_start = time.time()
             real_img, real_c = next(data_iter)
             sampler.advance(batch)  # the saved data position: what the loader has handed out
