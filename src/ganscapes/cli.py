@@ -386,7 +386,7 @@ def metrics_cmd(
     import json
 
     from ganscapes.gan.checkpoint import load_model
-    from ganscapes.gan.device import resolve_device
+    from ganscapes.device import resolve_device
     from ganscapes.gan.metrics import parse_metrics, run_metrics
 
     names = parse_metrics(metrics)

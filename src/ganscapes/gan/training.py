@@ -36,7 +36,7 @@ from ganscapes import __version__
 from ganscapes.errors import UserError
 from ganscapes.gan import distributed as dist_utils
 from ganscapes.gan.checkpoint import Model, load_model, save_model
-from ganscapes.gan.device import resolve_device
+from ganscapes.device import resolve_device
 from ganscapes.gan.networks import build_discriminator, build_generator
 from ganscapes.gan.ops import to_uint8
 from ganscapes.gan.train_config import (

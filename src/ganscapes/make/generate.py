@@ -31,7 +31,8 @@ from ganscapes.gan.ops import to_uint8  # noqa: F401 (re-exported for callers of
 MAX_SEED = 2**32 - 1  # what numpy's RandomState accepts
 MAX_SEEDS = 1_000_000  # per run; a typo such as 0-99999999 should not fill the disk
 NOISE_MODES = ("const", "random", "none")
-from ganscapes.gan.device import DEVICES, resolve_device, synthesis_options  # noqa: F401 (re-exported)
+from ganscapes.device import DEVICES, resolve_device  # noqa: F401 (re-exported)
+from ganscapes.gan.device import synthesis_options  # noqa: F401 (re-exported)
 
 PSI_RANGE = (-1.0, 2.0)  # outside it, pictures are usually broken
 LATENTS_FILE = "latents.npz"

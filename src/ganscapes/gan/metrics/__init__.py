@@ -87,7 +87,7 @@ def run_metrics(model, dataset_path, metrics: Sequence[str] | str = ("swd",), nu
     Reals are never x-flipped.
     """
     from ganscapes.gan.checkpoint import Model, load_model
-    from ganscapes.gan.device import resolve_device
+    from ganscapes.device import resolve_device
     from ganscapes.gan.training_data import ImageDataset
 
     start = time.perf_counter()

@@ -1,0 +1,1 @@
+"""CLIP stages: the encoder and its embedding cache, prompts and scores, curate and rank."""

@@ -1,0 +1,187 @@
+"""Embedding many images: hash, look up the cache, decode the rest in worker processes.
+
+The encoder is the bottleneck, so everything else runs beside it: image files are
+hashed by a thread pool, and DataLoader workers decode and preprocess the next batch
+while the model encodes this one. New embeddings are flushed to the cache every few
+hundred images and when the run stops for any reason, so an interrupted run resumes
+where it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganscapes.data.images import BadImage, is_image_name, load_rgb, open_image
+from ganscapes.errors import UserError
+
+FLUSH_EVERY = 256  # images per cache shard
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image: a file on disk, or a member of a zip file (`member` set)."""
+
+    path: Path
+    member: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.member if self.member is not None else str(self.path)
+
+    def read_bytes(self, zips: dict | None = None) -> bytes:
+        if self.member is None:
+            return self.path.read_bytes()
+        if zips is None:
+            with zipfile.ZipFile(self.path) as zf:
+                return zf.read(self.member)
+        if self.path not in zips:
+            zips[self.path] = zipfile.ZipFile(self.path)
+        return zips[self.path].read(self.member)
+
+
+def folder_refs(folder: Path, recursive: bool = True) -> list[ImageRef]:
+    """The images in a folder (sorted by path), skipping hidden files and folders."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder of images.")
+    pattern = folder.rglob("*") if recursive else folder.glob("*")
+    paths = [
+        p
+        for p in pattern
+        if p.is_file() and is_image_name(p.name) and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+    return [ImageRef(p) for p in sorted(paths)]
+
+
+@dataclass
+class Embedded:
+    refs: list[ImageRef]  # readable images, in input order
+    embeddings: np.ndarray  # [len(refs), D], unit rows
+    digests: list[str]
+    unreadable: list[tuple[ImageRef, str]] = field(default_factory=list)  # (image, reason)
+    encoded: int = 0  # how many were encoded now (the rest came from the cache)
+
+
+def embed_images(
+    refs: list[ImageRef],
+    encoder,
+    cache=None,
+    batch: int = 32,
+    workers: int | None = None,
+    progress: bool = True,
+    desc: str = "CLIP",
+) -> Embedded:
+    """Unit CLIP embeddings of `refs`; unreadable images are listed, not raised."""
+    if batch < 1:
+        raise UserError(f"--batch must be at least 1, not {batch}.")
+    workers = default_workers() if workers is None else workers
+    if workers < 0:
+        raise UserError(f"--workers must be 0 or more, not {workers}.")
+    digests, unreadable = _digest_all(refs)
+    known = cache.get_many([d for d in digests if d]) if cache is not None else {}
+    todo = [i for i, d in enumerate(digests) if d and d not in known]
+
+    new: dict[str, np.ndarray] = {}
+    pending: list[tuple[str, np.ndarray]] = []
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(refs), initial=len(refs) - len(todo), desc=desc, unit="img", disable=not progress)
+    try:
+        if todo:
+            loader = torch.utils.data.DataLoader(
+                _Decoded([refs[i] for i in todo], todo, encoder.preprocess),
+                batch_size=batch,
+                num_workers=workers,
+                collate_fn=_collate,
+                worker_init_fn=_one_thread if workers else None,
+                persistent_workers=False,
+            )
+            for pixels, indices, failures in loader:
+                for i, reason in failures:
+                    unreadable[i] = reason
+                if indices:
+                    vectors = encoder.encode_images(pixels)
+                    for i, v in zip(indices, vectors):
+                        new[digests[i]] = v
+                        pending.append((digests[i], v))
+                if len(pending) >= FLUSH_EVERY:
+                    _flush(cache, pending)
+                bar.update(len(indices) + len(failures))
+    finally:
+        _flush(cache, pending)
+        bar.close()
+
+    good = [i for i in range(len(refs)) if i not in unreadable]
+    table = {**known, **new}
+    dim = next(iter(table.values())).shape[0] if table else 0
+    return Embedded(
+        refs=[refs[i] for i in good],
+        embeddings=np.stack([table[digests[i]] for i in good]) if good else np.zeros([0, dim], np.float32),
+        digests=[digests[i] for i in good],
+        unreadable=[(refs[i], unreadable[i]) for i in sorted(unreadable)],
+        encoded=len(new),
+    )
+
+
+def default_workers() -> int:
+    """Decoding processes beside the encoder: one per spare core, at most four."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def _digest_all(refs: list[ImageRef]) -> tuple[list[str], dict[int, str]]:
+    unreadable: dict[int, str] = {}
+
+    def digest(i: int) -> str:
+        try:
+            return hashlib.sha256(refs[i].read_bytes()).hexdigest()
+        except (OSError, KeyError, zipfile.BadZipFile) as e:
+            unreadable[i] = f"unreadable: {getattr(e, 'strerror', None) or e}"
+            return ""
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # file reads and sha256 release the GIL
+        return list(pool.map(digest, range(len(refs)))), unreadable
+
+
+def _flush(cache, pending: list) -> None:
+    if cache is not None and pending:
+        cache.put_many([d for d, _ in pending], np.stack([v for _, v in pending]))
+    pending.clear()
+
+
+def _one_thread(_worker_id: int) -> None:
+    torch.set_num_threads(1)  # the cores belong to the encoder
+
+
+class _Decoded(torch.utils.data.Dataset):
+    """Decode + the model's own preprocessing; a bad image yields its reason instead."""
+
+    def __init__(self, refs: list[ImageRef], indices: list[int], preprocess):
+        self.refs, self.indices, self.preprocess = refs, indices, preprocess
+        self._zips: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, k: int):
+        try:
+            img = load_rgb(open_image(self.refs[k].read_bytes(self._zips)))
+            return self.indices[k], self.preprocess(img), None
+        except BadImage as e:
+            return self.indices[k], None, str(e)
+        except (OSError, KeyError, zipfile.BadZipFile) as e:
+            return self.indices[k], None, f"unreadable: {e}"
+
+
+def _collate(items):
+    ok = [(i, x) for i, x, _ in items if x is not None]
+    failures = [(i, reason) for i, x, reason in items if x is None]
+    pixels = torch.stack([x for _, x in ok]) if ok else None
+    return pixels, [i for i, _ in ok], failures
