@@ -215,6 +215,32 @@ class Device(str, Enum):
     MPS = "mps"
 
 
+# ---------------------------------------------------------------------------------------
+# CLIP: curate, rank (and generate --prompt)
+#
+# The same CLIP options on every command that scores images; OptionInfo objects can be
+# shared between commands because Typer only reads them.
+
+CLIP_MODEL = typer.Option("ViT-B-32", "--clip-model", help="open_clip architecture.")
+CLIP_PRETRAINED = typer.Option(
+    "openai", "--clip-pretrained", help="open_clip pretrained tag ('random': random weights, for tests)."
+)
+CLIP_WEIGHTS = typer.Option(
+    None, "--clip-weights", help="Local CLIP weights file (for offline machines).", show_default="$GANSCAPES_CLIP_WEIGHTS"
+)
+CLIP_CACHE = typer.Option(
+    None, "--cache", help="Folder for the embedding cache.", show_default="$GANSCAPES_CACHE or ~/.cache/ganscapes"
+)
+CLIP_BATCH = typer.Option(32, "--clip-batch", help="Images per CLIP forward pass.")
+CLIP_WORKERS = typer.Option(
+    None, "--workers", help="Image-decoding processes beside the encoder.", show_default="cores - 1, at most 4"
+)
+NEGATIVE = typer.Option([], "--negative", help="Phrase to score against (repeat for several).", show_default="none")
+TEMPLATE = typer.Option(
+    [], "--template", help="Template such as 'a painting of {}', averaged over (repeat).", show_default="phrase as written"
+)
+
+
 @app.command()
 def train(
     data: Path = typer.Option(..., "--data", help="Prepared dataset (folder or .zip)."),
@@ -284,11 +310,32 @@ def generate(
     compile: bool = typer.Option(
         False, "--compile/--no-compile", help="torch.compile the synthesis network (falls back if it fails)."
     ),
+    prompt: list[str] = typer.Option(
+        [], "--prompt", help="Rank the pictures by CLIP similarity to this (repeat for several).", show_default="no ranking"
+    ),
+    top: int = typer.Option(6, "--top", help="With --prompt: how many of the best to keep in OUT/ranked/top/."),
+    negative: list[str] = NEGATIVE,
+    template: list[str] = TEMPLATE,
+    clip_model: str = CLIP_MODEL,
+    clip_pretrained: str = CLIP_PRETRAINED,
+    clip_weights: Optional[Path] = CLIP_WEIGHTS,
+    cache: Optional[Path] = CLIP_CACHE,
+    clip_batch: int = CLIP_BATCH,
+    workers: Optional[int] = CLIP_WORKERS,
 ) -> None:
-    """Make pictures from a model, one per seed, with their latents (seed, z, w)."""
+    """Make pictures from a model, one per seed, with their latents (seed, z, w); optionally keep the best for a prompt."""
     from ganscapes.make.generate import generate_images, parse_seeds
 
     seed_list = parse_seeds(seeds)
+    clip = None
+    if prompt:  # check everything before spending minutes generating
+        from ganscapes.clip.rank import check_top
+
+        the_prompt = _prompt(prompt, negative, template)
+        check_top(top, len(seed_list), "seeds")
+        clip = _clip_tools(clip_model, clip_pretrained, clip_weights, cache, device.value)
+    elif negative or template:
+        raise UserError("--negative and --template only apply with --prompt.")
     result = generate_images(
         model,
         seed_list,
@@ -307,6 +354,132 @@ def generate(
         f"{n} image(s) in {result.out} ({names}); latents in {result.latents}; "
         f"{result.device}{', compiled' if result.compiled else ''}, {n / result.seconds:.1f} images/s"
     )
+    if clip is not None:
+        from ganscapes.make.pick import rank_generated
+
+        encoder, emb_cache = clip
+        with emb_cache:
+            ranking, outputs = rank_generated(result, encoder, the_prompt, top, emb_cache, batch=clip_batch, workers=workers)
+        _echo_top(ranking, top, result.out)
+        typer.echo(f"Ranked by {the_prompt.describe()}: {outputs.table}; the top {top} with their latents in {outputs.top_dir}.")
+
+
+def _clip_tools(model: str, pretrained: str, weights: Optional[Path], cache: Optional[Path], device: str):
+    """The encoder and its embedding cache for a command's CLIP options."""
+    from ganscapes.clip.cache import EmbeddingCache
+    from ganscapes.clip.encoder import ClipSpec, load_clip
+
+    encoder = load_clip(ClipSpec.from_options(model, pretrained, weights), device=device)
+    return encoder, EmbeddingCache(cache, encoder.model_id)
+
+
+def _prompt(phrases: list[str], negatives: list[str], templates: list[str]):
+    from ganscapes.clip.prompts import Prompt
+
+    return Prompt(tuple(phrases), tuple(negatives), tuple(templates))
+
+
+@app.command()
+def curate(
+    dataset: Path = typer.Argument(..., help="A prepared dataset (folder or .zip)."),
+    phrase: list[str] = typer.Option(
+        ["impressionist landscape painting"], "--phrase", help="What a good training image is (repeat for several)."
+    ),
+    refuse: Optional[int] = typer.Option(None, "--refuse", help="Refuse this many of the lowest-scored images.", show_default="none"),
+    refuse_fraction: Optional[float] = typer.Option(
+        None, "--refuse-fraction", help="Refuse this fraction of the images, e.g. 0.06.", show_default="none"
+    ),
+    min_score: Optional[float] = typer.Option(
+        None, "--min-score", help="Refuse every image scoring below this.", show_default="none"
+    ),
+    negative: list[str] = NEGATIVE,
+    template: list[str] = TEMPLATE,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Score and write the sheets, but move nothing."),
+    undo: bool = typer.Option(False, "--undo", help="Put the refused images back; the dataset is as before, byte for byte."),
+    clip_model: str = CLIP_MODEL,
+    clip_pretrained: str = CLIP_PRETRAINED,
+    clip_weights: Optional[Path] = CLIP_WEIGHTS,
+    cache: Optional[Path] = CLIP_CACHE,
+    batch: int = CLIP_BATCH,
+    workers: Optional[int] = CLIP_WORKERS,
+    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
+) -> None:
+    """Score the training images with CLIP and move the worst to a salon des refusés."""
+    from ganscapes.clip.curate import RefuseRule, curate_dataset, curation_dir_for, undo_curation
+
+    if undo:
+        n = undo_curation(dataset)
+        typer.echo(f"Restored {n} refused image(s) to {dataset}; {curation_dir_for(dataset)} is gone.")
+        return
+    rule = RefuseRule(count=refuse, fraction=refuse_fraction, min_score=min_score)
+    prompt = _prompt(phrase, negative, template)
+    encoder, emb_cache = _clip_tools(clip_model, clip_pretrained, clip_weights, cache, device.value)
+    with emb_cache:
+        result = curate_dataset(dataset, prompt, rule, encoder, emb_cache, dry_run=dry_run, batch=batch, workers=workers)
+    n, r = len(result.ranking), len(result.refused)
+    for name, reason in result.unreadable:
+        typer.echo(f"unreadable, skipped: {name} ({reason})", err=True)
+    verb = "would refuse" if result.dry_run else "refused"
+    where = "" if result.dry_run or not r else f", moved to {result.curation / 'salon_des_refuses'}"
+    typer.echo(
+        f"Scored {n} image(s) against {prompt.describe()} ({result.encoded} encoded, {n - result.encoded} from the cache); "
+        f"{verb} {r}{where}. Scores: {result.scores_csv}; sheets: {result.top_sheet.name}, {result.bottom_sheet.name}."
+    )
+    if result.unreadable:
+        typer.echo(f"{len(result.unreadable)} unreadable image(s) were skipped, not refused.")
+
+
+@app.command()
+def rank(
+    folder: Path = typer.Argument(..., help="A folder of images, e.g. the output of generate."),
+    prompt: list[str] = typer.Option(..., "--prompt", help="What you want to see (repeat for several phrases)."),
+    top: int = typer.Option(6, "--top", help="How many of the best to keep in top/."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for ranking.csv, top.png and top/.", show_default="FOLDER/ranked"),
+    recursive: bool = typer.Option(False, "--recursive", help="Also rank images in subfolders."),
+    negative: list[str] = NEGATIVE,
+    template: list[str] = TEMPLATE,
+    clip_model: str = CLIP_MODEL,
+    clip_pretrained: str = CLIP_PRETRAINED,
+    clip_weights: Optional[Path] = CLIP_WEIGHTS,
+    cache: Optional[Path] = CLIP_CACHE,
+    batch: int = CLIP_BATCH,
+    workers: Optional[int] = CLIP_WORKERS,
+    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
+) -> None:
+    """Rank any folder of images by CLIP similarity to a prompt; keep the top K."""
+    from ganscapes.clip.embed import folder_refs
+    from ganscapes.clip.rank import check_top, rank_images, write_ranking
+
+    the_prompt = _prompt(prompt, negative, template)
+    from ganscapes.clip.rank import RANKED_DIR
+
+    out = out if out is not None else folder / RANKED_DIR
+    refs = [r for r in folder_refs(folder, recursive=recursive) if out.resolve() not in r.path.resolve().parents]
+    if not refs:
+        raise UserError(f"There are no images in {folder}.")
+    check_top(top, len(refs))
+    encoder, emb_cache = _clip_tools(clip_model, clip_pretrained, clip_weights, cache, device.value)
+    with emb_cache:
+        ranking = rank_images(refs, encoder, the_prompt, emb_cache, batch=batch, workers=workers)
+    for ref, reason in ranking.unreadable:
+        typer.echo(f"unreadable, skipped: {ref.name} ({reason})", err=True)
+    outputs = write_ranking(ranking, out, top, root=folder)
+    from ganscapes.make.pick import save_top_latents
+
+    latents = save_top_latents(folder, ranking, top, outputs.top_dir)
+    _echo_top(ranking, top, folder)
+    typer.echo(
+        f"Ranked {len(ranking)} image(s): {outputs.table}; the top {top} in {outputs.top_dir}"
+        f"{' with their latents' if latents else ''} and {outputs.sheet}."
+    )
+
+
+def _echo_top(ranking, top: int, root: Path) -> None:
+    from ganscapes.clip.rank import _display_name
+
+    for k in range(top):
+        typer.echo(f"{k + 1:4d}  {ranking.scores[k]:+.4f}  {_display_name(ranking.refs[k], root)}")
+
 
 
 @app.command("import-official")

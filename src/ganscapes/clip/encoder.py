@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,14 +157,25 @@ def load_clip(spec: ClipSpec = ClipSpec(), device: str | torch.device = "cpu") -
 
 
 def _create(open_clip, name: str, pretrained: str | None, kwargs: dict, weights_file: Path | None = None):
+    import logging
+
+    from safetensors import SafetensorError
+
+    root = logging.getLogger()
+    level = root.level
+    if pretrained is None:  # random weights on purpose: open_clip's warning about it is noise
+        root.setLevel(logging.ERROR)
     try:
         return open_clip.create_model_and_transforms(name, pretrained=pretrained, **kwargs)
-    except (RuntimeError, ValueError, KeyError, OSError, EOFError) as e:
+    # A damaged .safetensors file raises SafetensorError, a damaged .pt/.bin UnpicklingError.
+    except (RuntimeError, ValueError, KeyError, OSError, EOFError, SafetensorError, pickle.UnpicklingError) as e:
         if weights_file is not None:
             raise UserError(
                 f"{weights_file} is not a usable set of {name} CLIP weights ({first_line(e, 160)})."
             ) from None
         raise UserError(f"Could not load the CLIP model {name} ({pretrained}): {first_line(e, 160)}.") from None
+    finally:
+        root.setLevel(level)
 
 
 def weights_hint(name: str, pretrained: str) -> str:

@@ -215,7 +215,7 @@ def generate_images(
         bar.close()
 
     latents = out / LATENTS_FILE
-    _save_npz(
+    save_npz(
         latents,
         seeds=np.asarray(seeds, dtype=np.int64),
         z=z_all.astype(np.float64),
@@ -312,7 +312,7 @@ def _write_png(path: Path, pixels: np.ndarray, info) -> None:
         image.save(tmp, format="PNG", compress_level=1, pnginfo=info)
 
 
-def _save_npz(path: Path, **arrays) -> None:
+def save_npz(path: Path, **arrays) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
