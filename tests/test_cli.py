@@ -14,7 +14,9 @@ import ganscapes.cli as cli
 from ganscapes.errors import UserError
 from helpers_images import jpeg_bytes, noise, png_bytes, write, zip_bytes
 
-COMMANDS = ["sample", "gather", "prepare", "dataset", "train", "metrics", "generate", "import-official", "env"]
+COMMANDS = [
+    "sample", "gather", "prepare", "dataset", "curate", "train", "metrics", "generate", "rank", "import-official", "env"
+]
 
 
 def ganscapes(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
