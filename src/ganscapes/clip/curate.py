@@ -78,6 +78,8 @@ class RefuseRule:
 def curation_dir_for(dataset: Path) -> Path:
     """`landscapes.zip` → `landscapes-curation/`; `landscapes/` → `landscapes-curation/`."""
     dataset = Path(dataset)
+    if dataset.name in ("", ".."):  # `curate .` or `curate ..`: the folder's own name
+        dataset = Path(os.path.abspath(dataset))
     stem = dataset.stem if is_zip_path(dataset) else dataset.name
     return dataset.with_name(f"{stem}-curation")
 
@@ -109,6 +111,7 @@ def curate_dataset(
     curation = curation_dir_for(dataset)
     state_path = curation / STATE
     if state_path.exists():
+        _check_owner(state_path, dataset)
         raise UserError(
             f"{dataset} is already curated (see {state_path}); run `ganscapes curate {dataset} --undo` first."
         )
@@ -165,6 +168,18 @@ def curate_dataset(
         encoded=embedded.encoded,
         unreadable=unreadable,
     )
+
+
+def _check_owner(state_path: Path, dataset: Path, record: dict | None = None) -> None:
+    """`landscapes/` and `landscapes.zip` side by side share a curation folder name."""
+    if record is None:
+        try:
+            record = json.loads(state_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return
+    owner = record.get("dataset") if isinstance(record, dict) else None
+    if owner and Path(owner).name != dataset.resolve().name:  # names only: moving both together is fine
+        raise UserError(f"{state_path.parent} holds the curation of {owner}, not of {dataset}; move one of them elsewhere.")
 
 
 def _rel_name(ref: ImageRef, dataset: Path) -> str:
@@ -294,6 +309,7 @@ def undo_curation(dataset: Path) -> int:
         container = record["container"]
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
         raise UserError(f"{state_path} is damaged; the refused images are in {curation / REFUSED_DIR}.") from None
+    _check_owner(state_path, dataset, record)
     if container == "zip":
         original = curation / "original.zip"
         if original.is_file():

@@ -85,6 +85,8 @@ def embed_images(
     workers = default_workers() if workers is None else workers
     if workers < 0:
         raise UserError(f"--workers must be 0 or more, not {workers}.")
+    if cache is not None and cache.model_id != encoder.model_id:
+        raise ValueError(f"The cache holds {cache.model_id} embeddings, not {encoder.model_id} ones.")
     digests, unreadable = _digest_all(refs)
     known = cache.get_many([d for d in digests if d]) if cache is not None else {}
     todo = [i for i, d in enumerate(digests) if d and d not in known]

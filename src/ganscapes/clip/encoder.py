@@ -167,12 +167,16 @@ def _create(open_clip, name: str, pretrained: str | None, kwargs: dict, weights_
         root.setLevel(logging.ERROR)
     try:
         return open_clip.create_model_and_transforms(name, pretrained=pretrained, **kwargs)
-    # A damaged .safetensors file raises SafetensorError, a damaged .pt/.bin UnpicklingError.
-    except (RuntimeError, ValueError, KeyError, OSError, EOFError, SafetensorError, pickle.UnpicklingError) as e:
+    except Exception as e:
         if weights_file is not None:
+            # The user's file: whatever safetensors or torch.load raise on damaged bytes
+            # (SafetensorError, UnpicklingError, IndexError…), it is the file that is wrong.
             raise UserError(
                 f"{weights_file} is not a usable set of {name} CLIP weights ({first_line(e, 160)})."
             ) from None
+        known = (RuntimeError, ValueError, KeyError, OSError, EOFError, SafetensorError, pickle.UnpicklingError)
+        if not isinstance(e, known):
+            raise
         raise UserError(f"Could not load the CLIP model {name} ({pretrained}): {first_line(e, 160)}.") from None
     finally:
         root.setLevel(level)

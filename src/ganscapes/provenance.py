@@ -1,0 +1,94 @@
+"""Recipes: every PNG ganscapes writes says how to make it again.
+
+The recipe is JSON in the PNG text chunk `ganscapes`: package version, the model's
+content hash, and whatever the stage needs to rebuild the pixels — seeds or latent
+vectors, ψ, noise mode, class, layer range, post-processing settings, prompt and score.
+`ganscapes info` prints it and `ganscapes reproduce` rebuilds the image from it.
+
+Latent vectors are stored exactly: float32 bytes in base64 (`encode_array`), because a
+decimal rendering would round them.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ganscapes import __version__
+from ganscapes.errors import UserError
+from ganscapes.fileio import atomic_path
+
+RECIPE_KEY = "ganscapes"
+_PNG_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def png_info(recipe: dict, keep: dict[str, str] | None = None):
+    """A PngInfo with `recipe` (plus the package version) and any other text chunks to keep."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in (keep or {}).items():
+        if key != RECIPE_KEY:
+            info.add_text(key, value)
+    info.add_text(RECIPE_KEY, json.dumps({"version": __version__, **recipe}))
+    return info
+
+
+def write_png(path: Path, pixels: np.ndarray, recipe: dict, compress_level: int = 1) -> Path:
+    """Write uint8 pixels [H, W, C] as a PNG carrying `recipe`, atomically."""
+    from PIL import Image
+
+    channels = pixels.shape[-1] if pixels.ndim == 3 else 1
+    array = pixels[..., 0] if pixels.ndim == 3 and channels == 1 else pixels
+    image = Image.fromarray(np.ascontiguousarray(array), _PNG_MODES[channels])
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG", compress_level=compress_level, pnginfo=png_info(recipe))
+    return Path(path)
+
+
+def read_text_chunks(source: Path | bytes) -> dict[str, str]:
+    """All PNG text chunks of a file ({} for other formats)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            img.load()
+            return dict(getattr(img, "text", None) or {})
+    except FileNotFoundError:
+        raise UserError(f"{source} does not exist.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise UserError(f"{source} is not a readable image ({e}).") from None
+
+
+def read_recipe(source: Path | bytes, required: bool = True) -> dict | None:
+    """The recipe in a PNG; a missing one is a UserError when `required`."""
+    raw = read_text_chunks(source).get(RECIPE_KEY)
+    if raw is None:
+        if required:
+            raise UserError(f"{source} carries no ganscapes recipe; only PNGs written by ganscapes can be reproduced.")
+        return None
+    try:
+        recipe = json.loads(raw)
+    except json.JSONDecodeError:
+        raise UserError(f"The ganscapes recipe in {source} is not valid JSON.") from None
+    if not isinstance(recipe, dict):
+        raise UserError(f"The ganscapes recipe in {source} is not a JSON object.")
+    return recipe
+
+
+def encode_array(a: np.ndarray) -> dict:
+    """An exact, JSON-safe form of a float32 array."""
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    return {"dtype": "float32", "shape": list(a.shape), "base64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def decode_array(d: dict) -> np.ndarray:
+    try:
+        data = base64.b64decode(d["base64"], validate=True)
+        return np.frombuffer(data, dtype=np.float32).reshape(d["shape"]).copy()
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"A latent vector in the recipe is damaged ({e}).") from None
