@@ -15,7 +15,8 @@ from ganscapes.errors import UserError
 from helpers_images import jpeg_bytes, noise, png_bytes, write, zip_bytes
 
 COMMANDS = [
-    "sample", "gather", "prepare", "dataset", "curate", "train", "metrics", "generate", "rank", "import-official", "env"
+    "sample", "gather", "prepare", "dataset", "curate", "train", "metrics", "generate", "rank", "mix", "post",
+    "reproduce", "info", "import-official", "env",
 ]
 
 

@@ -322,6 +322,9 @@ def generate(
     cache: Optional[Path] = CLIP_CACHE,
     clip_batch: int = CLIP_BATCH,
     workers: Optional[int] = CLIP_WORKERS,
+    post: bool = typer.Option(
+        False, "--post", help="Also post-process the pictures (the top picks with --prompt) into a post/ folder."
+    ),
 ) -> None:
     """Make pictures from a model, one per seed, with their latents (seed, z, w); optionally keep the best for a prompt."""
     from ganscapes.make.generate import generate_images, parse_seeds
@@ -362,6 +365,9 @@ def generate(
             ranking, outputs = rank_generated(result, encoder, the_prompt, top, emb_cache, batch=clip_batch, workers=workers)
         _echo_top(ranking, top, result.out)
         typer.echo(f"Ranked by {the_prompt.describe()}: {outputs.table}; the top {top} with their latents in {outputs.top_dir}.")
+    if post:
+        picks = outputs.top if clip is not None else result.images
+        _post_outputs(picks, (outputs.top_dir.parent if clip is not None else result.out) / "post")
 
 
 def _clip_tools(model: str, pretrained: str, weights: Optional[Path], cache: Optional[Path], device: str):
@@ -445,6 +451,7 @@ def rank(
     batch: int = CLIP_BATCH,
     workers: Optional[int] = CLIP_WORKERS,
     device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
+    post: bool = typer.Option(False, "--post", help="Also post-process the top picks into OUT/post/."),
 ) -> None:
     """Rank any folder of images by CLIP similarity to a prompt; keep the top K."""
     from ganscapes.clip.embed import folder_refs
@@ -472,6 +479,8 @@ def rank(
         f"Ranked {len(ranking)} image(s): {outputs.table}; the top {top} in {outputs.top_dir}"
         f"{' with their latents' if latents else ''} and {outputs.sheet}."
     )
+    if post:
+        _post_outputs(outputs.top, out / "post")
 
 
 def _echo_top(ranking, top: int, root: Path) -> None:
@@ -479,6 +488,184 @@ def _echo_top(ranking, top: int, root: Path) -> None:
 
     for k in range(top):
         typer.echo(f"{k + 1:4d}  {ranking.scores[k]:+.4f}  {_display_name(ranking.refs[k], root)}")
+
+
+
+# ---------------------------------------------------------------------------------------
+# mix, post, reproduce, info
+
+POST = typer.Option(
+    False, "--post", help="Also post-process the results (0.1/99.9 stretch, dataset aspect) into a post/ folder."
+)
+
+
+def _post_outputs(images: list[Path], out: Path, model_aspect: float | None = None) -> None:
+    """`--post` on generate, rank and mix: the default finishing, into `out`."""
+    from ganscapes.make.post import PostSettings, post_files
+
+    result = post_files(images, out, PostSettings(), model_aspect=model_aspect)
+    aspect, origin = result.aspects[0]
+    note = " (no aspect recorded; 1.0)" if origin == "none" else ""
+    typer.echo(f"Post-processed {len(result.outputs)} picture(s) into {out} at aspect {aspect:.3f}{note}.")
+
+
+@app.command()
+def mix(
+    model: Path = typer.Option(..., "--model", help="Model file: a ganscapes .safetensors or an official NVIDIA .pkl."),
+    out: Path = typer.Option(..., "--out", help="Folder for grid.png, forms/, styles/, cells/ and mix.npz."),
+    forms: Optional[str] = typer.Option(None, "--forms", help="Seeds of the form pictures (columns), e.g. 1-7.", show_default="none"),
+    styles: Optional[str] = typer.Option(None, "--styles", help="Seeds of the style pictures (rows), e.g. 10,11,12.", show_default="none"),
+    forms_from: Optional[str] = typer.Option(
+        None, "--forms-from", help="Form latents from a latents.npz: FILE.npz:0,1,2 (rows) or FILE.npz.", show_default="none"
+    ),
+    styles_from: Optional[str] = typer.Option(
+        None, "--styles-from", help="Style latents from a latents.npz: FILE.npz:0,1 or FILE.npz.", show_default="none"
+    ),
+    layers: str = typer.Option(
+        "fine", "--layers", help="Layers taken from the style: coarse, middle, fine, all, none, 0-6, 8-, 0,2,4."
+    ),
+    psi: float = typer.Option(1.0, "--psi", help="Truncation psi for seeds (latents from files are used as stored)."),
+    trunc_cutoff: Optional[int] = typer.Option(None, "--trunc-cutoff", help="Truncate only the first N layers.", show_default="all layers"),
+    noise_mode: NoiseMode = typer.Option(NoiseMode.CONST, "--noise-mode", help="Per-pixel noise: const, random or none."),
+    class_idx: Optional[int] = typer.Option(None, "--class", help="Class index for conditional models.", show_default="none"),
+    cell_size: Optional[int] = typer.Option(None, "--cell-size", help="Side of a grid cell in pixels.", show_default="model resolution, at most 256"),
+    labels: bool = typer.Option(True, "--labels/--no-labels", help="Write F1…, S1… on the grid's headers."),
+    batch: int = typer.Option(8, "--batch", help="Pictures per network call."),
+    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
+    post: bool = POST,
+) -> None:
+    """Style mixing: the forms x styles grid, each cell a form's composition with a style's colours."""
+    from ganscapes.device import resolve_device
+    from ganscapes.gan.checkpoint import load_model
+    from ganscapes.make.generate import parse_seeds
+    from ganscapes.make.mix import file_latents, layer_range, seed_latents, style_mix
+
+    if (forms is None) == (forms_from is None):
+        raise UserError("Give the forms with exactly one of --forms SEEDS or --forms-from FILE.npz:ROWS.")
+    if (styles is None) == (styles_from is None):
+        raise UserError("Give the styles with exactly one of --styles SEEDS or --styles-from FILE.npz:ROWS.")
+    if cell_size is not None and not 16 <= cell_size <= 2048:
+        raise UserError(f"--cell-size must be between 16 and 2048 pixels, not {cell_size}.")
+    form_seeds = parse_seeds(forms) if forms is not None else None
+    style_seeds = parse_seeds(styles) if styles is not None else None
+    dev = resolve_device(device.value)
+    loaded = load_model(model, device=dev)
+    G = loaded.G_ema
+    chosen = layer_range(layers, G.num_ws)
+    if trunc_cutoff is not None and not 0 <= trunc_cutoff <= G.num_ws:
+        raise UserError(f"--trunc-cutoff must be from 0 to {G.num_ws} (the model's num_ws), not {trunc_cutoff}.")
+
+    def latents(seeds, spec):
+        if seeds is not None:
+            return seed_latents(G, seeds, psi, trunc_cutoff, class_idx, dev)
+        return file_latents(spec, loaded)
+
+    result = style_mix(
+        loaded, latents(form_seeds, forms_from), latents(style_seeds, styles_from), chosen, out,
+        noise_mode=noise_mode.value, device=dev, cell_size=cell_size, labels=labels, batch=batch,
+    )
+    span = f"{chosen[0]}-{chosen[-1]}" if chosen and chosen == list(range(chosen[0], chosen[-1] + 1)) else ",".join(map(str, chosen)) or "none"
+    typer.echo(
+        f"{len(result.forms)} forms x {len(result.styles)} styles, style layers {span} of {G.num_ws}: "
+        f"{result.grid}; cells in {out / 'cells'}; latents in {result.latents}."
+    )
+    if post:
+        _post_outputs([p for row in result.cells for p in row], out / "post", loaded.meta.get("aspect"))
+
+
+def _parse_post_aspect(value: str) -> float | None:
+    if value.strip().lower() == "auto":
+        return None
+    aspect = _parse_aspect(value)
+    if aspect is None or aspect <= 0:
+        raise UserError(f"--aspect must be 'auto' or a positive ratio such as 1.27 or 4:3, not {value!r}.")
+    return aspect
+
+
+@app.command()
+def post(
+    images: list[Path] = typer.Argument(..., help="PNG or other image files to finish."),
+    out: Path = typer.Option(..., "--out", help="Folder for the finished PNGs (same names)."),
+    low: float = typer.Option(0.1, "--low", help="Percentile mapped to 0, per channel."),
+    high: float = typer.Option(99.9, "--high", help="Percentile mapped to 255, per channel."),
+    aspect: str = typer.Option(
+        "auto", "--aspect", help="Width/height to restore: auto (the training data's, from the recipe or --model), or e.g. 1.27."
+    ),
+    width: Optional[int] = typer.Option(None, "--width", help="Output width in pixels.", show_default="the picture's width"),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="With --aspect auto: take the aspect from this model's metadata.", show_default="none"
+    ),
+) -> None:
+    """Stretch the contrast per channel and restore the paintings' aspect ratio."""
+    from ganscapes.make.post import PostSettings, post_files
+
+    settings = PostSettings(low=low, high=high, aspect=_parse_post_aspect(aspect), width=width)
+    model_aspect = None
+    if model is not None:
+        from ganscapes.gan.checkpoint import load_model
+
+        model_aspect = load_model(model).meta.get("aspect")
+    result = post_files(images, out, settings, model_aspect=model_aspect)
+    if any(origin == "none" for _, origin in result.aspects):
+        typer.echo(
+            "note: no aspect recorded for some pictures (no recipe and no --model); they keep 1.0. "
+            "Pass --aspect 1.27 or --model to restore one.",
+            err=True,
+        )
+    first, origin = result.aspects[0]
+    typer.echo(f"{len(result.outputs)} picture(s) in {out}; stretch {low:g}/{high:g} %, aspect {first:.3f} ({origin}).")
+
+
+@app.command()
+def reproduce(
+    image: Path = typer.Argument(..., help="A PNG written by ganscapes (generate, rank, mix, post)."),
+    model: Path = typer.Option(..., "--model", help="The model that made it."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder to write the rebuilt PNG into.", show_default="do not write"),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if the model's hash differs from the recipe's."),
+    device: Device = typer.Option(Device.CPU, "--device", help="Device; pictures are bit-exact on the one that made them."),
+) -> None:
+    """Rebuild a picture from the recipe it carries and compare: exit 0 if identical, 2 if not."""
+    from ganscapes.gan.checkpoint import load_model
+    from ganscapes.make.reproduce import reproduce_file
+    from ganscapes.provenance import write_png
+
+    result = reproduce_file(image, load_model(model), device=device.value, force=force)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        recipe = {k: v for k, v in result.recipe.items() if k != "version"}
+        written = write_png(out / image.name, result.pixels, recipe)
+        typer.echo(f"rebuilt: {written}")
+    if result.identical:
+        typer.echo(f"{image}: identical")
+        return
+    diff = result.max_difference
+    if diff is None:
+        typer.echo(f"{image}: differs in size ({result.pixels.shape[:2]} rebuilt, {result.original.shape[:2]} on file)")
+    else:
+        changed = int((result.pixels != result.original).any(axis=-1).sum())
+        typer.echo(f"{image}: differs, max pixel difference {diff} ({changed} pixels)")
+    raise typer.Exit(2)
+
+
+@app.command()
+def info(image: Path = typer.Argument(..., help="A PNG written by ganscapes.")) -> None:
+    """Print the recipe a picture carries (latent vectors shown by their shape)."""
+    import json
+
+    from ganscapes.provenance import read_recipe
+
+    recipe = read_recipe(image)
+    typer.echo(json.dumps(_abbreviate(recipe), indent=2, ensure_ascii=False))
+
+
+def _abbreviate(value):
+    if isinstance(value, dict):
+        if set(value) >= {"dtype", "shape", "base64"}:
+            return f"<{value['dtype']} array {value['shape']}>"
+        return {k: _abbreviate(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_abbreviate(v) for v in value]
+    return value
 
 
 

@@ -25,12 +25,12 @@ from ganscapes.clip.prompts import Prompt, prompt_embeddings, scores
 from ganscapes.data.contact_sheet import save_contact_sheet
 from ganscapes.errors import UserError
 from ganscapes.fileio import atomic_path
+from ganscapes.provenance import RECIPE_KEY, png_info
 
 RANKED_DIR = "ranked"  # default output folder, inside the folder ranked
 RANKING_CSV = "ranking.csv"
 TOP_SHEET = "top.png"
 TOP_DIR = "top"
-RECIPE_KEY = "ganscapes"  # the PNG text chunk that generate writes
 
 
 @dataclass
@@ -142,7 +142,7 @@ def _display_name(ref: ImageRef, root: Path | None) -> str:
 
 def _copy_with_recipe(ref: ImageRef, dest: Path, extra: dict) -> Path:
     """Copy a pick; a PNG keeps its pixels and text chunks and gains the ranking in its recipe."""
-    from PIL import Image, PngImagePlugin
+    from PIL import Image
 
     data = ref.read_bytes()
     if not data.startswith(b"\x89PNG"):
@@ -151,17 +151,12 @@ def _copy_with_recipe(ref: ImageRef, dest: Path, extra: dict) -> Path:
         return dest
     with Image.open(io.BytesIO(data)) as img:
         img.load()
-        info = PngImagePlugin.PngInfo()
-        recipe = {}
-        for key, value in (getattr(img, "text", None) or {}).items():
-            if key == RECIPE_KEY:
-                try:
-                    recipe = json.loads(value)
-                except json.JSONDecodeError:
-                    recipe = {}
-            else:
-                info.add_text(key, value)
+        chunks = dict(getattr(img, "text", None) or {})
+        try:
+            recipe = json.loads(chunks.get(RECIPE_KEY, "{}"))
+        except json.JSONDecodeError:
+            recipe = {}
         recipe = {**(recipe if isinstance(recipe, dict) else {}), **extra}
-        info.add_text(RECIPE_KEY, json.dumps(recipe))
-        img.save(dest, format="PNG", pnginfo=info)
+        recipe.pop("version", None)  # png_info stamps the current one
+        img.save(dest, format="PNG", pnginfo=png_info(recipe, keep=chunks))
     return dest

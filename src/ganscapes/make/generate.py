@@ -11,7 +11,6 @@ truncated ws that were actually fed to the synthesis network.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -27,6 +26,7 @@ import torch
 from ganscapes.errors import UserError, first_line
 from ganscapes.fileio import atomic_path
 from ganscapes.gan.ops import to_uint8  # noqa: F401 (re-exported for callers of generate)
+from ganscapes.provenance import write_png
 
 MAX_SEED = 2**32 - 1  # what numpy's RandomState accepts
 MAX_SEEDS = 1_000_000  # per run; a typo such as 0-99999999 should not fill the disk
@@ -43,8 +43,6 @@ LATENTS_FILE = "latents.npz"
 # thrown away), so that with const noise the pictures do not depend on --batch. Measured
 # with MKL and oneDNN on x86 CPUs; GPU libraries give no such promise.
 ROW_GROUP = 4
-
-_PNG_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -175,6 +173,7 @@ def generate_images(
     if compile:
         synthesis, compiled = _compile(G.synthesis, log)
 
+    common = generate_recipe(model, psi, truncation_cutoff, noise_mode, class_idx, dev)
     z_all = np.concatenate([seed_to_z(s, G.z_dim) for s in seeds]) if G.z_dim else np.zeros([len(seeds), 0])
     w_all = np.zeros([len(seeds), G.num_ws, G.w_dim], dtype=np.float32)
     paths = [out / f"seed{s:04d}.png" for s in seeds]
@@ -206,8 +205,10 @@ def generate_images(
                     img = _synthesize(synthesis, ws, noise_mode, run_kwargs, seeds[i], dev)
                 pixels = to_uint8(img[:n]).permute(0, 2, 3, 1).cpu().numpy()
                 for k in range(n):
-                    info = _png_info(model.model_hash, seeds[i + k], psi, truncation_cutoff, noise_mode, class_idx)
-                    pending.append(writers.submit(_write_png, paths[i + k], pixels[k], info))
+                    recipe = {**common, "seed": seeds[i + k]}
+                    if noise_mode == "random":  # what reproduce needs to draw the same noise
+                        recipe.update(noise_seed=seeds[i], batch_rows=rows, row=k)
+                    pending.append(writers.submit(write_png, paths[i + k], pixels[k], recipe))
                 pending = _reap(pending, bar, keep=max(2 * batch, 16))
         pending = _reap(pending, bar, wait=True)
     finally:
@@ -287,29 +288,18 @@ def _reap(pending: list, bar, wait: bool = False, keep: int = 64) -> list:
     return left
 
 
-def _png_info(model_hash: str, seed: int, psi: float, cutoff: int | None, noise_mode: str, class_idx: int | None):
-    from PIL import PngImagePlugin
-
-    info = PngImagePlugin.PngInfo()
-    record = {
-        "model_hash": model_hash,
-        "seed": seed,
+def generate_recipe(model, psi: float, cutoff: int | None, noise_mode: str, class_idx: int | None, dev) -> dict:
+    """The recipe fields every picture of a run shares (the seed is added per picture)."""
+    return {
+        "kind": "generate",
+        "model_hash": model.model_hash,
         "psi": psi,
         "truncation_cutoff": cutoff,
         "noise_mode": noise_mode,
         "class_idx": class_idx,
+        "device": str(dev),
+        "aspect": model.meta.get("aspect"),  # the training data's, for post --aspect auto
     }
-    info.add_text("ganscapes", json.dumps(record))
-    return info
-
-
-def _write_png(path: Path, pixels: np.ndarray, info) -> None:
-    from PIL import Image
-
-    channels = pixels.shape[-1]
-    image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels, _PNG_MODES[channels])
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG", compress_level=1, pnginfo=info)
 
 
 def save_npz(path: Path, **arrays) -> None:

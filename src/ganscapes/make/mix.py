@@ -1,0 +1,221 @@
+"""mix: the form of one painting with the style of another, as a forms × styles grid.
+
+The synthesis network reads one w per layer (`num_ws` of them: 18 at 1024², 14 at 256²),
+from the coarsest to the finest. Layers 0–3 (4²–8²) set the composition — where the
+horizon, the trees and the water are; layers 4–7 (16²–32²) the middle-sized shapes;
+layers 8 and up (64² and finer) the palette, light and brushwork (Karras et al., 2019,
+§3.1, "coarse / middle / fine styles"). A cell of the grid is its column's *form* w with
+the rows of the chosen layer range taken from its row's *style* w:
+
+    cell_w[i] = style_w[i] if i in layers else form_w[i]
+
+The default range is `fine` — layers 8 to num_ws − 1 — so a cell keeps its form's
+composition and takes its style's colours and texture, as in the GANscapes figure.
+Models of 32² or less have no 64² layers; there `fine` means the upper half of the
+layers (num_ws // 2 and up).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ganscapes.errors import UserError
+from ganscapes.provenance import encode_array, write_png
+
+LAYER_PRESETS = ("coarse", "middle", "fine", "all", "none")
+DEFAULT_LAYERS = "fine"
+GRID_NAME = "grid.png"
+MIX_FILE = "mix.npz"
+
+
+def layer_range(spec: str, num_ws: int) -> list[int]:
+    """The w rows a spec names: a preset, `A-B` (inclusive), `A-` (to the end), `A,B,C`."""
+    text = spec.strip().lower()
+    fine_start = 8 if num_ws > 8 else num_ws // 2
+    presets = {
+        "coarse": range(0, min(4, fine_start)),
+        "middle": range(min(4, fine_start), fine_start),
+        "fine": range(fine_start, num_ws),
+        "all": range(0, num_ws),
+        "none": range(0),
+        "": range(0),
+    }
+    if text in presets:
+        return list(presets[text])
+    layers: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        m = re.fullmatch(r"(\d+)\s*-\s*(\d*)|(\d+)", part)
+        if m is None:
+            raise UserError(
+                f"Cannot read the layer range {spec!r}; use coarse, middle, fine, all, none, 0-6, 8- or 0,2,4."
+            )
+        first = int(m.group(1) if m.group(3) is None else m.group(3))
+        last = (int(m.group(2)) if m.group(2) else num_ws - 1) if m.group(3) is None else first
+        if last < first:
+            raise UserError(f"The layer range {part!r} runs backwards; write {last}-{first}.")
+        if last >= num_ws:
+            raise UserError(f"Layer {last} does not exist: this model has layers 0 to {num_ws - 1} (num_ws = {num_ws}).")
+        layers.extend(range(first, last + 1))
+    return sorted(set(layers))
+
+
+def mix_ws(form: np.ndarray, style: np.ndarray, layers: list[int]) -> np.ndarray:
+    """form [num_ws, w_dim] with the rows in `layers` replaced by style's."""
+    w = np.array(form, dtype=np.float32, copy=True)
+    w[layers] = style[layers]
+    return w
+
+
+@dataclass
+class Latents:
+    """Ws with their recipe sources: {"seed", "psi", …} or {"w": <exact array>, "file", "row"}."""
+
+    ws: np.ndarray  # [K, num_ws, w_dim]
+    sources: list[dict]
+
+
+def seed_latents(G, seeds: list[int], psi: float, cutoff: int | None, class_idx: int | None, dev) -> Latents:
+    from ganscapes.make.latents import map_seeds
+
+    ws = map_seeds(G, seeds, psi, cutoff, class_idx, dev)
+    return Latents(ws, [{"seed": s, "psi": psi, "truncation_cutoff": cutoff, "class_idx": class_idx} for s in seeds])
+
+
+def file_latents(spec: str, model) -> Latents:
+    from ganscapes.make.latents import load_latent_rows
+
+    rows = load_latent_rows(spec, model)
+    return Latents(rows.ws, [{**src, "w": encode_array(w)} for src, w in zip(rows.sources, rows.ws)])
+
+
+@dataclass
+class MixResult:
+    out: Path
+    grid: Path
+    forms: list[Path]
+    styles: list[Path]
+    cells: list[list[Path]]  # cells[j][i]: style j (row), form i (column)
+    layers: list[int]
+    latents: Path
+
+
+def style_mix(
+    model,
+    forms: Latents,
+    styles: Latents,
+    layers: list[int],
+    out: Path,
+    noise_mode: str = "const",
+    device="cpu",
+    cell_size: int | None = None,
+    labels: bool = True,
+    batch: int = 8,
+) -> MixResult:
+    """Write the grid, every cell, the form and style pictures and `mix.npz` into `out`."""
+    from ganscapes.device import resolve_device
+    from ganscapes.make.latents import render_ws
+
+    if len(forms.ws) == 0 or len(styles.ws) == 0:
+        raise UserError("Style mixing needs at least one form and one style.")
+    dev = resolve_device(device)
+    G = model.G_ema.to(dev).eval().requires_grad_(False)
+    for i in layers:
+        if not 0 <= i < G.num_ws:
+            raise UserError(f"Layer {i} does not exist: this model has layers 0 to {G.num_ws - 1}.")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder.")
+    for sub in ("forms", "styles", "cells"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+
+    nf, ns = len(forms.ws), len(styles.ws)
+    cell_ws = np.stack([mix_ws(forms.ws[i], styles.ws[j], layers) for j in range(ns) for i in range(nf)])
+    all_ws = np.concatenate([forms.ws, styles.ws, cell_ws])
+    if noise_mode == "random":
+        # One picture per call, its noise seeded by its index, so reproduce can redraw it.
+        pixels = np.concatenate([render_ws(G, all_ws[k : k + 1], noise_mode, dev, noise_seed=k) for k in range(len(all_ws))])
+    else:
+        pixels = render_ws(G, all_ws, noise_mode, dev, batch=batch)
+
+    common = {"model_hash": model.model_hash, "noise_mode": noise_mode, "device": str(dev), "aspect": model.meta.get("aspect")}
+
+    def noise(k: int) -> dict:
+        return {"noise_seed": k, "batch_rows": 4, "row": 0} if noise_mode == "random" else {}
+
+    form_paths, style_paths, cells = [], [], []
+    for i in range(nf):
+        recipe = {"kind": "latent", **common, "latent": forms.sources[i], "label": f"F{i + 1}", **noise(i)}
+        form_paths.append(write_png(out / "forms" / f"F{i + 1}.png", pixels[i], recipe))
+    for j in range(ns):
+        recipe = {"kind": "latent", **common, "latent": styles.sources[j], "label": f"S{j + 1}", **noise(nf + j)}
+        style_paths.append(write_png(out / "styles" / f"S{j + 1}.png", pixels[nf + j], recipe))
+    for j in range(ns):
+        row = []
+        for i in range(nf):
+            k = nf + ns + j * nf + i
+            recipe = {
+                "kind": "mix",
+                **common,
+                "form": forms.sources[i],
+                "style": styles.sources[j],
+                "layers": layers,
+                "label": f"F{i + 1}-S{j + 1}",
+                **noise(k),
+            }
+            row.append(write_png(out / "cells" / f"F{i + 1}-S{j + 1}.png", pixels[k], recipe))
+        cells.append(row)
+
+    size = cell_size or min(G.img_resolution, 256)
+    grid = _grid(pixels, nf, ns, size, labels)
+    grid_recipe = {"kind": "mix-grid", **common, "forms": forms.sources, "styles": styles.sources, "layers": layers}
+    grid_path = write_png(out / GRID_NAME, grid, grid_recipe)
+
+    from ganscapes.make.generate import save_npz
+
+    latents = out / MIX_FILE
+    save_npz(
+        latents,
+        forms=forms.ws,
+        styles=styles.ws,
+        cells=cell_ws.reshape(ns, nf, *cell_ws.shape[1:]),
+        layers=np.asarray(layers, dtype=np.int64),
+        model_hash=np.str_(model.model_hash),
+    )
+    return MixResult(out, grid_path, form_paths, style_paths, cells, layers, latents)
+
+
+def _grid(pixels: np.ndarray, nf: int, ns: int, size: int, labels: bool) -> np.ndarray:
+    """Forms along the top, styles down the left, cells at (column i + 1, row j + 1)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    channels = pixels.shape[-1]
+    rgb = [_as_rgb(p, channels) for p in pixels]
+    canvas = Image.new("RGB", ((nf + 1) * size, (ns + 1) * size), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+
+    def put(k: int, col: int, row: int, label: str | None) -> None:
+        tile = Image.fromarray(rgb[k]).resize((size, size), Image.Resampling.LANCZOS)
+        canvas.paste(tile, (col * size, row * size))
+        if label and labels:
+            draw.rectangle([col * size, row * size, col * size + 26, row * size + 14], fill=(0, 0, 0))
+            draw.text((col * size + 3, row * size + 2), label, fill=(255, 255, 255), font=font)
+
+    for i in range(nf):
+        put(i, i + 1, 0, f"F{i + 1}")
+    for j in range(ns):
+        put(nf + j, 0, j + 1, f"S{j + 1}")
+    for j in range(ns):
+        for i in range(nf):
+            put(nf + ns + j * nf + i, i + 1, j + 1, None)
+    return np.asarray(canvas)
+
+
+def _as_rgb(p: np.ndarray, channels: int) -> np.ndarray:
+    if channels == 1:
+        return np.repeat(p, 3, axis=-1)
+    return p[..., :3]

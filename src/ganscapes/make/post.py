@@ -1,0 +1,130 @@
+"""post: the finishing touches of GANscapes — contrast stretch and the original aspect.
+
+StyleGAN's pictures come out slightly flat and square. Per channel, the `low` and
+`high` percentiles (0.1 and 99.9 in the article) are mapped to 0 and 255, in floating
+point, rounding and clipping only at the end; a channel whose two percentiles are equal
+(a flat channel) is left as it is rather than divided by zero. Then the picture is
+resized to the aspect ratio the training images had before `prepare` squeezed them
+(1.27:1 for the article's center-rect data): the width is kept, or set with `width`, and
+the height becomes width / aspect, with Lanczos resampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ganscapes.errors import UserError
+from ganscapes.provenance import read_recipe, write_png
+
+DEFAULT_LOW, DEFAULT_HIGH = 0.1, 99.9
+POST_DIR = "post"
+
+
+@dataclass(frozen=True)
+class PostSettings:
+    low: float = DEFAULT_LOW
+    high: float = DEFAULT_HIGH
+    aspect: float | None = None  # None: "auto", from the picture's recipe or the model
+    width: int | None = None  # None: keep the picture's width
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.low < self.high <= 100):
+            raise UserError(
+                f"The percentiles must satisfy 0 <= low < high <= 100, not low {self.low:g} and high {self.high:g}."
+            )
+        if self.aspect is not None and not (0.1 <= self.aspect <= 10):
+            raise UserError(f"--aspect must be between 0.1 and 10 (width / height), not {self.aspect:g}.")
+        if self.width is not None and not (1 <= self.width <= 16384):
+            raise UserError(f"--width must be between 1 and 16384 pixels, not {self.width}.")
+
+
+def stretch_contrast(pixels: np.ndarray, low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH) -> np.ndarray:
+    """Per channel, map the `low`/`high` percentiles to 0/255; uint8 [H, W, C] in and out."""
+    x = pixels.astype(np.float64)
+    out = np.empty_like(x)
+    for c in range(x.shape[-1]):
+        channel = x[..., c]
+        lo, hi = np.percentile(channel, [low, high])
+        if hi > lo:
+            out[..., c] = (channel - lo) * (255.0 / (hi - lo))
+        else:
+            out[..., c] = channel  # flat channel: nothing to stretch
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def restore_aspect(pixels: np.ndarray, aspect: float, width: int | None = None) -> np.ndarray:
+    """Resize to width × round(width / aspect) (width kept unless given), Lanczos."""
+    from PIL import Image
+
+    w = width or pixels.shape[1]
+    h = max(1, int(round(w / aspect)))
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[pixels.shape[-1]]
+    image = Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode)
+    resized = np.asarray(image.resize((w, h), Image.Resampling.LANCZOS))
+    return resized[..., None] if resized.ndim == 2 else resized
+
+
+def post_pixels(pixels: np.ndarray, settings: PostSettings, aspect: float) -> np.ndarray:
+    stretched = stretch_contrast(pixels[..., :3] if pixels.shape[-1] == 4 else pixels, settings.low, settings.high)
+    return restore_aspect(stretched, aspect, settings.width)
+
+
+def resolve_aspect(settings: PostSettings, recipe: dict | None, model_aspect: float | None) -> tuple[float, str]:
+    """(aspect, where it came from): the option, the picture's recipe, the model, or 1.0."""
+    if settings.aspect is not None:
+        return settings.aspect, "option"
+    if recipe and isinstance(recipe.get("aspect"), (int, float)) and recipe["aspect"] > 0:
+        return float(recipe["aspect"]), "recipe"
+    if model_aspect:
+        return float(model_aspect), "model"
+    return 1.0, "none"
+
+
+@dataclass
+class PostResult:
+    outputs: list[Path]
+    aspects: list[tuple[float, str]]
+
+
+def post_files(images: list[Path], out: Path, settings: PostSettings, model_aspect: float | None = None) -> PostResult:
+    """Post-process image files into `out` (same names, always PNG), recipes extended."""
+    from ganscapes.data.images import BadImage, load_rgb, open_image
+
+    if not images:
+        raise UserError("No images to post-process.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    outputs, aspects = [], []
+    for path in images:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path} does not exist.")
+        try:
+            pixels = np.asarray(load_rgb(open_image(path)))
+        except BadImage as e:
+            raise UserError(f"{path} is not a readable image ({e}).") from None
+        source = read_recipe(path, required=False) if _is_png(path) else None
+        aspect, origin = resolve_aspect(settings, source, model_aspect)
+        dest = out / (path.stem + ".png")
+        if dest.resolve() == path.resolve():
+            raise UserError(f"--out {out} would overwrite {path}; choose another folder.")
+        recipe = {
+            "kind": "post",
+            "source": source,
+            "source_file": path.name,
+            "post": {**asdict(settings), "aspect": aspect},
+        }
+        if source and "model_hash" in source:
+            recipe["model_hash"] = source["model_hash"]
+        outputs.append(write_png(dest, post_pixels(pixels, settings, aspect), recipe))
+        aspects.append((aspect, origin))
+    return PostResult(outputs, aspects)
+
+
+def _is_png(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
