@@ -669,6 +669,116 @@ def _abbreviate(value):
 
 
 
+# ---------------------------------------------------------------------------------------
+# guide
+
+
+class Method(str, Enum):
+    ADAM = "adam"
+    GENETIC = "genetic"
+
+
+class Space(str, Enum):
+    W = "w"
+    WPLUS = "wplus"
+
+
+@app.command()
+def guide(
+    model: Path = typer.Option(..., "--model", help="Model file: a ganscapes .safetensors or an official NVIDIA .pkl."),
+    prompt: list[str] = typer.Option(..., "--prompt", help="What you want to see (repeat for several phrases)."),
+    out: Path = typer.Option(..., "--out", help="Folder for best-NN.png, latents.npz, history.csv/.png, strip.png."),
+    method: Method = typer.Option(Method.ADAM, "--method", help="adam: gradient ascent; genetic: evolution, no gradients."),
+    space: Space = typer.Option(Space.W, "--space", help="w: one w for all layers; wplus: one w per layer."),
+    steps: int = typer.Option(100, "--steps", help="adam: optimisation steps; genetic: generations."),
+    population: Optional[int] = typer.Option(
+        None, "--population", help="adam: parallel starts; genetic: population size.", show_default="adam 4, genetic 16"
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the starting latents and of every random choice."),
+    init: str = typer.Option("random", "--init", help="Start from random latents or from FILE.npz:ROWS (a latents file)."),
+    psi: float = typer.Option(0.7, "--psi", help="Truncation psi of the random starting latents."),
+    lr: float = typer.Option(0.05, "--lr", help="adam: peak learning rate."),
+    cutouts: int = typer.Option(8, "--cutouts", help="adam: random crops CLIP sees per picture and step."),
+    w_penalty: float = typer.Option(0.01, "--w-penalty", help="adam: weight of the pull towards w_avg."),
+    keep: int = typer.Option(4, "--keep", help="Best pictures to save."),
+    class_idx: Optional[int] = typer.Option(None, "--class", help="Class index for conditional models.", show_default="none"),
+    compare: bool = typer.Option(
+        False, "--compare", help="Run generate-and-rank, adam and genetic at the same budget and compare."
+    ),
+    negative: list[str] = NEGATIVE,
+    template: list[str] = TEMPLATE,
+    clip_model: str = CLIP_MODEL,
+    clip_pretrained: str = CLIP_PRETRAINED,
+    clip_weights: Optional[Path] = CLIP_WEIGHTS,
+    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
+) -> None:
+    """Search latent space for a prompt with CLIP: gradient ascent (adam) or a genetic algorithm."""
+    from ganscapes.clip.encoder import ClipSpec, load_clip
+    from ganscapes.clip.tensor_scorer import TensorScorer
+    from ganscapes.device import resolve_device
+    from ganscapes.gan.checkpoint import load_model
+    from ganscapes.make import guide as g
+
+    cfg = g.GuideConfig(
+        method=method.value, space=space.value, steps=steps, population=population, seed=seed, psi=psi, lr=lr,
+        cutouts=cutouts, w_penalty=w_penalty, keep=keep, class_idx=class_idx,
+    )
+    the_prompt = _prompt(prompt, negative, template)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder.")
+    dev = resolve_device(device.value)
+    loaded = load_model(model, device=dev)
+    G = loaded.G_ema.to(dev).eval().requires_grad_(False)
+    if class_idx is not None or G.c_dim:
+        from ganscapes.make.generate import class_label
+
+        class_label(G.c_dim, class_idx)  # validates the class before any work
+    start_ws = None
+    if init.strip().lower() != "random":
+        from ganscapes.make.latents import load_latent_rows
+
+        start_ws = load_latent_rows(init, loaded).ws
+    encoder = load_clip(ClipSpec.from_options(clip_model, clip_pretrained, clip_weights), device=dev)
+    scorer = TensorScorer(encoder, the_prompt)
+
+    from tqdm import tqdm
+
+    if compare:
+        bar = tqdm(desc="comparing", unit="step")
+        result = g.compare_methods(G, scorer, cfg, dev, start_ws, progress=lambda row: bar.update(1))
+        bar.close()
+        rows = []
+        for name, res in result.results.items():
+            g.save_search(res, loaded, scorer, the_prompt, cfg, out / name, dev)
+            rows.append((name, res.evaluations, float(res.scores[0]), result.seconds[name]))
+        g.plot_history(out / "compare.png", {n: r.history for n, r in result.results.items()})
+        with open(out / "compare.csv", "w", encoding="utf-8") as f:
+            f.write("method,evaluations,best_score,seconds\n")
+            f.writelines(f"{n},{e},{s:.6f},{t:.1f}\n" for n, e, s, t in rows)
+        typer.echo(f"Best CLIP score for {the_prompt.describe()} at a budget of {result.budget} generator evaluations:")
+        for name, evals, score, secs in rows:
+            typer.echo(f"  {name:8s} {score:+.4f}  ({evals} evaluations, {secs:.1f} s)")
+        typer.echo(f"Pictures in {out}/rank, {out}/adam, {out}/genetic; curves in {out / 'compare.png'}.")
+        return
+
+    bar = tqdm(total=steps, desc=cfg.method, unit="step")
+
+    def report(row: dict) -> None:
+        bar.set_postfix(best=f"{row['best']:+.4f}")
+        bar.update(1)
+
+    search = g.adam_search if cfg.method == "adam" else g.genetic_search
+    result = search(G, scorer, cfg, dev, start_ws, progress=report)
+    bar.close()
+    paths = g.save_search(result, loaded, scorer, the_prompt, cfg, out, dev)
+    first, last = result.history[0]["best"], result.history[-1]["best"]
+    typer.echo(
+        f"{cfg.method}: best CLIP score {float(result.scores[0]):+.4f} (from {first:+.4f} at the start) after "
+        f"{result.evaluations} generator evaluations; {len(paths)} picture(s) in {out}, history in {out / 'history.csv'}."
+    )
+
+
+
 @app.command("import-official")
 def import_official(
     snapshot: Path = typer.Argument(..., help="An official StyleGAN2-ADA network-snapshot-*.pkl."),

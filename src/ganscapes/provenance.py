@@ -82,7 +82,7 @@ def read_recipe(source: Path | bytes, required: bool = True) -> dict | None:
 
 def encode_array(a: np.ndarray) -> dict:
     """An exact, JSON-safe form of a float32 array."""
-    a = np.ascontiguousarray(a, dtype=np.float32)
+    a = np.asarray(a, dtype=np.float32)  # not ascontiguousarray, which turns a 0-d array into [1]
     return {"dtype": "float32", "shape": list(a.shape), "base64": base64.b64encode(a.tobytes()).decode("ascii")}
 
 

@@ -55,10 +55,12 @@ def layer_range(spec: str, num_ws: int) -> list[int]:
             )
         first = int(m.group(1) if m.group(3) is None else m.group(3))
         last = (int(m.group(2)) if m.group(2) else num_ws - 1) if m.group(3) is None else first
+        if max(first, last) >= num_ws:  # first: `8-` on a model with 8 layers names no layer at all
+            raise UserError(
+                f"Layer {max(first, last)} does not exist: this model has layers 0 to {num_ws - 1} (num_ws = {num_ws})."
+            )
         if last < first:
             raise UserError(f"The layer range {part!r} runs backwards; write {last}-{first}.")
-        if last >= num_ws:
-            raise UserError(f"Layer {last} does not exist: this model has layers 0 to {num_ws - 1} (num_ws = {num_ws}).")
         layers.extend(range(first, last + 1))
     return sorted(set(layers))
 
