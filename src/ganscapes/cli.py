@@ -629,10 +629,15 @@ def reproduce(
     from ganscapes.make.reproduce import reproduce_file
     from ganscapes.provenance import write_png
 
-    result = reproduce_file(image, load_model(model), device=device.value, force=force)
+    if out is not None and (out / image.name).resolve() == image.resolve():
+        raise UserError(f"--out {out} would overwrite {image} with its rebuild; choose another folder.")
+    loaded = load_model(model)
+    result = reproduce_file(image, loaded, device=device.value, force=force)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         recipe = {k: v for k, v in result.recipe.items() if k != "version"}
+        if recipe.get("model_hash") and recipe["model_hash"] != loaded.model_hash:  # --force: say what made it
+            recipe = {**recipe, "model_hash": loaded.model_hash, "forced_from_model_hash": recipe["model_hash"]}
         written = write_png(out / image.name, result.pixels, recipe)
         typer.echo(f"rebuilt: {written}")
     if result.identical:

@@ -123,6 +123,8 @@ def style_mix(
 
     if len(forms.ws) == 0 or len(styles.ws) == 0:
         raise UserError("Style mixing needs at least one form and one style.")
+    if batch < 1:
+        raise UserError(f"--batch must be at least 1, not {batch}.")
     dev = resolve_device(device)
     G = model.G_ema.to(dev).eval().requires_grad_(False)
     for i in layers:
@@ -131,8 +133,12 @@ def style_mix(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder.")
-    for sub in ("forms", "styles", "cells"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    for sub in ("forms", "styles", "cells"):  # ours alone: cleared so no picture of an earlier grid stays
+        folder = out / sub
+        if folder.is_dir():
+            for old in folder.glob("[FS]*.png"):
+                old.unlink()
+        folder.mkdir(parents=True, exist_ok=True)
 
     nf, ns = len(forms.ws), len(styles.ws)
     cell_ws = np.stack([mix_ws(forms.ws[i], styles.ws[j], layers) for j in range(ns) for i in range(nf)])

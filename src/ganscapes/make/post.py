@@ -96,6 +96,12 @@ def post_files(images: list[Path], out: Path, settings: PostSettings, model_aspe
     if not images:
         raise UserError("No images to post-process.")
     out = Path(out)
+    seen: dict[str, Path] = {}
+    for path in map(Path, images):  # a.png and a.jpg, or x/a.png and y/a.png, would both become OUT/a.png
+        name = path.stem + ".png"
+        if name in seen and seen[name].resolve() != path.resolve():
+            raise UserError(f"{seen[name]} and {path} would both be written as {out / name}; post them into separate folders.")
+        seen[name] = path
     out.mkdir(parents=True, exist_ok=True)
     outputs, aspects = [], []
     for path in images:
