@@ -252,6 +252,9 @@ def test_reproduce_refuses_another_model_and_forced_reports_the_difference(model
     assert lines[0] == f"rebuilt: {tmp_path / 'seed0003.png'}"
     assert lines[1].startswith(f"{image}: differs, max pixel difference ") and lines[1].endswith(" pixels)")
     assert not np.array_equal(read_png(tmp_path / "seed0003.png"), read_png(image))
+    rebuilt = read_recipe(tmp_path / "seed0003.png")  # says which model really made it
+    assert rebuilt["model_hash"] == load_model(models["other"]).model_hash
+    assert rebuilt["forced_from_model_hash"] == recipe["model_hash"]
 
     code = run_cli(monkeypatch, "reproduce", image, "--model", models["small"], "--force")
     captured = capsys.readouterr()
@@ -320,3 +323,13 @@ def test_reproduce_in_a_real_shell(models, generated, tmp_path):
     proc = run("reproduce", image, "--model", models["other"], "--force")
     assert proc.returncode == 2, proc.stderr
     assert "max pixel difference" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_reproduce_never_overwrites_its_input(models, generated, tmp_path, monkeypatch, capsys):
+    image = generated / "seed0001.png"
+    before = image.read_bytes()
+    code = run_cli(monkeypatch, "reproduce", image, "--model", models["other"], "--force", "--out", generated)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert_error(err, f"--out {generated} would overwrite {image} with its rebuild; choose another folder.")
+    assert image.read_bytes() == before
