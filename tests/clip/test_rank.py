@@ -316,3 +316,20 @@ def test_a_missing_folder_is_an_error(tmp_path, cli_clip, monkeypatch, capsys):
     assert cli_rank(monkeypatch, tmp_path / "nope", tmp_path / "cache", "--prompt", "woods") == 1
     assert_error(capsys.readouterr().err, f"{tmp_path / 'nope'} is not a folder of images.")
     assert not (tmp_path / "nope").exists()
+
+
+def test_post_finishes_the_top_picks(folder, cache_dir, cli_clip, monkeypatch, capsys):
+    (folder / JPEG).unlink()
+    assert cli_rank(monkeypatch, folder, cache_dir, "--prompt", "autumn woods", "--top", "2", "--post") == 0
+    out = capsys.readouterr().out
+    post = folder / "ranked" / "post"
+    picks = sorted(p.name for p in (folder / "ranked" / "top").glob("*.png"))
+    assert sorted(p.name for p in post.iterdir()) == picks
+    for name in picks:
+        with Image.open(post / name) as finished, Image.open(folder / "ranked" / "top" / name) as pick:
+            recipe = json.loads(finished.text["ganscapes"])
+            assert recipe["kind"] == "post"
+            assert recipe["source"]["rank"] == json.loads(pick.text["ganscapes"])["rank"]
+            assert finished.width == pick.width  # width kept; these pictures record no aspect, so 1.0
+            assert finished.height == pick.height
+    assert f"Post-processed 2 picture(s) into {post}" in out
