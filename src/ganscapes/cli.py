@@ -722,6 +722,7 @@ def guide(
     from ganscapes.clip.tensor_scorer import TensorScorer
     from ganscapes.device import resolve_device
     from ganscapes.gan.checkpoint import load_model
+    from ganscapes.fileio import write_bytes_atomic
     from ganscapes.make import guide as g
 
     cfg = g.GuideConfig(
@@ -731,6 +732,15 @@ def guide(
     the_prompt = _prompt(prompt, negative, template)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder.")
+    if compare and steps * (population or g.DEFAULT_POPULATION["adam"]) < 2:
+        raise UserError("--compare needs a budget of at least 2 generator evaluations (--steps × --population).")
+    from_file = init.strip().lower() != "random"
+    if from_file:
+        from ganscapes.make.latents import parse_latent_spec
+
+        init_path, _ = parse_latent_spec(init)  # before loading anything: a typo costs no time
+        if not init_path.is_file():
+            raise UserError(f"The latents file {init_path} does not exist.")
     dev = resolve_device(device.value)
     loaded = load_model(model, device=dev)
     G = loaded.G_ema.to(dev).eval().requires_grad_(False)
@@ -739,7 +749,7 @@ def guide(
 
         class_label(G.c_dim, class_idx)  # validates the class before any work
     start_ws = None
-    if init.strip().lower() != "random":
+    if from_file:
         from ganscapes.make.latents import load_latent_rows
 
         start_ws = load_latent_rows(init, loaded).ws
@@ -749,32 +759,28 @@ def guide(
     from tqdm import tqdm
 
     if compare:
-        bar = tqdm(desc="comparing", unit="step")
-        result = g.compare_methods(G, scorer, cfg, dev, start_ws, progress=lambda row: bar.update(1))
-        bar.close()
+        with tqdm(desc="comparing", unit="step") as bar:
+            result = g.compare_methods(G, scorer, cfg, dev, start_ws, progress=lambda row: bar.update(1))
         rows = []
         for name, res in result.results.items():
-            g.save_search(res, loaded, scorer, the_prompt, cfg, out / name, dev)
+            g.save_search(res, loaded, scorer, the_prompt, result.configs[name], out / name, dev)
             rows.append((name, res.evaluations, float(res.scores[0]), result.seconds[name]))
         g.plot_history(out / "compare.png", {n: r.history for n, r in result.results.items()})
-        with open(out / "compare.csv", "w", encoding="utf-8") as f:
-            f.write("method,evaluations,best_score,seconds\n")
-            f.writelines(f"{n},{e},{s:.6f},{t:.1f}\n" for n, e, s, t in rows)
+        table = "method,evaluations,best_score,seconds\n" + "".join(f"{n},{e},{s:.6f},{t:.1f}\n" for n, e, s, t in rows)
+        write_bytes_atomic(out / "compare.csv", table.encode())
         typer.echo(f"Best CLIP score for {the_prompt.describe()} at a budget of {result.budget} generator evaluations:")
         for name, evals, score, secs in rows:
             typer.echo(f"  {name:8s} {score:+.4f}  ({evals} evaluations, {secs:.1f} s)")
         typer.echo(f"Pictures in {out}/rank, {out}/adam, {out}/genetic; curves in {out / 'compare.png'}.")
         return
 
-    bar = tqdm(total=steps, desc=cfg.method, unit="step")
-
     def report(row: dict) -> None:
         bar.set_postfix(best=f"{row['best']:+.4f}")
         bar.update(1)
 
     search = g.adam_search if cfg.method == "adam" else g.genetic_search
-    result = search(G, scorer, cfg, dev, start_ws, progress=report)
-    bar.close()
+    with tqdm(total=steps, desc=cfg.method, unit="step") as bar:
+        result = search(G, scorer, cfg, dev, start_ws, progress=report)
     paths = g.save_search(result, loaded, scorer, the_prompt, cfg, out, dev)
     first, last = result.history[0]["best"], result.history[-1]["best"]
     typer.echo(

@@ -36,13 +36,15 @@ class TensorScorer:
         self.model = encoder.model
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """Generator output in [-1, 1], any channel count → RGB in [0, 1]."""
-        x = (images.float().to(self.device) + 1) / 2
+        """Generator output in [-1, 1], any channel count → RGB in [0, 1].
+
+        Alpha (LA, RGBA) is composited on black, as `load_rgb` does for `rank`."""
+        x = ((images.float().to(self.device) + 1) / 2).clamp(0, 1)
+        if x.shape[1] in (2, 4):
+            x = x[:, :-1] * x[:, -1:]
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        elif x.shape[1] == 4:
-            x = x[:, :3]
-        return x.clamp(0, 1)
+        return x
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, size=(self.size, self.size), mode="bicubic", antialias=True, align_corners=False)

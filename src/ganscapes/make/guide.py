@@ -78,6 +78,8 @@ class GuideConfig:
             raise UserError(f"--lr must be positive, not {self.lr:g}.")
         if self.cutouts < 0:
             raise UserError(f"--cutouts must be 0 or more, not {self.cutouts}.")
+        if self.w_penalty < 0:
+            raise UserError(f"--w-penalty must be 0 or more, not {self.w_penalty:g}.")
 
     @property
     def size(self) -> int:
@@ -121,6 +123,11 @@ def _starting_ws(G, cfg: GuideConfig, init: np.ndarray | None, gen: torch.Genera
     n = cfg.size
     if init is None:
         return _random_ws(G, n, cfg.psi, gen, dev, cfg.class_idx)
+    if cfg.space == "w" and not np.array_equal(init, np.repeat(init[:, :1], init.shape[1], axis=1)):
+        raise UserError(
+            "The starting latents have a different w per layer (from --trunc-cutoff, mixing or a W+ search); "
+            "search them with --space wplus, which starts from them exactly."
+        )
     base = torch.from_numpy(np.ascontiguousarray(init, dtype=np.float32)).to(dev)
     ws = base[torch.arange(n) % len(base)].clone()
     if n > len(base):  # copies beyond the given rows start nearby, not on top of each other
@@ -381,6 +388,7 @@ def _write_strip(path: Path, frames: list[tuple[int, np.ndarray]], size: int = 1
 @dataclass
 class Comparison:
     results: dict[str, SearchResult]
+    configs: dict[str, GuideConfig]  # the settings each method really ran with
     seconds: dict[str, float]
     budget: int
 
@@ -393,6 +401,10 @@ def compare_methods(G, scorer, cfg: GuideConfig, dev, init: np.ndarray | None = 
 
     adam_cfg = replace(cfg, method="adam", population=cfg.population or DEFAULT_POPULATION["adam"])
     budget = adam_cfg.steps * adam_cfg.size
+    if budget < 2:  # the genetic method's smallest population is two pictures
+        raise UserError(
+            f"--compare needs a budget of at least 2 generator evaluations (--steps × --population), not {budget}."
+        )
     size = min(DEFAULT_POPULATION["genetic"], budget)
     elite = min(cfg.elite, size - 1)
     generations = max(1, 1 + (budget - size) // max(1, size - elite))
@@ -406,4 +418,5 @@ def compare_methods(G, scorer, cfg: GuideConfig, dev, init: np.ndarray | None = 
         start = time.perf_counter()
         results[name] = run()
         seconds[name] = time.perf_counter() - start
-    return Comparison(results, seconds, budget)
+    configs = {"rank": replace(cfg, steps=1, population=budget), "adam": adam_cfg, "genetic": genetic_cfg}
+    return Comparison(results, configs, seconds, budget)
