@@ -21,10 +21,7 @@ test: venv
 	$(BIN)/python -m pytest
 
 demo: venv
-	$(BIN)/ganscapes sample --out $(DEMO_DIR)/raw -n 200 --seed 0
-	$(BIN)/ganscapes prepare $(DEMO_DIR)/raw --out $(DEMO_DIR)/dataset.zip --res 256
-	$(BIN)/ganscapes dataset info $(DEMO_DIR)/dataset.zip
-	@echo "Dataset ready: $(DEMO_DIR)/dataset.zip"
+	$(BIN)/ganscapes demo --out $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build src/*.egg-info .pytest_cache

@@ -258,7 +258,8 @@ def train(
     cond: bool = typer.Option(False, help="Condition on the dataset's labels."),
     freezed: int = typer.Option(0, help="Freeze-D: keep the first N layers of D fixed."),
     fp32: bool = typer.Option(False, help="No float16 and no clamping (as train.py --fp32)."),
-    snap: int = typer.Option(50, help="Snapshot every N ticks (a tick is 4 kimg)."),
+    snap: int = typer.Option(50, help="Snapshot every N ticks."),
+    kimg_per_tick: float = typer.Option(4.0, help="Thousands of images per tick (a progress line in log.jsonl)."),
     snap_minutes: Optional[float] = typer.Option(None, help="Also snapshot after this many minutes.", show_default="off"),
     keep: int = typer.Option(5, help="Snapshots to keep (plus the best by SWD)."),
     metrics: str = typer.Option("swd", help="Metrics at snapshots, comma-separated ('' for none)."),
@@ -279,7 +280,7 @@ def train(
     config = TrainConfig(
         data=str(data), outdir=str(outdir), cfg=cfg, kimg=kimg, batch=batch, batch_gpu=batch_gpu, gamma=gamma,
         aug=aug, p=p, target=target, augpipe=augpipe, mirror=mirror, cond=cond, freezed=freezed, fp32=fp32,
-        snap=snap, snap_minutes=snap_minutes, keep=keep, metrics=[m for m in metrics.split(",") if m.strip()],
+        snap=snap, snap_minutes=snap_minutes, kimg_per_tick=kimg_per_tick, keep=keep, metrics=[m for m in metrics.split(",") if m.strip()],
         metric_images=metric_images, seed=seed, max_hours=max_hours, workers=workers, device=device, resume=resume,
     )
     result = run_training(config, dry_run=dry_run)
@@ -787,6 +788,34 @@ def guide(
         f"{cfg.method}: best CLIP score {float(result.scores[0]):+.4f} (from {first:+.4f} at the start) after "
         f"{result.evaluations} generator evaluations; {len(paths)} picture(s) in {out}, history in {out / 'history.csv'}."
     )
+
+
+
+# ---------------------------------------------------------------------------------------
+# demo
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for everything the demo makes."),
+    minutes: float = typer.Option(10.0, "--minutes", help="Training budget in minutes, in total across reruns."),
+    res: int = typer.Option(64, "--res", help="Training resolution (a power of two, 16 to 1024)."),
+    images: int = typer.Option(300, "--images", help="Procedural paintings to sample."),
+    prompt: str = typer.Option("impressionist painting of autumn woods", "--prompt", help="What rank looks for."),
+    generate: int = typer.Option(64, "--generate", help="Paintings to generate."),
+    device: str = typer.Option("auto", "--device", help="auto, cuda, mps or cpu."),
+    clip_model: str = CLIP_MODEL,
+    clip_pretrained: str = CLIP_PRETRAINED,
+    clip_weights: Optional[Path] = CLIP_WEIGHTS,
+) -> None:
+    """Run the whole pipeline on procedural paintings and write report.html (resumable)."""
+    from ganscapes.demo.pipeline import DemoConfig, run_demo
+
+    config = DemoConfig(
+        out=out, minutes=minutes, res=res, images=images, prompt=prompt, generate=generate, device=device,
+        clip_model=clip_model, clip_pretrained=clip_pretrained, clip_weights=clip_weights,
+    )
+    run_demo(config, log=lambda line: typer.echo(line))
 
 
 
