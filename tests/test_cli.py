@@ -16,7 +16,7 @@ from helpers_images import jpeg_bytes, noise, png_bytes, write, zip_bytes
 
 COMMANDS = [
     "sample", "gather", "prepare", "dataset", "curate", "train", "metrics", "generate", "rank", "mix", "post",
-    "reproduce", "info", "import-official", "env",
+    "reproduce", "info", "guide", "demo", "studio", "import-official", "env",
 ]
 
 

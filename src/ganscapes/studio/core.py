@@ -1,0 +1,327 @@
+"""What the studio can do, as plain functions over the library — no second implementation.
+
+Each action writes into a new request folder under the studio's output folder, records
+its pictures in the catalog and returns catalog entries. Every path that comes from a
+request (a catalog entry's file, a latents file) is resolved inside the output folder or
+refused, and every request is bounded (pictures per request, steps per search), so a
+web page cannot read arbitrary files or exhaust the machine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ganscapes.errors import UserError
+from ganscapes.studio.catalog import Catalog, Entry
+
+MAX_IMAGES = {"cpu": 400, "gpu": 2000}  # pictures one prompt request may generate
+DEFAULT_IMAGES = {"cpu": 200, "gpu": 1000}
+MAX_TOP = 24
+MAX_GRID = 8  # forms or styles per mix
+MAX_GUIDE_STEPS = 300
+LAYER_PRESETS = ("coarse", "middle", "fine")
+
+
+class StudioError(UserError):
+    """A request the studio refuses; the message is shown on the page."""
+
+
+@dataclass
+class StudioConfig:
+    model: Path
+    out: Path = Path("studio-output")
+    catalog: Path | None = None  # default: OUT/catalog.sqlite
+    device: str = "auto"
+    clip_model: str = "ViT-B-32"
+    clip_pretrained: str = "openai"
+    clip_weights: Path | None = None
+
+
+class Studio:
+    def __init__(self, cfg: StudioConfig):
+        from ganscapes.device import resolve_device
+        from ganscapes.gan.checkpoint import load_model
+
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.model = load_model(cfg.model, device=self.device)  # a missing or corrupt file stops start-up here
+        self.out = Path(cfg.out).resolve()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(cfg.catalog or self.out / "catalog.sqlite")
+        self.kind = "gpu" if self.device.type == "cuda" else "cpu"
+        self._clip = None
+        self._clip_error: str | None = None
+        self._clip_lock = threading.Lock()
+        self._counter = itertools.count()
+
+    # -- helpers ---------------------------------------------------------------------
+
+    @property
+    def default_images(self) -> int:
+        return DEFAULT_IMAGES[self.kind]
+
+    @property
+    def max_images(self) -> int:
+        return MAX_IMAGES[self.kind]
+
+    def _request_dir(self, kind: str) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        folder = self.out / "requests" / f"{stamp}-{next(self._counter):04d}-{kind}"
+        folder.mkdir(parents=True, exist_ok=False)
+        return folder
+
+    def confined(self, rel: str | Path) -> Path:
+        """`rel` inside the output folder, or a StudioError: no request leaves it."""
+        path = (self.out / rel).resolve()
+        try:
+            path.relative_to(self.out)
+        except ValueError:
+            raise StudioError(f"{rel} is outside the studio's folder.") from None
+        return path
+
+    def rel(self, path: Path) -> str:
+        return Path(path).resolve().relative_to(self.out).as_posix()
+
+    def entry(self, entry_id) -> Entry:
+        try:
+            key = int(str(entry_id).strip().lstrip("#"))
+        except ValueError:
+            raise StudioError(f"{entry_id!r} is not a catalog number such as 12 or #12.") from None
+        found = self.catalog.get(key)
+        if found is None:
+            raise StudioError(f"There is no picture #{key} in the catalog.")
+        return found
+
+    def path_of(self, entry: Entry) -> Path:
+        path = self.confined(entry.file)
+        if not path.is_file():
+            raise StudioError(f"The file of picture #{entry.id} is gone from the studio's folder.")
+        return path
+
+    def w_of(self, entry: Entry) -> np.ndarray:
+        """The latent [num_ws, w_dim] of a catalog picture."""
+        from ganscapes.make.latents import load_latent_rows
+
+        if entry.latents is None or entry.row is None:
+            raise StudioError(f"Picture #{entry.id} ({entry.kind}) has no latent to start from.")
+        path = self.confined(entry.latents)
+        return load_latent_rows(f"{path}:{entry.row}", self.model).ws[0]
+
+    # -- CLIP ------------------------------------------------------------------------
+
+    def clip(self):
+        """(encoder, cache), loaded on first use; a StudioError saying what is missing otherwise."""
+        from ganscapes.clip.cache import EmbeddingCache
+        from ganscapes.clip.encoder import ClipSpec, clip_available, load_clip, weights_hint
+
+        with self._clip_lock:
+            if self._clip is not None:
+                return self._clip
+            if self._clip_error is None:
+                c = self.cfg
+                spec = ClipSpec.from_options(c.clip_model, c.clip_pretrained, c.clip_weights)
+                if not clip_available(spec):
+                    self._clip_error = (
+                        f"CLIP weights for {spec.model} ({spec.pretrained}) are not on this machine, so prompts "
+                        f"cannot be ranked. Download {weights_hint(spec.model, spec.pretrained)} and restart the "
+                        "studio with --clip-weights PATH; pictures by seed work without it."
+                    )
+                else:
+                    try:
+                        encoder = load_clip(spec, device=self.device)
+                        self._clip = (encoder, EmbeddingCache(self.out / "cache", encoder.model_id))
+                        return self._clip
+                    except UserError as e:
+                        self._clip_error = str(e)
+            raise StudioError(self._clip_error)
+
+    def clip_status(self) -> str | None:
+        """None when CLIP works, else the sentence that says why not."""
+        try:
+            self.clip()
+            return None
+        except StudioError as e:
+            return str(e)
+
+    # -- actions ---------------------------------------------------------------------
+
+    def paint_seed(self, seed: int, psi: float) -> Entry:
+        from ganscapes.make.generate import MAX_SEED, generate_images
+
+        seed = int(seed)
+        if not 0 <= seed <= MAX_SEED:
+            raise StudioError(f"Seeds run from 0 to {MAX_SEED}, not {seed}.")
+        folder = self._request_dir("seed")
+        result = generate_images(self.model, [seed], psi=_psi(psi), device=self.device, out=folder, progress=False)
+        return self.catalog.add(self.rel(result.images[0]), "seed", self.model.model_hash, seed=seed,
+                                latents=self.rel(result.latents), row=0)
+
+    def random_seed(self) -> int:
+        return random.SystemRandom().randrange(0, 2**31)
+
+    def paint_prompt(self, prompt: str, n: int, psi: float, top: int,
+                     progress: Callable[[float, str], None] | None = None) -> list[Entry]:
+        """Generate n, rank by the prompt, catalog the top k (best first)."""
+        from ganscapes.clip.embed import ImageRef
+        from ganscapes.clip.prompts import Prompt
+        from ganscapes.clip.rank import rank_images, write_ranking
+        from ganscapes.make.generate import generate_images
+
+        the_prompt = Prompt((prompt,))
+        n, top = int(n), int(top)
+        if not 1 <= n <= self.max_images:
+            raise StudioError(f"Generate between 1 and {self.max_images} pictures per request on this {self.kind}, not {n}.")
+        if not 1 <= top <= min(n, MAX_TOP):
+            raise StudioError(f"Top-k must be between 1 and {min(n, MAX_TOP)}, not {top}.")
+        encoder, cache = self.clip()
+        folder = self._request_dir("prompt")
+        base = self.random_seed()
+        seeds = list(range(base, base + n))
+        say = progress or (lambda f, d: None)
+        chunk = max(1, min(32, n // 10 or 1))
+        images = []
+        for i in range(0, n, chunk):  # in chunks, so the page can show progress
+            part = generate_images(self.model, seeds[i : i + chunk], psi=_psi(psi), device=self.device,
+                                   out=folder / "parts" / f"{i:05d}", progress=False)
+            images += part.images
+            say(0.7 * len(images) / n, f"generated {len(images)} of {n}")
+        say(0.75, "ranking with CLIP")
+        ranking = rank_images([ImageRef(p) for p in images], encoder, the_prompt, cache, progress=False, workers=0)
+        outputs = write_ranking(ranking, folder / "ranked", top, root=folder)
+        picked_seeds = [int(Path(r.path).stem.removeprefix("seed")) for r in ranking.refs[:top]]
+        latents = self._collect_latents(folder, [r.path for r in ranking.refs[:top]], ranking.scores[:top])
+        say(1.0, "done")
+        return [
+            self.catalog.add(self.rel(path), "prompt", self.model.model_hash, prompt=prompt, seed=picked_seeds[k],
+                             latents=self.rel(latents), row=k, score=float(ranking.scores[k]))
+            for k, path in enumerate(outputs.top)
+        ]
+
+    def _collect_latents(self, folder: Path, pictures: list[Path], scores) -> Path:
+        """One latents.npz for the picks, gathered from the parts' files, in rank order."""
+        from ganscapes.make.generate import LATENTS_FILE, save_npz
+
+        rows = {"seeds": [], "z": [], "w": []}
+        settings = {}
+        for pic in pictures:
+            with np.load(Path(pic).parent / LATENTS_FILE, allow_pickle=False) as data:
+                k = [int(s) for s in data["seeds"]].index(int(Path(pic).stem.removeprefix("seed")))
+                for key in rows:
+                    rows[key].append(data[key][k])
+                settings = {key: data[key] for key in data.files if key not in rows}
+        path = folder / "ranked" / "top" / LATENTS_FILE
+        save_npz(path, **{k: np.stack(v) for k, v in rows.items()}, score=np.asarray(scores, np.float64), **settings)
+        return path
+
+    def mix(self, forms: str, styles: str, layers: str, custom: str = "", psi: float = 1.0) -> tuple[Path, list[Entry]]:
+        """Forms × styles from catalog numbers (#12) or seeds (s12)."""
+        from ganscapes.make.mix import Latents, layer_range, seed_latents, style_mix
+
+        G = self.model.G_ema
+        spec = custom if layers == "custom" else layers
+        if layers not in (*LAYER_PRESETS, "custom"):
+            raise StudioError(f"Layers must be one of {', '.join(LAYER_PRESETS)} or custom, not {layers!r}.")
+        chosen = layer_range(spec, G.num_ws)
+
+        def pick(text: str, what: str) -> Latents:
+            items = [t.strip() for t in str(text).replace(";", ",").split(",") if t.strip()]
+            if not items:
+                raise StudioError(f"Choose at least one {what}: catalog numbers such as 12, or seeds such as s7.")
+            if len(items) > MAX_GRID:
+                raise StudioError(f"At most {MAX_GRID} {what}s per grid, not {len(items)}.")
+            ws, sources = [], []
+            for item in items:
+                if item.lower().startswith("s"):
+                    lat = seed_latents(G, [_int(item[1:], item)], _psi(psi), None, None, self.device)
+                    ws.append(lat.ws[0])
+                    sources.append(lat.sources[0])
+                else:
+                    e = self.entry(item)
+                    w = self.w_of(e)
+                    from ganscapes.provenance import encode_array
+
+                    ws.append(w)
+                    sources.append({"catalog": e.id, "w": encode_array(w)})
+            return Latents(np.stack(ws), sources)
+
+        form_lat, style_lat = pick(forms, "form"), pick(styles, "style")
+        folder = self._request_dir("mix")
+        result = style_mix(self.model, form_lat, style_lat, chosen, folder, device=self.device)
+        from ganscapes.make.generate import save_npz
+
+        cells = [p for row in result.cells for p in row]
+        cell_ws = np.load(result.latents)["cells"].reshape(-1, G.num_ws, G.w_dim)
+        latents = folder / "cells.npz"
+        save_npz(latents, w=cell_ws, model_hash=np.str_(self.model.model_hash))
+        entries = [self.catalog.add(self.rel(p), "mix", self.model.model_hash, latents=self.rel(latents), row=k)
+                   for k, p in enumerate(cells)]
+        return result.grid, entries
+
+    def guide(self, entry_id, prompt: str, method: str, steps: int,
+              progress: Callable[[float, str], None] | None = None) -> tuple[Entry, Path]:
+        """A CLIP-guided search from a catalog picture; returns the best and the history plot."""
+        from ganscapes.clip.prompts import Prompt
+        from ganscapes.clip.tensor_scorer import TensorScorer
+        from ganscapes.make.guide import GuideConfig, adam_search, genetic_search, save_search
+
+        steps = int(steps)
+        if not 1 <= steps <= MAX_GUIDE_STEPS:
+            raise StudioError(f"Steps must be between 1 and {MAX_GUIDE_STEPS}, not {steps}.")
+        the_prompt = Prompt((prompt,))
+        start = self.entry(entry_id)
+        w = self.w_of(start)
+        space = "w" if np.array_equal(w, np.repeat(w[:1], len(w), axis=0)) else "wplus"
+        cfg = GuideConfig(method=method, space=space, steps=steps, keep=1, population=None if method == "genetic" else 2)
+        encoder, _ = self.clip()
+        scorer = TensorScorer(encoder, the_prompt)
+        G = self.model.G_ema.to(self.device).eval().requires_grad_(False)
+        say = progress or (lambda f, d: None)
+        search = adam_search if method == "adam" else genetic_search
+        result = search(G, scorer, cfg, self.device, init=w[None],
+                        progress=lambda row: say((row["step"] + 1) / steps, f"step {row['step'] + 1}: {row['best']:+.4f}"))
+        folder = self._request_dir("guide")
+        paths = save_search(result, self.model, scorer, the_prompt, cfg, folder, self.device)
+        entry = self.catalog.add(self.rel(paths[0]), "guide", self.model.model_hash, prompt=prompt,
+                                 latents=self.rel(folder / "latents.npz"), row=0, score=float(result.scores[0]))
+        return entry, folder / "history.png"
+
+    def finish(self, entry_id, low: float, high: float, aspect: str, width: int | None) -> Entry:
+        from ganscapes.make.post import PostSettings, post_files
+
+        e = self.entry(entry_id)
+        source = self.path_of(e)
+        value = None if str(aspect).strip().lower() in ("", "auto") else _float(aspect, "aspect")
+        settings = PostSettings(low=float(low), high=float(high), aspect=value, width=int(width) if width else None)
+        folder = self._request_dir("post")
+        result = post_files([source], folder, settings, model_aspect=self.model.meta.get("aspect"))
+        return self.catalog.add(self.rel(result.outputs[0]), "post", self.model.model_hash, prompt=e.prompt,
+                                seed=e.seed, latents=e.latents, row=e.row, score=e.score)
+
+
+def _psi(psi) -> float:
+    value = float(psi)
+    if not -1.0 <= value <= 2.0:
+        raise StudioError(f"ψ must be between -1 and 2, not {value:g}.")
+    return value
+
+
+def _int(text: str, original: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise StudioError(f"{original!r} is neither a catalog number such as 12 nor a seed such as s7.") from None
+
+
+def _float(text: str, what: str) -> float:
+    try:
+        return float(text.split(":")[0]) / float(text.split(":")[1]) if ":" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise StudioError(f"The {what} must be auto, a number such as 1.27 or a ratio such as 4:3, not {text!r}.") from None
