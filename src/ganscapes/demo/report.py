@@ -44,8 +44,8 @@ def write_report(demo) -> Path:
     finals = sorted((out / "final").glob("*.png"))
     if finals:
         ranked = steps.get("post", {}).get("facts", {}).get("source") == "ranked"
-        caption = (f"the {len(finals)} paintings CLIP ranked closest to “{html.escape(demo.cfg.prompt)}”"
-                   if ranked else f"the first {len(finals)} generated paintings")
+        caption = (f"The {len(finals)} paintings CLIP ranked closest to “{html.escape(demo.cfg.prompt)}”"
+                   if ranked else f"The first {len(finals)} generated paintings")
         parts.append(f"<h2>Final paintings</h2><p>{caption}, contrast-stretched and back at the dataset's aspect ratio.</p>")
         parts.append('<div class="gallery">' + "".join(img(p, p.name, "final") for p in finals) + "</div>")
     grid = out / "mix" / "grid.png"

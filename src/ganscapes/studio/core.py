@@ -74,9 +74,13 @@ class Studio:
 
     def _request_dir(self, kind: str) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        folder = self.out / "requests" / f"{stamp}-{next(self._counter):04d}-{kind}"
-        folder.mkdir(parents=True, exist_ok=False)
-        return folder
+        while True:  # the counter restarts with the studio: skip names an earlier run took this second
+            folder = self.out / "requests" / f"{stamp}-{next(self._counter):04d}-{kind}"
+            try:
+                folder.mkdir(parents=True, exist_ok=False)
+                return folder
+            except FileExistsError:
+                continue
 
     def confined(self, rel: str | Path) -> Path:
         """`rel` inside the output folder, or a StudioError: no request leaves it."""
@@ -118,8 +122,11 @@ class Studio:
     # -- CLIP ------------------------------------------------------------------------
 
     def clip(self):
-        """(encoder, cache), loaded on first use; a StudioError saying what is missing otherwise."""
-        from ganscapes.clip.cache import EmbeddingCache
+        """The CLIP encoder, loaded on first use; a StudioError saying what is missing otherwise.
+
+        The embedding cache is opened by each request instead: its SQLite
+        connection belongs to the thread that opened it, and Gradio runs jobs in worker threads.
+        """
         from ganscapes.clip.encoder import ClipSpec, clip_available, load_clip, weights_hint
 
         with self._clip_lock:
@@ -136,8 +143,7 @@ class Studio:
                     )
                 else:
                     try:
-                        encoder = load_clip(spec, device=self.device)
-                        self._clip = (encoder, EmbeddingCache(self.out / "cache", encoder.model_id))
+                        self._clip = load_clip(spec, device=self.device)
                         return self._clip
                     except UserError as e:
                         self._clip_error = str(e)
@@ -170,6 +176,7 @@ class Studio:
     def paint_prompt(self, prompt: str, n: int, psi: float, top: int,
                      progress: Callable[[float, str], None] | None = None) -> list[Entry]:
         """Generate n, rank by the prompt, catalog the top k (best first)."""
+        from ganscapes.clip.cache import EmbeddingCache
         from ganscapes.clip.embed import ImageRef
         from ganscapes.clip.prompts import Prompt
         from ganscapes.clip.rank import rank_images, write_ranking
@@ -181,7 +188,7 @@ class Studio:
             raise StudioError(f"Generate between 1 and {self.max_images} pictures per request on this {self.kind}, not {n}.")
         if not 1 <= top <= min(n, MAX_TOP):
             raise StudioError(f"Top-k must be between 1 and {min(n, MAX_TOP)}, not {top}.")
-        encoder, cache = self.clip()
+        encoder = self.clip()
         folder = self._request_dir("prompt")
         base = self.random_seed()
         seeds = list(range(base, base + n))
@@ -194,7 +201,8 @@ class Studio:
             images += part.images
             say(0.7 * len(images) / n, f"generated {len(images)} of {n}")
         say(0.75, "ranking with CLIP")
-        ranking = rank_images([ImageRef(p) for p in images], encoder, the_prompt, cache, progress=False, workers=0)
+        with EmbeddingCache(self.out / "cache", encoder.model_id) as cache:
+            ranking = rank_images([ImageRef(p) for p in images], encoder, the_prompt, cache, progress=False, workers=0)
         outputs = write_ranking(ranking, folder / "ranked", top, root=folder)
         picked_seeds = [int(Path(r.path).stem.removeprefix("seed")) for r in ranking.refs[:top]]
         latents = self._collect_latents(folder, [r.path for r in ranking.refs[:top]], ranking.scores[:top])
@@ -280,7 +288,7 @@ class Studio:
         w = self.w_of(start)
         space = "w" if np.array_equal(w, np.repeat(w[:1], len(w), axis=0)) else "wplus"
         cfg = GuideConfig(method=method, space=space, steps=steps, keep=1, population=None if method == "genetic" else 2)
-        encoder, _ = self.clip()
+        encoder = self.clip()
         scorer = TensorScorer(encoder, the_prompt)
         G = self.model.G_ema.to(self.device).eval().requires_grad_(False)
         say = progress or (lambda f, d: None)
