@@ -141,19 +141,6 @@ def train(demo: Demo) -> bool:
     if resume:
         args += ["--resume", "latest"]
 
-    def work():
-        start = time.time()
-        result = train_loop(config, log=demo.log)
-        from ganscapes.gan.checkpoint import load_model
-
-        model = load_model(result.snapshot)
-        swd = _last_swd(result.run_dir)
-        return {
-            "run": str(result.run_dir), "snapshot": str(result.snapshot), "kimg": result.kimg,
-            "augment_p": result.augment_p, "stopped_by": result.stopped_by, "model_hash": model.model_hash,
-            "swd": swd, "train_seconds": spent + (time.time() - start),
-        }
-
     step = Step("train", demo.cmd(*args))
 
     def work():
