@@ -783,7 +783,7 @@ def guide(
     with tqdm(total=steps, desc=cfg.method, unit="step") as bar:
         result = search(G, scorer, cfg, dev, start_ws, progress=report)
     paths = g.save_search(result, loaded, scorer, the_prompt, cfg, out, dev)
-    first, last = result.history[0]["best"], result.history[-1]["best"]
+    first = result.history[0]["best"]
     typer.echo(
         f"{cfg.method}: best CLIP score {float(result.scores[0]):+.4f} (from {first:+.4f} at the start) after "
         f"{result.evaluations} generator evaluations; {len(paths)} picture(s) in {out}, history in {out / 'history.csv'}."
