@@ -40,7 +40,9 @@ def build_app(studio: Studio):
             f"# ganscapes studio\nModel `{Path(studio.cfg.model).name}` ({model.resolution}², hash "
             f"`{model.model_hash[:12]}`) on {studio.device}. Every picture is kept in the catalog with its recipe."
         )
-        ids = gr.State([])  # catalog numbers of the gallery shown last, in order
+        # catalog numbers of each gallery's pictures, in order: a click on a gallery that is not the
+        # one filled last must still select its own picture
+        ids = {name: gr.State([]) for name in ("prompt", "seed", "mix", "guide", "catalog")}
         with gr.Row():
             selected = gr.Textbox(label="Selected picture", interactive=False, elem_id="selected")
             use_form = gr.Button("Add to forms", size="sm")
@@ -102,7 +104,7 @@ def build_app(studio: Studio):
                 low = gr.Number(label="Low percentile", value=0.1)
                 high = gr.Number(label="High percentile", value=99.9)
                 aspect = gr.Textbox(label="Aspect", value="auto")
-                width = gr.Number(label="Width (empty: keep)", value=None, precision=0)
+                width = gr.Number(label="Width (0: keep)", value=0, precision=0, minimum=0)
             finish_button = gr.Button("Finish", variant="primary")
             finished = gr.Image(label="Finished", type="filepath", format="png")
             download = gr.File(label="PNG with its recipe", elem_id="download")
@@ -164,9 +166,15 @@ def build_app(studio: Studio):
             path = str(studio.path_of(entry))
             return path, path, f"Picture #{entry.id}; the PNG carries its recipe (`ganscapes info` shows it)."
 
+        def present(entry) -> bool:  # a row whose file is gone, or points outside the folder, is left out
+            try:
+                return studio.path_of(entry).is_file()
+            except UserError:
+                return False
+
         def on_search(text):
             entries = studio.catalog.search(text, limit=200)
-            pics, numbers = show([e for e in entries if studio.confined(e.file).is_file()])
+            pics, numbers = show([e for e in entries if present(e)])
             return pics, numbers, f"{len(pics)} picture(s)" + (f" for “{text}”" if text.strip() else "") + "."
 
         def on_select(numbers, evt: gr.SelectData):
@@ -175,15 +183,17 @@ def build_app(studio: Studio):
         def append(current, chosen):
             return chosen if not current.strip() else f"{current}, {chosen}" if chosen else current
 
-        paint.click(on_prompt, [prompt, n, psi, top], [gallery, ids, prompt_status])
-        paint_seed.click(on_seed, [seed, seed_psi], [seed_gallery, ids, seed_status])
-        random_seed.click(on_random, [seed_psi], [seed, seed_gallery, ids, seed_status])
-        mix_button.click(on_mix, [forms, styles, layers, custom, mix_psi], [grid, mix_gallery, ids, mix_status])
-        guide_button.click(on_guide, [guide_from, guide_prompt, method, steps], [guide_gallery, ids, history, guide_status])
+        paint.click(on_prompt, [prompt, n, psi, top], [gallery, ids["prompt"], prompt_status])
+        paint_seed.click(on_seed, [seed, seed_psi], [seed_gallery, ids["seed"], seed_status])
+        random_seed.click(on_random, [seed_psi], [seed, seed_gallery, ids["seed"], seed_status])
+        mix_button.click(on_mix, [forms, styles, layers, custom, mix_psi], [grid, mix_gallery, ids["mix"], mix_status])
+        guide_button.click(on_guide, [guide_from, guide_prompt, method, steps],
+                           [guide_gallery, ids["guide"], history, guide_status])
         finish_button.click(on_finish, [finish_from, low, high, aspect, width], [finished, download, finish_status])
-        search.click(on_search, [query], [catalog_gallery, ids, catalog_status])
-        for g in (gallery, seed_gallery, mix_gallery, guide_gallery, catalog_gallery):
-            g.select(on_select, [ids], [selected])
+        search.click(on_search, [query], [catalog_gallery, ids["catalog"], catalog_status])
+        for g, name in ((gallery, "prompt"), (seed_gallery, "seed"), (mix_gallery, "mix"), (guide_gallery, "guide"),
+                        (catalog_gallery, "catalog")):
+            g.select(on_select, [ids[name]], [selected])
         use_form.click(append, [forms, selected], [forms])
         use_style.click(append, [styles, selected], [styles])
         use_guide.click(lambda s: s, [selected], [guide_from])
@@ -195,6 +205,9 @@ def build_app(studio: Studio):
 
 def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, log=print) -> None:
     """Serve the studio until Ctrl-C."""
+    quiet_environment()
+    # Gradio copies every picture it shows; keep those copies in the studio's folder, not /tmp.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(studio.out / ".gradio"))
     import gradio as gr
 
     app = build_app(studio)

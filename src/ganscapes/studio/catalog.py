@@ -45,11 +45,12 @@ class Entry:
 
     @property
     def caption(self) -> str:
-        bits = [f"#{self.id}", self.kind]
-        if self.seed is not None:
-            bits.append(f"seed {self.seed}")
+        bits = [f"#{self.id}"]  # the score first: long captions are cut on the page
         if self.score is not None:
             bits.append(f"score {self.score:+.3f}")
+        bits.append(self.kind)
+        if self.seed is not None:
+            bits.append(f"seed {self.seed}")
         return " · ".join(bits)
 
 

@@ -162,11 +162,12 @@ class Studio:
     def paint_seed(self, seed: int, psi: float) -> Entry:
         from ganscapes.make.generate import MAX_SEED, generate_images
 
-        seed = int(seed)
+        seed = _whole(seed, "a seed")
         if not 0 <= seed <= MAX_SEED:
             raise StudioError(f"Seeds run from 0 to {MAX_SEED}, not {seed}.")
+        psi = _psi(psi)  # before the request folder, so a refused request leaves nothing behind
         folder = self._request_dir("seed")
-        result = generate_images(self.model, [seed], psi=_psi(psi), device=self.device, out=folder, progress=False)
+        result = generate_images(self.model, [seed], psi=psi, device=self.device, out=folder, progress=False)
         return self.catalog.add(self.rel(result.images[0]), "seed", self.model.model_hash, seed=seed,
                                 latents=self.rel(result.latents), row=0)
 
@@ -183,11 +184,12 @@ class Studio:
         from ganscapes.make.generate import generate_images
 
         the_prompt = Prompt((prompt,))
-        n, top = int(n), int(top)
+        n, top = _whole(n, "how many pictures to generate"), _whole(top, "how many to keep")
         if not 1 <= n <= self.max_images:
             raise StudioError(f"Generate between 1 and {self.max_images} pictures per request on this {self.kind}, not {n}.")
         if not 1 <= top <= min(n, MAX_TOP):
             raise StudioError(f"Top-k must be between 1 and {min(n, MAX_TOP)}, not {top}.")
+        psi = _psi(psi)
         encoder = self.clip()
         folder = self._request_dir("prompt")
         base = self.random_seed()
@@ -196,7 +198,7 @@ class Studio:
         chunk = max(1, min(32, n // 10 or 1))
         images = []
         for i in range(0, n, chunk):  # in chunks, so the page can show progress
-            part = generate_images(self.model, seeds[i : i + chunk], psi=_psi(psi), device=self.device,
+            part = generate_images(self.model, seeds[i : i + chunk], psi=psi, device=self.device,
                                    out=folder / "parts" / f"{i:05d}", progress=False)
             images += part.images
             say(0.7 * len(images) / n, f"generated {len(images)} of {n}")
@@ -238,6 +240,9 @@ class Studio:
         if layers not in (*LAYER_PRESETS, "custom"):
             raise StudioError(f"Layers must be one of {', '.join(LAYER_PRESETS)} or custom, not {layers!r}.")
         chosen = layer_range(spec, G.num_ws)
+        if not chosen:  # e.g. "middle" on a 32² model: the cells would just be the forms
+            raise StudioError(f"The layer range {spec or 'custom'!r} names no layer of this model (layers 0 to "
+                              f"{G.num_ws - 1}); choose another.")
 
         def pick(text: str, what: str) -> Latents:
             items = [t.strip() for t in str(text).replace(";", ",").split(",") if t.strip()]
@@ -307,6 +312,8 @@ class Studio:
         e = self.entry(entry_id)
         source = self.path_of(e)
         value = None if str(aspect).strip().lower() in ("", "auto") else _float(aspect, "aspect")
+        if low is None or high is None:
+            raise StudioError("Enter both percentiles, e.g. 0.1 and 99.9.")
         settings = PostSettings(low=float(low), high=float(high), aspect=value, width=int(width) if width else None)
         folder = self._request_dir("post")
         result = post_files([source], folder, settings, model_aspect=self.model.meta.get("aspect"))
@@ -314,7 +321,18 @@ class Studio:
                                 seed=e.seed, latents=e.latents, row=e.row, score=e.score)
 
 
+def _whole(value, what: str) -> int:
+    if value is None or str(value).strip() == "":
+        raise StudioError(f"Enter {what} (a whole number).")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StudioError(f"Enter {what} as a whole number, not {value!r}.") from None
+
+
 def _psi(psi) -> float:
+    if psi is None:
+        raise StudioError("Enter ψ, e.g. 0.7.")
     value = float(psi)
     if not -1.0 <= value <= 2.0:
         raise StudioError(f"ψ must be between -1 and 2, not {value:g}.")
