@@ -204,13 +204,13 @@ def test_generate_user_errors_in_process(monkeypatch, capsys, tmp_path):
     [("auto", None), (" AUTO ", None), ("1.27", 1.27), ("4:3", 4 / 3), ("16:9", 16 / 9), ("1", 1.0), ("0.5", 0.5)],
 )
 def test_parse_aspect(text, value):
-    assert cli._parse_aspect(text) == (pytest.approx(value) if value is not None else None)
+    assert cli.parse_aspect(text) == (pytest.approx(value) if value is not None else None)
 
 
 @pytest.mark.parametrize("text", ["foo", "4:0", ":", "4:", "x:3", ""])
 def test_parse_aspect_rejects(text):
     with pytest.raises(UserError, match="--aspect must be 'auto', a number such as 1.27, or a ratio such as 4:3"):
-        cli._parse_aspect(text)
+        cli.parse_aspect(text)
 
 
 def run_main(monkeypatch, *args: str) -> int:

@@ -1,0 +1,44 @@
+"""The `ganscapes` application object and its entry point.
+
+`main` is what the console script runs: a `UserError` from any command becomes one
+line on stderr and exit status 1, and Ctrl-C says how to resume.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ganscapes.errors import UserError
+
+app = typer.Typer(
+    help="New impressionist landscape paintings with StyleGAN2-ADA and CLIP (after GANscapes).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+gather_app = typer.Typer(help="Gather raw paintings: crawl WikiArt or import what you have.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Inspect prepared datasets.", no_args_is_help=True)
+app.add_typer(gather_app, name="gather")
+app.add_typer(dataset_app, name="dataset")
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one line and a non-zero exit."""
+    try:
+        app()
+    except UserError as e:
+        typer.echo(f"ganscapes: error: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo(_INTERRUPTED, err=True)
+        sys.exit(130)
+    except SystemExit as e:
+        if e.code == 130:  # Typer turns Ctrl-C inside a command into a silent exit 130
+            typer.echo(_INTERRUPTED, err=True)
+        raise
+
+
+_INTERRUPTED = "\nganscapes: interrupted; finished work is kept, run the same command again to resume."

@@ -1,0 +1,382 @@
+"""Making pictures: generate, mix, post, reproduce, info, guide."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ganscapes.cli.app import app
+from ganscapes.cli.data import parse_aspect
+from ganscapes.cli.shared import (
+    CLIP_BATCH, CLIP_CACHE, CLIP_MODEL, CLIP_PRETRAINED, CLIP_WEIGHTS, CLIP_WORKERS, NEGATIVE, POST, TEMPLATE,
+    Device, NoiseMode, clip_tools, echo_top, post_outputs, make_prompt,
+)
+from ganscapes.errors import UserError
+
+
+@app.command()
+def generate(
+    model: Path = typer.Option(..., "--model", help="Model file: a ganscapes .safetensors or an official NVIDIA .pkl."),
+    seeds: str = typer.Option(..., "--seeds", help="Seeds, e.g. 0-999 or 0-99,200,300-310 (ranges inclusive)."),
+    out: Path = typer.Option(..., "--out", help="Folder for seedNNNN.png and latents.npz."),
+    psi: float = typer.Option(1.0, "--psi", help="Truncation psi: 1 = no truncation, smaller = closer to the average."),
+    trunc_cutoff: Optional[int] = typer.Option(
+        None, "--trunc-cutoff", help="Truncate only the first N of the num_ws layers.", show_default="all layers"
+    ),
+    noise_mode: NoiseMode = typer.Option(
+        NoiseMode.CONST, "--noise-mode", help="Per-pixel noise: the stored const maps, random, or none."
+    ),
+    class_idx: Optional[int] = typer.Option(
+        None, "--class", help="Class index; required for conditional models, refused for others.", show_default="none"
+    ),
+    batch: int = typer.Option(8, "--batch", help="Images per network call (rounded up to a multiple of 4)."),
+    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
+    compile: bool = typer.Option(
+        False, "--compile/--no-compile", help="torch.compile the synthesis network (falls back if it fails)."
+    ),
+    prompt: list[str] = typer.Option(
+        [], "--prompt", help="Rank the pictures by CLIP similarity to this (repeat for several).", show_default="no ranking"
+    ),
+    top: int = typer.Option(6, "--top", help="With --prompt: how many of the best to keep in OUT/ranked/top/."),
+    negative: list[str] = NEGATIVE,
+    template: list[str] = TEMPLATE,
+    clip_model: str = CLIP_MODEL,
+    clip_pretrained: str = CLIP_PRETRAINED,
+    clip_weights: Optional[Path] = CLIP_WEIGHTS,
+    cache: Optional[Path] = CLIP_CACHE,
+    clip_batch: int = CLIP_BATCH,
+    workers: Optional[int] = CLIP_WORKERS,
+    post: bool = typer.Option(
+        False, "--post", help="Also post-process the pictures (the top picks with --prompt) into a post/ folder."
+    ),
+) -> None:
+    """Make pictures from a model, one per seed, with their latents (seed, z, w); optionally keep the best for a prompt."""
+    from ganscapes.make.generate import generate_images, parse_seeds
+
+    seed_list = parse_seeds(seeds)
+    clip = None
+    if prompt:  # check everything before spending minutes generating
+        from ganscapes.clip.rank import check_top
+
+        the_prompt = make_prompt(prompt, negative, template)
+        check_top(top, len(seed_list), "seeds")
+        clip = clip_tools(clip_model, clip_pretrained, clip_weights, cache, device.value)
+    elif negative or template:
+        raise UserError("--negative and --template only apply with --prompt.")
+    result = generate_images(
+        model,
+        seed_list,
+        psi=psi,
+        truncation_cutoff=trunc_cutoff,
+        noise_mode=noise_mode.value,
+        class_idx=class_idx,
+        batch=batch,
+        device=device.value,
+        out=out,
+        compile=compile,
+    )
+    n = len(result.images)
+    names = result.images[0].name if n == 1 else f"{result.images[0].name} … {result.images[-1].name}"
+    typer.echo(
+        f"{n} image(s) in {result.out} ({names}); latents in {result.latents}; "
+        f"{result.device}{', compiled' if result.compiled else ''}, {n / result.seconds:.1f} images/s"
+    )
+    if clip is not None:
+        from ganscapes.make.pick import rank_generated
+
+        encoder, emb_cache = clip
+        with emb_cache:
+            ranking, outputs = rank_generated(result, encoder, the_prompt, top, emb_cache, batch=clip_batch, workers=workers)
+        echo_top(ranking, top, result.out)
+        typer.echo(f"Ranked by {the_prompt.describe()}: {outputs.table}; the top {top} with their latents in {outputs.top_dir}.")
+    if post:
+        picks = outputs.top if clip is not None else result.images
+        post_outputs(picks, (outputs.top_dir.parent if clip is not None else result.out) / "post")
+
+
+
+@app.command()
+def mix(
+    model: Path = typer.Option(..., "--model", help="Model file: a ganscapes .safetensors or an official NVIDIA .pkl."),
+    out: Path = typer.Option(..., "--out", help="Folder for grid.png, forms/, styles/, cells/ and mix.npz."),
+    forms: Optional[str] = typer.Option(None, "--forms", help="Seeds of the form pictures (columns), e.g. 1-7.", show_default="none"),
+    styles: Optional[str] = typer.Option(None, "--styles", help="Seeds of the style pictures (rows), e.g. 10,11,12.", show_default="none"),
+    forms_from: Optional[str] = typer.Option(
+        None, "--forms-from", help="Form latents from a latents.npz: FILE.npz:0,1,2 (rows) or FILE.npz.", show_default="none"
+    ),
+    styles_from: Optional[str] = typer.Option(
+        None, "--styles-from", help="Style latents from a latents.npz: FILE.npz:0,1 or FILE.npz.", show_default="none"
+    ),
+    layers: str = typer.Option(
+        "fine", "--layers", help="Layers taken from the style: coarse, middle, fine, all, none, 0-6, 8-, 0,2,4."
+    ),
+    psi: float = typer.Option(1.0, "--psi", help="Truncation psi for seeds (latents from files are used as stored)."),
+    trunc_cutoff: Optional[int] = typer.Option(None, "--trunc-cutoff", help="Truncate only the first N layers.", show_default="all layers"),
+    noise_mode: NoiseMode = typer.Option(NoiseMode.CONST, "--noise-mode", help="Per-pixel noise: const, random or none."),
+    class_idx: Optional[int] = typer.Option(None, "--class", help="Class index for conditional models.", show_default="none"),
+    cell_size: Optional[int] = typer.Option(None, "--cell-size", help="Side of a grid cell in pixels.", show_default="model resolution, at most 256"),
+    labels: bool = typer.Option(True, "--labels/--no-labels", help="Write F1…, S1… on the grid's headers."),
+    batch: int = typer.Option(8, "--batch", help="Pictures per network call."),
+    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
+    post: bool = POST,
+) -> None:
+    """Style mixing: the forms x styles grid, each cell a form's composition with a style's colours."""
+    from ganscapes.device import resolve_device
+    from ganscapes.gan.checkpoint import load_model
+    from ganscapes.make.generate import parse_seeds
+    from ganscapes.make.mix import file_latents, layer_range, seed_latents, style_mix
+
+    if (forms is None) == (forms_from is None):
+        raise UserError("Give the forms with exactly one of --forms SEEDS or --forms-from FILE.npz:ROWS.")
+    if (styles is None) == (styles_from is None):
+        raise UserError("Give the styles with exactly one of --styles SEEDS or --styles-from FILE.npz:ROWS.")
+    if cell_size is not None and not 16 <= cell_size <= 2048:
+        raise UserError(f"--cell-size must be between 16 and 2048 pixels, not {cell_size}.")
+    form_seeds = parse_seeds(forms) if forms is not None else None
+    style_seeds = parse_seeds(styles) if styles is not None else None
+    dev = resolve_device(device.value)
+    loaded = load_model(model, device=dev)
+    G = loaded.G_ema
+    chosen = layer_range(layers, G.num_ws)
+    if trunc_cutoff is not None and not 0 <= trunc_cutoff <= G.num_ws:
+        raise UserError(f"--trunc-cutoff must be from 0 to {G.num_ws} (the model's num_ws), not {trunc_cutoff}.")
+
+    def latents(seeds, spec):
+        if seeds is not None:
+            return seed_latents(G, seeds, psi, trunc_cutoff, class_idx, dev)
+        return file_latents(spec, loaded)
+
+    result = style_mix(
+        loaded, latents(form_seeds, forms_from), latents(style_seeds, styles_from), chosen, out,
+        noise_mode=noise_mode.value, device=dev, cell_size=cell_size, labels=labels, batch=batch,
+    )
+    span = f"{chosen[0]}-{chosen[-1]}" if chosen and chosen == list(range(chosen[0], chosen[-1] + 1)) else ",".join(map(str, chosen)) or "none"
+    typer.echo(
+        f"{len(result.forms)} forms x {len(result.styles)} styles, style layers {span} of {G.num_ws}: "
+        f"{result.grid}; cells in {out / 'cells'}; latents in {result.latents}."
+    )
+    if post:
+        post_outputs([p for row in result.cells for p in row], out / "post", loaded.meta.get("aspect"))
+
+
+def parse_post_aspect(value: str) -> float | None:
+    if value.strip().lower() == "auto":
+        return None
+    aspect = parse_aspect(value)
+    if aspect is None or aspect <= 0:
+        raise UserError(f"--aspect must be 'auto' or a positive ratio such as 1.27 or 4:3, not {value!r}.")
+    return aspect
+
+
+@app.command()
+def post(
+    images: list[Path] = typer.Argument(..., help="PNG or other image files to finish."),
+    out: Path = typer.Option(..., "--out", help="Folder for the finished PNGs (same names)."),
+    low: float = typer.Option(0.1, "--low", help="Percentile mapped to 0, per channel."),
+    high: float = typer.Option(99.9, "--high", help="Percentile mapped to 255, per channel."),
+    aspect: str = typer.Option(
+        "auto", "--aspect", help="Width/height to restore: auto (the training data's, from the recipe or --model), or e.g. 1.27."
+    ),
+    width: Optional[int] = typer.Option(None, "--width", help="Output width in pixels.", show_default="the picture's width"),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="With --aspect auto: take the aspect from this model's metadata.", show_default="none"
+    ),
+) -> None:
+    """Stretch the contrast per channel and restore the paintings' aspect ratio."""
+    from ganscapes.make.post import PostSettings, post_files
+
+    settings = PostSettings(low=low, high=high, aspect=parse_post_aspect(aspect), width=width)
+    model_aspect = None
+    if model is not None:
+        from ganscapes.gan.checkpoint import load_model
+
+        model_aspect = load_model(model).meta.get("aspect")
+    result = post_files(images, out, settings, model_aspect=model_aspect)
+    if any(origin == "none" for _, origin in result.aspects):
+        typer.echo(
+            "note: no aspect recorded for some pictures (no recipe and no --model); they keep 1.0. "
+            "Pass --aspect 1.27 or --model to restore one.",
+            err=True,
+        )
+    first, origin = result.aspects[0]
+    typer.echo(f"{len(result.outputs)} picture(s) in {out}; stretch {low:g}/{high:g} %, aspect {first:.3f} ({origin}).")
+
+
+@app.command()
+def reproduce(
+    image: Path = typer.Argument(..., help="A PNG written by ganscapes (generate, rank, mix, post)."),
+    model: Path = typer.Option(..., "--model", help="The model that made it."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder to write the rebuilt PNG into.", show_default="do not write"),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if the model's hash differs from the recipe's."),
+    device: Device = typer.Option(Device.CPU, "--device", help="Device; pictures are bit-exact on the one that made them."),
+) -> None:
+    """Rebuild a picture from the recipe it carries and compare: exit 0 if identical, 2 if not."""
+    from ganscapes.gan.checkpoint import load_model
+    from ganscapes.make.reproduce import reproduce_file
+    from ganscapes.provenance import write_png
+
+    if out is not None and (out / image.name).resolve() == image.resolve():
+        raise UserError(f"--out {out} would overwrite {image} with its rebuild; choose another folder.")
+    loaded = load_model(model)
+    result = reproduce_file(image, loaded, device=device.value, force=force)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        recipe = {k: v for k, v in result.recipe.items() if k != "version"}
+        if recipe.get("model_hash") and recipe["model_hash"] != loaded.model_hash:  # --force: say what made it
+            recipe = {**recipe, "model_hash": loaded.model_hash, "forced_from_model_hash": recipe["model_hash"]}
+        written = write_png(out / image.name, result.pixels, recipe)
+        typer.echo(f"rebuilt: {written}")
+    if result.identical:
+        typer.echo(f"{image}: identical")
+        return
+    diff = result.max_difference
+    if diff is None:
+        typer.echo(f"{image}: differs in size ({result.pixels.shape[:2]} rebuilt, {result.original.shape[:2]} on file)")
+    else:
+        changed = int((result.pixels != result.original).any(axis=-1).sum())
+        typer.echo(f"{image}: differs, max pixel difference {diff} ({changed} pixels)")
+    raise typer.Exit(2)
+
+
+@app.command()
+def info(image: Path = typer.Argument(..., help="A PNG written by ganscapes.")) -> None:
+    """Print the recipe a picture carries (latent vectors shown by their shape)."""
+    import json
+
+    from ganscapes.provenance import read_recipe
+
+    recipe = read_recipe(image)
+    typer.echo(json.dumps(_abbreviate(recipe), indent=2, ensure_ascii=False))
+
+
+def _abbreviate(value):
+    if isinstance(value, dict):
+        if set(value) >= {"dtype", "shape", "base64"}:
+            return f"<{value['dtype']} array {value['shape']}>"
+        return {k: _abbreviate(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_abbreviate(v) for v in value]
+    return value
+
+
+
+
+# ---------------------------------------------------------------------------------------
+# guide
+
+
+class Method(str, Enum):
+    ADAM = "adam"
+    GENETIC = "genetic"
+
+
+class Space(str, Enum):
+    W = "w"
+    WPLUS = "wplus"
+
+
+@app.command()
+def guide(
+    model: Path = typer.Option(..., "--model", help="Model file: a ganscapes .safetensors or an official NVIDIA .pkl."),
+    prompt: list[str] = typer.Option(..., "--prompt", help="What you want to see (repeat for several phrases)."),
+    out: Path = typer.Option(..., "--out", help="Folder for best-NN.png, latents.npz, history.csv/.png, strip.png."),
+    method: Method = typer.Option(Method.ADAM, "--method", help="adam: gradient ascent; genetic: evolution, no gradients."),
+    space: Space = typer.Option(Space.W, "--space", help="w: one w for all layers; wplus: one w per layer."),
+    steps: int = typer.Option(100, "--steps", help="adam: optimisation steps; genetic: generations."),
+    population: Optional[int] = typer.Option(
+        None, "--population", help="adam: parallel starts; genetic: population size.", show_default="adam 4, genetic 16"
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the starting latents and of every random choice."),
+    init: str = typer.Option("random", "--init", help="Start from random latents or from FILE.npz:ROWS (a latents file)."),
+    psi: float = typer.Option(0.7, "--psi", help="Truncation psi of the random starting latents."),
+    lr: float = typer.Option(0.05, "--lr", help="adam: peak learning rate."),
+    cutouts: int = typer.Option(8, "--cutouts", help="adam: random crops CLIP sees per picture and step."),
+    w_penalty: float = typer.Option(0.01, "--w-penalty", help="adam: weight of the pull towards w_avg."),
+    keep: int = typer.Option(4, "--keep", help="Best pictures to save."),
+    class_idx: Optional[int] = typer.Option(None, "--class", help="Class index for conditional models.", show_default="none"),
+    compare: bool = typer.Option(
+        False, "--compare", help="Run generate-and-rank, adam and genetic at the same budget and compare."
+    ),
+    negative: list[str] = NEGATIVE,
+    template: list[str] = TEMPLATE,
+    clip_model: str = CLIP_MODEL,
+    clip_pretrained: str = CLIP_PRETRAINED,
+    clip_weights: Optional[Path] = CLIP_WEIGHTS,
+    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
+) -> None:
+    """Search latent space for a prompt with CLIP: gradient ascent (adam) or a genetic algorithm."""
+    from ganscapes.clip.encoder import ClipSpec, load_clip
+    from ganscapes.clip.tensor_scorer import TensorScorer
+    from ganscapes.device import resolve_device
+    from ganscapes.fileio import write_bytes_atomic
+    from ganscapes.gan.checkpoint import load_model
+    from ganscapes.make import guide as g
+
+    cfg = g.GuideConfig(
+        method=method.value, space=space.value, steps=steps, population=population, seed=seed, psi=psi, lr=lr,
+        cutouts=cutouts, w_penalty=w_penalty, keep=keep, class_idx=class_idx,
+    )
+    the_prompt = make_prompt(prompt, negative, template)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder.")
+    if compare and steps * (population or g.DEFAULT_POPULATION["adam"]) < 2:
+        raise UserError("--compare needs a budget of at least 2 generator evaluations (--steps × --population).")
+    from_file = init.strip().lower() != "random"
+    if from_file:
+        from ganscapes.make.latents import parse_latent_spec
+
+        init_path, _ = parse_latent_spec(init)  # before loading anything: a typo costs no time
+        if not init_path.is_file():
+            raise UserError(f"The latents file {init_path} does not exist.")
+    dev = resolve_device(device.value)
+    loaded = load_model(model, device=dev)
+    G = loaded.G_ema.to(dev).eval().requires_grad_(False)
+    if class_idx is not None or G.c_dim:
+        from ganscapes.make.generate import class_label
+
+        class_label(G.c_dim, class_idx)  # validates the class before any work
+    start_ws = None
+    if from_file:
+        from ganscapes.make.latents import load_latent_rows
+
+        start_ws = load_latent_rows(init, loaded).ws
+    encoder = load_clip(ClipSpec.from_options(clip_model, clip_pretrained, clip_weights), device=dev)
+    scorer = TensorScorer(encoder, the_prompt)
+
+    from tqdm import tqdm
+
+    if compare:
+        with tqdm(desc="comparing", unit="step") as bar:
+            result = g.compare_methods(G, scorer, cfg, dev, start_ws, progress=lambda row: bar.update(1))
+        rows = []
+        for name, res in result.results.items():
+            g.save_search(res, loaded, scorer, the_prompt, result.configs[name], out / name, dev)
+            rows.append((name, res.evaluations, float(res.scores[0]), result.seconds[name]))
+        g.plot_history(out / "compare.png", {n: r.history for n, r in result.results.items()})
+        table = "method,evaluations,best_score,seconds\n" + "".join(f"{n},{e},{s:.6f},{t:.1f}\n" for n, e, s, t in rows)
+        write_bytes_atomic(out / "compare.csv", table.encode())
+        typer.echo(f"Best CLIP score for {the_prompt.describe()} at a budget of {result.budget} generator evaluations:")
+        for name, evals, score, secs in rows:
+            typer.echo(f"  {name:8s} {score:+.4f}  ({evals} evaluations, {secs:.1f} s)")
+        typer.echo(f"Pictures in {out}/rank, {out}/adam, {out}/genetic; curves in {out / 'compare.png'}.")
+        return
+
+    def report(row: dict) -> None:
+        bar.set_postfix(best=f"{row['best']:+.4f}")
+        bar.update(1)
+
+    search = g.adam_search if cfg.method == "adam" else g.genetic_search
+    with tqdm(total=steps, desc=cfg.method, unit="step") as bar:
+        result = search(G, scorer, cfg, dev, start_ws, progress=report)
+    paths = g.save_search(result, loaded, scorer, the_prompt, cfg, out, dev)
+    first = result.history[0]["best"]
+    typer.echo(
+        f"{cfg.method}: best CLIP score {float(result.scores[0]):+.4f} (from {first:+.4f} at the start) after "
+        f"{result.evaluations} generator evaluations; {len(paths)} picture(s) in {out}, history in {out / 'history.csv'}."
+    )
+
+
+

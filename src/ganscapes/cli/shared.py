@@ -1,0 +1,99 @@
+"""Options and helpers that several commands share."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+class NoiseMode(str, Enum):
+    CONST = "const"
+    RANDOM = "random"
+    NONE = "none"
+
+
+class Device(str, Enum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    MPS = "mps"
+
+
+# ---------------------------------------------------------------------------------------
+# CLIP: curate, rank (and generate --prompt)
+#
+# The same CLIP options on every command that scores images; OptionInfo objects can be
+# shared between commands because Typer only reads them.
+
+CLIP_MODEL = typer.Option("ViT-B-32", "--clip-model", help="open_clip architecture.")
+CLIP_PRETRAINED = typer.Option(
+    "openai", "--clip-pretrained", help="open_clip pretrained tag ('random': random weights, for tests)."
+)
+CLIP_WEIGHTS = typer.Option(
+    None, "--clip-weights", help="Local CLIP weights file (for offline machines).", show_default="$GANSCAPES_CLIP_WEIGHTS"
+)
+CLIP_CACHE = typer.Option(
+    None, "--cache", help="Folder for the embedding cache.", show_default="$GANSCAPES_CACHE or ~/.cache/ganscapes"
+)
+CLIP_BATCH = typer.Option(32, "--clip-batch", help="Images per CLIP forward pass.")
+CLIP_WORKERS = typer.Option(
+    None, "--workers", help="Image-decoding processes beside the encoder.", show_default="cores - 1, at most 4"
+)
+NEGATIVE = typer.Option([], "--negative", help="Phrase to score against (repeat for several).", show_default="none")
+TEMPLATE = typer.Option(
+    [], "--template", help="Template such as 'a painting of {}', averaged over (repeat).", show_default="phrase as written"
+)
+
+
+
+def clip_tools(model: str, pretrained: str, weights: Optional[Path], cache: Optional[Path], device: str):
+    """The encoder and its embedding cache for a command's CLIP options."""
+    from ganscapes.clip.cache import EmbeddingCache
+    from ganscapes.clip.encoder import ClipSpec, load_clip
+
+    encoder = load_clip(ClipSpec.from_options(model, pretrained, weights), device=device)
+    return encoder, EmbeddingCache(cache, encoder.model_id)
+
+
+def make_prompt(phrases: list[str], negatives: list[str], templates: list[str]):
+    from ganscapes.clip.prompts import Prompt
+
+    return Prompt(tuple(phrases), tuple(negatives), tuple(templates))
+
+
+
+def echo_top(ranking, top: int, root: Path) -> None:
+    from ganscapes.clip.rank import _display_name
+
+    for k in range(top):
+        typer.echo(f"{k + 1:4d}  {ranking.scores[k]:+.4f}  {_display_name(ranking.refs[k], root)}")
+
+
+
+
+POST = typer.Option(
+    False, "--post", help="Also post-process the results (0.1/99.9 stretch, dataset aspect) into a post/ folder."
+)
+
+
+def post_outputs(images: list[Path], out: Path, model_aspect: float | None = None) -> None:
+    """`--post` on generate, rank and mix: the default finishing, into `out`."""
+    from ganscapes.make.post import PostSettings, post_files
+
+    result = post_files(images, out, PostSettings(), model_aspect=model_aspect)
+    aspect, origin = result.aspects[0]
+    note = " (no aspect recorded; 1.0)" if origin == "none" else ""
+    typer.echo(f"Post-processed {len(result.outputs)} picture(s) into {out} at aspect {aspect:.3f}{note}.")
+
+
+
+def print_rows(rows: list[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        typer.echo(f"{key.ljust(width)}  {value}")
+
+
+
