@@ -66,10 +66,10 @@ def make_prompt(phrases: list[str], negatives: list[str], templates: list[str]):
 
 
 def echo_top(ranking, top: int, root: Path) -> None:
-    from ganscapes.clip.rank import _display_name
+    from ganscapes.clip.rank import display_name
 
     for k in range(top):
-        typer.echo(f"{k + 1:4d}  {ranking.scores[k]:+.4f}  {_display_name(ranking.refs[k], root)}")
+        typer.echo(f"{k + 1:4d}  {ranking.scores[k]:+.4f}  {display_name(ranking.refs[k], root)}")
 
 
 

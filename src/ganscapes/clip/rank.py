@@ -99,7 +99,7 @@ def write_ranking(ranking: Ranking, out: Path, top: int, root: Path | None = Non
         w = csv.writer(f)
         w.writerow(["rank", "path", "score", "sha256"])
         for k, (ref, s, d) in enumerate(zip(ranking.refs, ranking.scores, ranking.digests), 1):
-            w.writerow([k, _display_name(ref, root), f"{s:.6f}", d])
+            w.writerow([k, display_name(ref, root), f"{s:.6f}", d])
 
     top_dir = out / TOP_DIR
     staging = out / f".{TOP_DIR}.partial"
@@ -129,7 +129,8 @@ def write_ranking(ranking: Ranking, out: Path, top: int, root: Path | None = Non
     return RankOutputs(table=table, sheet=sheet, top_dir=top_dir, top=written)
 
 
-def _display_name(ref: ImageRef, root: Path | None) -> str:
+def display_name(ref: ImageRef, root: Path | None) -> str:
+    """How tables and listings name an image: its zip member, or its path relative to `root`."""
     if ref.member is not None:
         return ref.member
     if root is not None:
