@@ -331,6 +331,7 @@ def test_finish_writes_a_post_png_at_the_requested_size(studio, seed_entry):
     assert done.kind == "post" and (done.seed, done.latents, done.row) == (seed_entry.seed, seed_entry.latents, seed_entry.row)
     path = studio.path_of(done)
     assert path != studio.path_of(seed_entry) and path.suffix == ".png"
+    assert path.name == studio.path_of(seed_entry).stem + "-finished.png"
     with Image.open(path) as im:
         assert im.size == (48, 36)
     recipe = read_recipe(path)

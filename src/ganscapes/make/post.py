@@ -89,8 +89,9 @@ class PostResult:
     aspects: list[tuple[float, str]]
 
 
-def post_files(images: list[Path], out: Path, settings: PostSettings, model_aspect: float | None = None) -> PostResult:
-    """Post-process image files into `out` (same names, always PNG), recipes extended."""
+def post_files(images: list[Path], out: Path, settings: PostSettings, model_aspect: float | None = None,
+               suffix: str = "") -> PostResult:
+    """Post-process image files into `out` (same names plus `suffix`, always PNG), recipes extended."""
     from ganscapes.data.images import BadImage, load_rgb, open_image
 
     if not images:
@@ -98,7 +99,7 @@ def post_files(images: list[Path], out: Path, settings: PostSettings, model_aspe
     out = Path(out)
     seen: dict[str, Path] = {}
     for path in map(Path, images):  # a.png and a.jpg, or x/a.png and y/a.png, would both become OUT/a.png
-        name = path.stem + ".png"
+        name = path.stem + suffix + ".png"
         if name in seen and seen[name].resolve() != path.resolve():
             raise UserError(f"{seen[name]} and {path} would both be written as {out / name}; post them into separate folders.")
         seen[name] = path
@@ -114,7 +115,7 @@ def post_files(images: list[Path], out: Path, settings: PostSettings, model_aspe
             raise UserError(f"{path} is not a readable image ({e}).") from None
         source = read_recipe(path, required=False) if _is_png(path) else None
         aspect, origin = resolve_aspect(settings, source, model_aspect)
-        dest = out / (path.stem + ".png")
+        dest = out / (path.stem + suffix + ".png")
         if dest.resolve() == path.resolve():
             raise UserError(f"--out {out} would overwrite {path}; choose another folder.")
         recipe = {

@@ -316,7 +316,8 @@ class Studio:
             raise StudioError("Enter both percentiles, e.g. 0.1 and 99.9.")
         settings = PostSettings(low=float(low), high=float(high), aspect=value, width=int(width) if width else None)
         folder = self._request_dir("post")
-        result = post_files([source], folder, settings, model_aspect=self.model.meta.get("aspect"))
+        # "-finished" in the name, so a download is not mistaken for the raw picture
+        result = post_files([source], folder, settings, model_aspect=self.model.meta.get("aspect"), suffix="-finished")
         return self.catalog.add(self.rel(result.outputs[0]), "post", self.model.model_hash, prompt=e.prompt,
                                 seed=e.seed, latents=e.latents, row=e.row, score=e.score)
 
