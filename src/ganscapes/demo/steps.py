@@ -145,7 +145,8 @@ def train(demo: Demo) -> bool:
 
     def work():
         start = time.time()
-        result = train_loop(config, log=demo.log)
+        # train's own "continue with --resume latest" hint does not apply: rerunning the demo resumes
+        result = train_loop(config, log=lambda line: demo.log(line.split(" Continue with the same command")[0]))
         from ganscapes.gan.checkpoint import load_model
 
         model = load_model(result.snapshot)
