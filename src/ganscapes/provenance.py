@@ -38,13 +38,18 @@ def png_info(recipe: dict, keep: dict[str, str] | None = None):
     return info
 
 
-def write_png(path: Path, pixels: np.ndarray, recipe: dict, compress_level: int = 1) -> Path:
-    """Write uint8 pixels [H, W, C] as a PNG carrying `recipe`, atomically."""
+def pixels_to_image(pixels: np.ndarray):
+    """uint8 pixels [H, W] or [H, W, C] (C = 1 to 4) as a PIL image of the matching mode."""
     from PIL import Image
 
     channels = pixels.shape[-1] if pixels.ndim == 3 else 1
     array = pixels[..., 0] if pixels.ndim == 3 and channels == 1 else pixels
-    image = Image.fromarray(np.ascontiguousarray(array), _PNG_MODES[channels])
+    return Image.fromarray(np.ascontiguousarray(array), _PNG_MODES[channels])
+
+
+def write_png(path: Path, pixels: np.ndarray, recipe: dict, compress_level: int = 1) -> Path:
+    """Write uint8 pixels [H, W, C] as a PNG carrying `recipe`, atomically."""
+    image = pixels_to_image(pixels)
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG", compress_level=compress_level, pnginfo=png_info(recipe))
     return Path(path)

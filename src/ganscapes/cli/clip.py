@@ -9,6 +9,7 @@ import typer
 
 from ganscapes.cli.app import app
 from ganscapes.cli.shared import (
+    DEVICE,
     CLIP_BATCH, CLIP_CACHE, CLIP_MODEL, CLIP_PRETRAINED, CLIP_WEIGHTS, CLIP_WORKERS, NEGATIVE, TEMPLATE,
     Device, clip_tools, echo_top, post_outputs, make_prompt,
 )
@@ -38,7 +39,7 @@ def curate(
     cache: Optional[Path] = CLIP_CACHE,
     batch: int = CLIP_BATCH,
     workers: Optional[int] = CLIP_WORKERS,
-    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
+    device: Device = DEVICE,
 ) -> None:
     """Score the training images with CLIP and move the worst to a salon des refusés."""
     from ganscapes.clip.curate import (
@@ -85,7 +86,7 @@ def rank(
     cache: Optional[Path] = CLIP_CACHE,
     batch: int = CLIP_BATCH,
     workers: Optional[int] = CLIP_WORKERS,
-    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
+    device: Device = DEVICE,
     post: bool = typer.Option(False, "--post", help="Also post-process the top picks into OUT/post/."),
 ) -> None:
     """Rank any folder of images by CLIP similarity to a prompt; keep the top K."""

@@ -9,6 +9,7 @@ import typer
 
 from ganscapes.cli.app import app
 from ganscapes.cli.shared import (
+    DEVICE,
     Device, print_rows,
 )
 from ganscapes.errors import UserError
@@ -122,7 +123,7 @@ def metrics_cmd(
         show_default="the protocol: swd 16384 (at most the dataset), fid/kid 50000",
     ),
     batch: int = typer.Option(16, "--batch", help="Images per network call."),
-    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
+    device: Device = DEVICE,
     inception: Optional[Path] = typer.Option(
         None, "--inception", help="NVIDIA's inception-2015-12-05.pt, for FID and KID (runs its TorchScript).",
         show_default="$GANSCAPES_INCEPTION",

@@ -11,7 +11,8 @@ import typer
 from ganscapes.cli.app import app
 from ganscapes.cli.data import parse_aspect
 from ganscapes.cli.shared import (
-    CLIP_BATCH, CLIP_CACHE, CLIP_MODEL, CLIP_PRETRAINED, CLIP_WEIGHTS, CLIP_WORKERS, NEGATIVE, POST, TEMPLATE,
+    DEVICE,
+    CLIP_BATCH, CLIP_CACHE, CLIP_MODEL, CLIP_PRETRAINED, CLIP_WEIGHTS, CLIP_WORKERS, NEGATIVE, TEMPLATE,
     Device, NoiseMode, clip_tools, echo_top, post_outputs, make_prompt,
 )
 from ganscapes.errors import UserError
@@ -33,7 +34,7 @@ def generate(
         None, "--class", help="Class index; required for conditional models, refused for others.", show_default="none"
     ),
     batch: int = typer.Option(8, "--batch", help="Images per network call (rounded up to a multiple of 4)."),
-    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
+    device: Device = DEVICE,
     compile: bool = typer.Option(
         False, "--compile/--no-compile", help="torch.compile the synthesis network (falls back if it fails)."
     ),
@@ -120,8 +121,10 @@ def mix(
     cell_size: Optional[int] = typer.Option(None, "--cell-size", help="Side of a grid cell in pixels.", show_default="model resolution, at most 256"),
     labels: bool = typer.Option(True, "--labels/--no-labels", help="Write F1…, S1… on the grid's headers."),
     batch: int = typer.Option(8, "--batch", help="Pictures per network call."),
-    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
-    post: bool = POST,
+    device: Device = DEVICE,
+    post: bool = typer.Option(
+        False, "--post", help="Also post-process the results (0.1/99.9 stretch, dataset aspect) into a post/ folder."
+    ),
 ) -> None:
     """Style mixing: the forms x styles grid, each cell a form's composition with a style's colours."""
     from ganscapes.device import resolve_device
@@ -305,7 +308,7 @@ def guide(
     clip_model: str = CLIP_MODEL,
     clip_pretrained: str = CLIP_PRETRAINED,
     clip_weights: Optional[Path] = CLIP_WEIGHTS,
-    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU."),
+    device: Device = DEVICE,
 ) -> None:
     """Search latent space for a prompt with CLIP: gradient ascent (adam) or a genetic algorithm."""
     from ganscapes.clip.encoder import ClipSpec, load_clip

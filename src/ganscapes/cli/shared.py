@@ -28,6 +28,7 @@ class Device(str, Enum):
 # The same CLIP options on every command that scores images; OptionInfo objects can be
 # shared between commands because Typer only reads them.
 
+DEVICE = typer.Option(Device.AUTO, "--device", help="auto: CUDA, else MPS, else CPU.")
 CLIP_MODEL = typer.Option("ViT-B-32", "--clip-model", help="open_clip architecture.")
 CLIP_PRETRAINED = typer.Option(
     "openai", "--clip-pretrained", help="open_clip pretrained tag ('random': random weights, for tests)."
@@ -74,9 +75,6 @@ def echo_top(ranking, top: int, root: Path) -> None:
 
 
 
-POST = typer.Option(
-    False, "--post", help="Also post-process the results (0.1/99.9 stretch, dataset aspect) into a post/ folder."
-)
 
 
 def post_outputs(images: list[Path], out: Path, model_aspect: float | None = None) -> None:

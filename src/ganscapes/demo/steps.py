@@ -63,6 +63,7 @@ def sample(demo: Demo) -> None:
 
 
 def prepare(demo: Demo) -> None:
+    from ganscapes.clip.embed import ImageRef
     from ganscapes.data.contact_sheet import save_contact_sheet
     from ganscapes.data.dataset import Dataset
     from ganscapes.data.prepare import PrepareConfig, prepare_dataset
@@ -75,19 +76,12 @@ def prepare(demo: Demo) -> None:
     def work():
         result = prepare_dataset(demo.raw, demo.dataset, PrepareConfig(res=res), log=demo.log)  # says the mean aspect
         with Dataset(demo.dataset) as ds:
-            items = [(lambda n=n: _read(demo.dataset, n), n.split("/")[-1]) for n in ds.image_names[:SHEET_COUNT]]
+            items = [(ImageRef(demo.dataset, n).read_bytes, n.split("/")[-1]) for n in ds.image_names[:SHEET_COUNT]]
         save_contact_sheet(demo.out / "dataset-sheet.png", items, thumb=96)
         return {"res": res, "images": result.images, "mean_aspect": result.mean_aspect, "aspect": result.aspect,
                 "skipped": len(result.skipped)}
 
     _timed(demo, Step("prepare", demo.cmd("prepare", demo.raw, "--out", demo.dataset, "--res", res)), work)
-
-
-def _read(zip_path: Path, name: str) -> bytes:
-    import zipfile
-
-    with zipfile.ZipFile(zip_path) as zf:
-        return zf.read(name)
 
 
 def curate(demo: Demo, clip) -> None:

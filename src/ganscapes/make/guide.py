@@ -33,7 +33,7 @@ import torch
 from ganscapes.errors import UserError
 from ganscapes.gan.device import synthesis_options
 from ganscapes.gan.ops import to_uint8
-from ganscapes.provenance import encode_array, write_png
+from ganscapes.provenance import encode_array, pixels_to_image, write_png
 
 METHODS = ("adam", "genetic")
 SPACES = ("w", "wplus")
@@ -374,7 +374,7 @@ def _write_strip(path: Path, frames: list[tuple[int, np.ndarray]], size: int = 1
     strip = Image.new("RGB", (size * len(frames), size + 16), (255, 255, 255))
     draw = ImageDraw.Draw(strip)
     for k, (step, px) in enumerate(frames):
-        img = to_rgb8(Image.fromarray(px[..., 0] if px.shape[-1] == 1 else px)).resize((size, size), Image.Resampling.LANCZOS)
+        img = to_rgb8(pixels_to_image(px)).resize((size, size), Image.Resampling.LANCZOS)
         strip.paste(img, (k * size, 0))
         draw.text((k * size + 3, size + 2), f"step {step}", fill=(0, 0, 0), font=ImageFont.load_default())
     with atomic_path(path) as tmp:

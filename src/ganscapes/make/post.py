@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ganscapes.errors import UserError
-from ganscapes.provenance import read_recipe, write_png
+from ganscapes.provenance import pixels_to_image, read_recipe, write_png
 
 DEFAULT_LOW, DEFAULT_HIGH = 0.1, 99.9
 POST_DIR = "post"
@@ -61,8 +61,7 @@ def restore_aspect(pixels: np.ndarray, aspect: float, width: int | None = None) 
 
     w = width or pixels.shape[1]
     h = max(1, int(round(w / aspect)))
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}[pixels.shape[-1]]
-    image = Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode)
+    image = pixels_to_image(pixels)
     resized = np.asarray(image.resize((w, h), Image.Resampling.LANCZOS))
     return resized[..., None] if resized.ndim == 2 else resized
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ganscapes.errors import UserError
-from ganscapes.provenance import decode_array, read_recipe
+from ganscapes.provenance import decode_array, pixels_to_image, read_recipe
 
 KINDS = ("generate", "latent", "mix", "post")
 
@@ -131,8 +131,6 @@ def _ws_of_source(source: dict, G, dev) -> np.ndarray:
 
 
 def _rebuild_post(recipe: dict, model, dev) -> np.ndarray:
-    from PIL import Image
-
     from ganscapes.data.images import to_rgb8
     from ganscapes.make.post import PostSettings, post_pixels
 
@@ -141,8 +139,7 @@ def _rebuild_post(recipe: dict, model, dev) -> np.ndarray:
         raise UserError("This picture was post-processed from an image without a recipe; its source cannot be rebuilt.")
     pixels = rebuild(source, model, dev)
     # post read its input as 8-bit RGB; do the same to the rebuilt source
-    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[pixels.shape[-1]]
-    rgb = np.asarray(to_rgb8(Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode)))
+    rgb = np.asarray(to_rgb8(pixels_to_image(pixels)))
     settings = dict(_field(recipe, "post"))
     aspect = float(settings.pop("aspect"))
     return post_pixels(rgb, PostSettings(**{k: settings.get(k) for k in ("low", "high", "width")}, aspect=aspect), aspect)
