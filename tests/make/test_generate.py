@@ -322,3 +322,9 @@ def test_compile_falls_back_when_it_fails(model, tmp_path, monkeypatch):
     eager = generate_images(model, [0, 1, 2], batch=2, out=tmp_path / "e", progress=False)
     for p, q in zip(result.images, eager.images):
         assert p.read_bytes() == q.read_bytes()
+
+
+def test_on_batch_reports_the_pictures_painted_so_far(model, tmp_path):
+    calls = []
+    generate_images(model, range(10), batch=4, out=tmp_path, progress=False, on_batch=lambda *a: calls.append(a))
+    assert calls == [(4, 10), (8, 10), (10, 10)]

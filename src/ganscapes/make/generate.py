@@ -124,6 +124,7 @@ def generate_images(
     progress: bool = True,
     compile: bool = False,
     log: Callable[[str], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> GenerateResult:
     """Write one picture per seed into `out`, and `latents.npz` beside them.
 
@@ -210,6 +211,8 @@ def generate_images(
                         recipe.update(noise_seed=seeds[i], batch_rows=rows, row=k)
                     pending.append(writers.submit(write_png, paths[i + k], pixels[k], recipe))
                 pending = _reap(pending, bar, keep=max(2 * batch, 16))
+                if on_batch is not None:  # (pictures painted so far, all of them), e.g. for a web page's bar
+                    on_batch(j, len(seeds))
         pending = _reap(pending, bar, wait=True)
     finally:
         writers.shutdown(wait=True, cancel_futures=True)

@@ -178,10 +178,9 @@ class Studio:
                      progress: Callable[[float, str], None] | None = None) -> list[Entry]:
         """Generate n, rank by the prompt, catalog the top k (best first)."""
         from ganscapes.clip.cache import EmbeddingCache
-        from ganscapes.clip.embed import ImageRef
         from ganscapes.clip.prompts import Prompt
-        from ganscapes.clip.rank import rank_images, write_ranking
-        from ganscapes.make.generate import generate_images
+        from ganscapes.make.generate import LATENTS_FILE, generate_images
+        from ganscapes.make.pick import rank_generated
 
         the_prompt = Prompt((prompt,))
         n, top = _whole(n, "how many pictures to generate"), _whole(top, "how many to keep")
@@ -193,47 +192,27 @@ class Studio:
         encoder = self.clip()
         folder = self._request_dir("prompt")
         base = self.random_seed()
-        seeds = list(range(base, base + n))
         say = progress or (lambda f, d: None)
-        chunk = max(1, min(32, n // 10 or 1))
-        images = []
-        for i in range(0, n, chunk):  # in chunks, so the page can show progress
-            part = generate_images(self.model, seeds[i : i + chunk], psi=psi, device=self.device,
-                                   out=folder / "parts" / f"{i:05d}", progress=False)
-            images += part.images
-            say(0.7 * len(images) / n, f"generated {len(images)} of {n}")
+        result = generate_images(self.model, range(base, base + n), psi=psi, device=self.device, out=folder,
+                                 progress=False, on_batch=lambda done, total: say(0.7 * done / total,
+                                                                                  f"generated {done} of {total}"))
         say(0.75, "ranking with CLIP")
         with EmbeddingCache(self.out / "cache", encoder.model_id) as cache:
-            ranking = rank_images([ImageRef(p) for p in images], encoder, the_prompt, cache, progress=False, workers=0)
-        outputs = write_ranking(ranking, folder / "ranked", top, root=folder)
-        picked_seeds = [int(Path(r.path).stem.removeprefix("seed")) for r in ranking.refs[:top]]
-        latents = self._collect_latents(folder, [r.path for r in ranking.refs[:top]], ranking.scores[:top])
+            ranking, outputs = rank_generated(result, encoder, the_prompt, top, cache, progress=False, workers=0)
+        latents = self.rel(outputs.top_dir / LATENTS_FILE)  # the picks' rows, in rank order
         say(1.0, "done")
         return [
-            self.catalog.add(self.rel(path), "prompt", self.model.model_hash, prompt=prompt, seed=picked_seeds[k],
-                             latents=self.rel(latents), row=k, score=float(ranking.scores[k]))
+            self.catalog.add(self.rel(path), "prompt", self.model.model_hash, prompt=prompt,
+                             seed=int(ranking.refs[k].path.stem.removeprefix("seed")), latents=latents, row=k,
+                             score=float(ranking.scores[k]))
             for k, path in enumerate(outputs.top)
         ]
 
-    def _collect_latents(self, folder: Path, pictures: list[Path], scores) -> Path:
-        """One latents.npz for the picks, gathered from the parts' files, in rank order."""
-        from ganscapes.make.generate import LATENTS_FILE, save_npz
-
-        rows = {"seeds": [], "z": [], "w": []}
-        settings = {}
-        for pic in pictures:
-            with np.load(Path(pic).parent / LATENTS_FILE, allow_pickle=False) as data:
-                k = [int(s) for s in data["seeds"]].index(int(Path(pic).stem.removeprefix("seed")))
-                for key in rows:
-                    rows[key].append(data[key][k])
-                settings = {key: data[key] for key in data.files if key not in rows}
-        path = folder / "ranked" / "top" / LATENTS_FILE
-        save_npz(path, **{k: np.stack(v) for k, v in rows.items()}, score=np.asarray(scores, np.float64), **settings)
-        return path
-
     def mix(self, forms: str, styles: str, layers: str, custom: str = "", psi: float = 1.0) -> tuple[Path, list[Entry]]:
         """Forms × styles from catalog numbers (#12) or seeds (s12)."""
+        from ganscapes.make.generate import save_npz
         from ganscapes.make.mix import Latents, layer_range, seed_latents, style_mix
+        from ganscapes.provenance import encode_array
 
         G = self.model.G_ema
         spec = custom if layers == "custom" else layers
@@ -259,8 +238,6 @@ class Studio:
                 else:
                     e = self.entry(item)
                     w = self.w_of(e)
-                    from ganscapes.provenance import encode_array
-
                     ws.append(w)
                     sources.append({"catalog": e.id, "w": encode_array(w)})
             return Latents(np.stack(ws), sources)
@@ -268,8 +245,7 @@ class Studio:
         form_lat, style_lat = pick(forms, "form"), pick(styles, "style")
         folder = self._request_dir("mix")
         result = style_mix(self.model, form_lat, style_lat, chosen, folder, device=self.device)
-        from ganscapes.make.generate import save_npz
-
+        # The cells' ws as a latents file (a `w` array, row per cell) that guide and mix read back.
         cells = [p for row in result.cells for p in row]
         cell_ws = np.load(result.latents)["cells"].reshape(-1, G.num_ws, G.w_dim)
         latents = folder / "cells.npz"
