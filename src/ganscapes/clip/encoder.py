@@ -59,19 +59,11 @@ class ClipEncoder:
         self.model_id = model_id
         self.device = device
         self.image_calls = 0  # encoder invocations, so callers (and tests) can see cache hits
-        self._dim: int | None = None
 
     @property
     def image_size(self) -> int:
         size = self.model.visual.image_size
         return int(size[0] if isinstance(size, (tuple, list)) else size)
-
-    @property
-    def dim(self) -> int:
-        """Length of an embedding (512 for ViT-B/32)."""
-        if self._dim is None:
-            self._dim = int(self.encode_texts(["a"]).shape[1])
-        return self._dim
 
     @property
     def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -220,19 +212,6 @@ def cached_weights_file(name: str, pretrained: str, tag_cfg: dict | None = None)
         if path.is_file():
             return path
     return None
-
-
-def clip_available(spec: ClipSpec) -> bool:
-    """True when `load_clip(spec)` can find weights without failing (used by the demo)."""
-    import open_clip
-
-    if spec.pretrained == RANDOM and spec.weights is None:
-        return True
-    if spec.weights is not None:
-        return Path(spec.weights).is_file()
-    if spec.model not in open_clip.list_models():
-        return False
-    return cached_weights_file(spec.model, spec.pretrained) is not None or _online()
 
 
 def _online(host: str = "huggingface.co") -> bool:

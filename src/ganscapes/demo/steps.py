@@ -15,29 +15,18 @@ PSI = 0.7
 
 
 def clip_or_none(demo: Demo):
-    """(encoder, cache) when CLIP weights can be had, else None after saying so once."""
-    from ganscapes.clip.encoder import ClipSpec, clip_available, load_clip, weights_hint
+    """(encoder, cache) when CLIP can be loaded, else None after saying once why and how to fix it."""
+    from ganscapes.clip.cache import EmbeddingCache
+    from ganscapes.clip.encoder import ClipSpec, load_clip
 
     c = demo.cfg
-    spec = ClipSpec.from_options(c.clip_model, c.clip_pretrained, c.clip_weights)
-    reason = None
-    if clip_available(spec):
-        try:
-            encoder = load_clip(spec, device=c.device)
-            from ganscapes.clip.cache import EmbeddingCache
-
-            return encoder, EmbeddingCache(None, encoder.model_id)
-        except UserError as e:
-            reason = str(e)
-    else:
-        reason = f"no CLIP weights for {spec.model} ({spec.pretrained}) on this machine, and it is offline"
-    hint = weights_hint(spec.model, spec.pretrained) if spec.pretrained != "random" else "the weights"
-    demo.log(
-        f"note: CLIP steps (curate, rank) are skipped: {reason.rstrip('.')}. To include them, download {hint} "
-        "and rerun with --clip-weights PATH (or set GANSCAPES_CLIP_WEIGHTS)."
-    )
-    demo.state["clip_skipped"] = reason
-    return None
+    try:  # offline without weights, load_clip refuses at once, naming the file to fetch
+        encoder = load_clip(ClipSpec.from_options(c.clip_model, c.clip_pretrained, c.clip_weights), device=c.device)
+    except UserError as e:
+        demo.log(f"note: CLIP steps (curate, rank) are skipped: {e}")
+        demo.state["clip_skipped"] = str(e)
+        return None
+    return encoder, EmbeddingCache(None, encoder.model_id)
 
 
 def _timed(demo: Demo, step: Step, work) -> Step:

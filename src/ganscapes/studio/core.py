@@ -127,26 +127,19 @@ class Studio:
         The embedding cache is opened by each request instead: its SQLite
         connection belongs to the thread that opened it, and Gradio runs jobs in worker threads.
         """
-        from ganscapes.clip.encoder import ClipSpec, clip_available, load_clip, weights_hint
+        from ganscapes.clip.encoder import ClipSpec, load_clip
 
         with self._clip_lock:
             if self._clip is not None:
                 return self._clip
             if self._clip_error is None:
                 c = self.cfg
-                spec = ClipSpec.from_options(c.clip_model, c.clip_pretrained, c.clip_weights)
-                if not clip_available(spec):
-                    self._clip_error = (
-                        f"CLIP weights for {spec.model} ({spec.pretrained}) are not on this machine, so prompts "
-                        f"cannot be ranked. Download {weights_hint(spec.model, spec.pretrained)} and restart the "
-                        "studio with --clip-weights PATH; pictures by seed work without it."
-                    )
-                else:
-                    try:
-                        self._clip = load_clip(spec, device=self.device)
-                        return self._clip
-                    except UserError as e:
-                        self._clip_error = str(e)
+                try:  # offline without weights, load_clip refuses at once, naming the file to fetch
+                    self._clip = load_clip(ClipSpec.from_options(c.clip_model, c.clip_pretrained, c.clip_weights),
+                                           device=self.device)
+                    return self._clip
+                except UserError as e:
+                    self._clip_error = f"{str(e).rstrip('.')}; pictures by seed work without it."
             raise StudioError(self._clip_error)
 
     def clip_status(self) -> str | None:
