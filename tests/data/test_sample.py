@@ -320,3 +320,54 @@ def test_symlink_pointing_outside_is_refused(tmp_path):
     with pytest.raises(UserError):
         make_samples(out, n=1, **SMALL)
     assert outside.read_bytes() == b"do not touch"
+
+
+# ---------------------------------------------------------------------------------------
+# every size and seed paints
+
+
+def test_the_sample_that_once_crashed_paints():
+    """Seed 4, image 472 put a float32 dab centre on x == width (an IndexError)."""
+    from ganscapes.data.sample import render_sample
+
+    data, title = render_sample(4, 472, 192, 512)
+    with Image.open(__import__("io").BytesIO(data)) as img:
+        assert img.format == "JPEG" and title
+        assert img.size == sample_aspect_and_size(np.random.default_rng([4, 472]), 192, 512)
+
+
+def test_dab_centres_stay_inside_the_canvas_when_jitter_rounds_up():
+    """The largest jitter below 1 must not round a centre onto the next (missing) pixel."""
+    from ganscapes.data import painter
+
+    class AlmostOne:
+        def integers(self, low, high, size):
+            return np.full(size, high - 1)  # the last pixel of the mask: bottom-right corner
+
+        def random(self, shape):
+            return np.full(shape, np.nextafter(1.0, 0.0))
+
+    width, height = 239, 97
+    cv = painter._Canvas(rng=AlmostOne(), width=width, height=height, unit=1.0,
+                         paint=np.zeros((height, width, 3), np.float32),
+                         region=np.zeros((height, width), np.int8), angle=np.zeros((height, width), np.float32))
+    x, y = painter._scatter(cv, np.ones((height, width), bool), mean_area=50.0)
+    assert x.dtype == np.float32 and y.dtype == np.float32
+    assert int(x.max()) == width - 1 and int(y.max()) == height - 1
+    cv.angle[y.astype(int), x.astype(int)]  # indexes without error
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_many_seeds_indices_and_odd_sizes_paint(seed):
+    """A sweep of (seed, index, size), odd and tiny sizes included: every picture paints."""
+    from ganscapes.data.sample import render_sample
+
+    rng = np.random.default_rng(seed)
+    for index in range(40):
+        low = int(rng.integers(16, 80))
+        high = low + int(rng.integers(0, 40))
+        data, _ = render_sample(seed, index * 37 + seed, low, high)
+        assert data[:2] == b"\xff\xd8"  # a JPEG
+    for width, height in [(1, 7), (3, 3), (239, 5), (5, 239), (101, 63), (127, 255)]:
+        img = paint_landscape(np.random.default_rng([seed, width, height]), width, height)
+        assert img.size == (width, height)

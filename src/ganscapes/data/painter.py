@@ -469,7 +469,14 @@ def _scatter(cv: _Canvas, mask: np.ndarray, mean_area: float) -> tuple[np.ndarra
     pick = idx[cv.rng.integers(0, len(idx), count)]
     y, x = np.divmod(pick, cv.width)
     jitter = cv.rng.random((2, count))
-    return (x + jitter[0]).astype(np.float32), (y + jitter[1]).astype(np.float32)
+    # x + jitter < width in float64, but float32 rounds 238 + 0.99999997 up to 239.0, a
+    # column past the edge; keep every centre strictly inside its pixel's cell.
+    return _inside(x + jitter[0], cv.width), _inside(y + jitter[1], cv.height)
+
+
+def _inside(coord: np.ndarray, size: int) -> np.ndarray:
+    """float32 coordinates whose integer part is a valid index below `size`."""
+    return np.minimum(coord.astype(np.float32), np.nextafter(np.float32(size), np.float32(0)))
 
 
 def _pick_colour(cv: _Canvas, x: np.ndarray, y: np.ndarray) -> np.ndarray:
