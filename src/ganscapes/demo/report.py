@@ -8,12 +8,11 @@ curves are drawn from the run's `log.jsonl` and `metrics.jsonl` with matplotlib.
 from __future__ import annotations
 
 import html
-import json
 import os
 from pathlib import Path
 
 from ganscapes import __version__
-from ganscapes.fileio import write_bytes_atomic
+from ganscapes.fileio import read_jsonl, write_bytes_atomic
 
 REPORT = "report.html"
 PLOTS = "report-plots"
@@ -121,26 +120,14 @@ def _figures_table(steps: dict) -> str:
     return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut by an interruption
-    return rows
-
-
 def _plots(run: Path, folder: Path) -> list[tuple[Path, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    log = _read_jsonl(run / "log.jsonl")
-    metrics = _read_jsonl(run / "metrics.jsonl")
+    log = read_jsonl(run / "log.jsonl")
+    metrics = read_jsonl(run / "metrics.jsonl")
     folder.mkdir(parents=True, exist_ok=True)
     made = []
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from ganscapes.demo.pipeline import MIN_TRAIN_SECONDS, Demo, Step
 from ganscapes.errors import UserError
+from ganscapes.fileio import read_jsonl
 
 CURATE_PHRASE = "impressionist landscape painting"
 SHEET_COUNT = 24
@@ -145,11 +145,8 @@ def train(demo: Demo) -> bool:
 
 
 def _last_swd(run_dir: Path) -> float | None:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return None
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return lines[-1].get("SWDx1e3_avg") if lines else None
+    rows = read_jsonl(Path(run_dir) / "metrics.jsonl")
+    return rows[-1].get("SWDx1e3_avg") if rows else None
 
 
 def _model(demo: Demo):

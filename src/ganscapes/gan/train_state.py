@@ -10,6 +10,10 @@ A snapshot is two files written atomically side by side:
   configuration and the dataset's fingerprint. Plain tensors, numbers, strings, lists
   and dicts only, so it loads with `torch.load(weights_only=True)`.
 
+The state file is written last, after the fakes grid, the metrics and the tick's log
+row: only a model *with* its state counts as a snapshot, so a run killed at any moment
+of a snapshot resumes from the previous complete one.
+
 The official code saved neither optimizer state nor p; its resumes restarted ADA at
 p = 0, which is what the GANscapes author had to patch by hand.
 """

@@ -34,6 +34,14 @@ from tqdm import tqdm
 
 from ganscapes import __version__
 from ganscapes.errors import UserError
+from ganscapes.fileio import (
+    append_jsonl,
+    atomic_path,
+    read_jsonl,
+    remove_stale_temporaries,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from ganscapes.gan import distributed as dist_utils
 from ganscapes.gan.checkpoint import Model, load_model, save_model
 from ganscapes.device import resolve_device
@@ -224,6 +232,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
         cur_nimg, cur_tick, batch_idx = state["cur_nimg"], state["cur_tick"], state["batch_idx"]
         train_seconds = state["train_seconds"]
         say(f"Resuming {run_dir} at {cur_nimg / 1000:.1f} kimg with augment p = {_p(pipe):.4f}.")
+        if is_main:
+            _tidy_interrupted_run(run_dir, cur_nimg, say)
     else:
         run_dir = new_run_dir(Path(config.outdir), run_description(config, dataset.name))
         if resume_model is not None:
@@ -236,7 +246,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     tensorboard = None
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(cfg, indent=2))
+        write_json_atomic(run_dir / "config.json", cfg)
         _save_reals_grid(dataset, run_dir / "reals.png")
         tensorboard = _tensorboard(run_dir)
     grid_z = torch.from_numpy(np.random.RandomState(123).randn(_grid_count(dataset.resolution), G.z_dim)).float()
@@ -262,7 +272,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     bad_steps = 0
     stopped_by = "done"
     last_snapshot = None
-    best = _read_best(run_dir)
+    best = _read_best(run_dir, say) if is_main else {}
     bar = tqdm(total=total_nimg / 1000, initial=cur_nimg / 1000, unit="kimg", disable=not (progress and is_main),
                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}]")
 
@@ -354,19 +364,17 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
                 reason = reason or "max-hours"
             want_snapshot = (done or cur_tick % cfg["snap"] == 0 or reason is not None
                              or (cfg["snap_minutes"] and now - last_snapshot_time > cfg["snap_minutes"] * 60))
-            if want_snapshot:
-                if is_main:
-                    last_snapshot, metrics = _snapshot(
-                        run_dir, cfg, G, D, G_ema, pipe, ada, loss, opts, sampler, dataset, fingerprint,
-                        cur_nimg, cur_tick + 1, batch_idx, train_seconds, grid_z, grid_c, device, best,
-                    )
-                    row.update(metrics)
-                last_snapshot_time = time.time()
-                if world > 1:
-                    dist_utils.barrier()
+            unfinished = None
+            if want_snapshot and is_main:
+                last_snapshot, metrics, unfinished = _snapshot(
+                    run_dir, cfg, G, D, G_ema, pipe, ada, loss, opts, sampler, dataset, fingerprint,
+                    cur_nimg, cur_tick + 1, batch_idx, train_seconds, grid_z, grid_c, device, best,
+                )
+                row.update(metrics)
             if is_main:
-                with open(run_dir / "log.jsonl", "a", encoding="utf-8") as f:
-                    f.write(json.dumps(row) + "\n")
+                append_jsonl(run_dir / "log.jsonl", row)
+                if unfinished is not None:
+                    _finish_snapshot(run_dir, *unfinished, keep=cfg["keep"], best=best)
                 if tensorboard is not None:
                     for key, value in row.items():
                         if key not in ("tick", "kimg", "time"):
@@ -374,6 +382,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
                     tensorboard.flush()
                 bar.set_postfix_str(f"p={row['augment_p']:.3f} " + " ".join(
                     f"{k.split('/')[-1]}={row[k]:.3g}" for k in ("loss/G", "loss/D_real") if k in row))
+            if want_snapshot:
+                last_snapshot_time = time.time()
+                if world > 1:
+                    dist_utils.barrier()
             cur_tick += 1
             tick_start_nimg, tick_start_time = cur_nimg, time.time()
             if reason is not None:
@@ -484,7 +496,8 @@ def _save_grid(images_uint8: torch.Tensor, path: Path, cols: int = 8) -> None:
         r, col = divmod(i, cols)
         grid[:, r * h : (r + 1) * h, col * w : (col + 1) * w] = images_uint8[i]
     arr = grid.permute(1, 2, 0).numpy()
-    Image.fromarray(arr[..., 0] if c == 1 else arr, "L" if c == 1 else "RGB").save(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr[..., 0] if c == 1 else arr, "L" if c == 1 else "RGB").save(tmp, format="PNG")
 
 
 def _save_reals_grid(dataset, path: Path) -> None:
@@ -500,13 +513,70 @@ def _fakes(G_ema, z, c, device) -> torch.Tensor:
     return to_uint8(torch.cat(imgs)).cpu()
 
 
-def _read_best(run_dir: Path) -> dict:
+def _read_best(run_dir: Path, say: Callable[[str], None]) -> dict:
+    """The snapshot with the lowest SWD so far, which pruning must keep.
+
+    metrics.jsonl is the record and best.json a summary of it, so a best.json that a kill
+    left empty or half-written (or that is missing) is rebuilt from the record instead of
+    stopping every later resume.
+    """
     path = run_dir / "best.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    rows = [r for r in read_jsonl(run_dir / "metrics.jsonl")
+            if isinstance(r.get("snapshot"), str) and _finite(r.get("SWDx1e3_avg")) and _finite(r.get("kimg"))]
+    rebuilt = {}
+    if rows:
+        top = min(rows, key=lambda r: r["SWDx1e3_avg"])
+        rebuilt = {"kimg": top["kimg"], "score": top["SWDx1e3_avg"], "metric": "SWDx1e3_avg",
+                   "snapshot": top["snapshot"]}
+    stored = None
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            stored = None
+        if not (isinstance(stored, dict) and _finite(stored.get("kimg")) and _finite(stored.get("score"))):
+            say(f"warning: {path} was damaged (an interrupted write?); "
+                + ("rebuilt it from metrics.jsonl." if rebuilt else "starting a new one."))
+            stored = None
+    if stored != rebuilt and (rebuilt or path.exists()):
+        if rebuilt:
+            write_json_atomic(path, rebuilt, indent=1)
+        else:
+            path.unlink()
+    return rebuilt
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _tidy_interrupted_run(run_dir: Path, cur_nimg: int, say: Callable[[str], None]) -> None:
+    """Undo what a killed run left behind, so the resumed folder reads like an uninterrupted one.
+
+    Temporary files of unfinished atomic writes are deleted, and the log rows written after
+    the snapshot being resumed (ticks that will now be trained again) are dropped.
+    """
+    removed = remove_stale_temporaries(run_dir)
+    if removed:
+        say(f"Removed {len(removed)} unfinished file(s) left by an interrupted run.")
+    for name in ("log.jsonl", "metrics.jsonl"):
+        path = run_dir / name
+        if not path.exists():
+            continue
+        rows = read_jsonl(path)
+        kept = [r for r in rows if _finite(r.get("kimg")) and r["kimg"] <= cur_nimg / 1000 + 1e-9]
+        if len(kept) != len(rows) or path.read_bytes()[-1:] not in (b"", b"\n"):
+            write_bytes_atomic(path, "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
 
 
 def _snapshot(run_dir, cfg, G, D, G_ema, pipe, ada, loss, opts, sampler, dataset, fingerprint, cur_nimg, tick,
-              batch_idx, train_seconds, grid_z, grid_c, device, best) -> tuple[Path, dict]:
+              batch_idx, train_seconds, grid_z, grid_c, device, best) -> tuple[Path, dict, tuple[Path, dict]]:
+    """Write the networks, the fakes grid and the metrics of a snapshot; return its state to write last.
+
+    The training state is what makes a snapshot resumable, so it is written only after
+    everything else of the tick, the log row included (`_finish_snapshot`): a kill at any
+    moment before then leaves the previous snapshot as the one `--resume latest` takes.
+    """
     model_path, state_path = snapshot_paths(run_dir, cur_nimg)
     meta = {
         "preset": cfg["cfg"],
@@ -518,7 +588,7 @@ def _snapshot(run_dir, cfg, G, D, G_ema, pipe, ada, loss, opts, sampler, dataset
         "augment_p": _p(pipe) if pipe is not None else None,
     }
     save_model(model_path, Model(G_ema=G_ema, G=G, D=D, meta=meta))
-    save_state(state_path, {
+    state = {
         "ganscapes_version": __version__,
         "config": cfg,
         "dataset_fingerprint": fingerprint,
@@ -532,7 +602,7 @@ def _snapshot(run_dir, cfg, G, D, G_ema, pipe, ada, loss, opts, sampler, dataset
         "loss": loss.state_dict(),
         "sampler": sampler.state_dict(),
         "rng": rng_states(),
-    })
+    }
     _save_grid(_fakes(G_ema, grid_z, grid_c, device), run_dir / f"fakes{snapshot_tag(cur_nimg)}.png")
     metrics = {}
     if cfg["metrics"]:
@@ -541,13 +611,16 @@ def _snapshot(run_dir, cfg, G, D, G_ema, pipe, ada, loss, opts, sampler, dataset
         results = compute_metrics(Model(G_ema=G_ema), cfg["data"], metrics=tuple(cfg["metrics"]),
                                   num_images=cfg["metric_images"], device=device, seed=0)
         metrics = {f"metrics/{k}": v for k, v in results.items()}
-        with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps({"kimg": cur_nimg / 1000, "snapshot": model_path.name, **results}) + "\n")
+        append_jsonl(run_dir / "metrics.jsonl", {"kimg": cur_nimg / 1000, "snapshot": model_path.name, **results})
         score = results.get("SWDx1e3_avg")
         if score is not None and (not best or score < best["score"]):
             best.clear()
             best.update({"kimg": cur_nimg / 1000, "score": score, "metric": "SWDx1e3_avg", "snapshot": model_path.name})
-            (run_dir / "best.json").write_text(json.dumps(best, indent=1))
-    protect = {best["kimg"]} if best else set()
-    prune_snapshots(run_dir, cfg["keep"], protect)
-    return model_path, metrics
+            write_json_atomic(run_dir / "best.json", best, indent=1)
+    return model_path, metrics, (state_path, state)
+
+
+def _finish_snapshot(run_dir: Path, state_path: Path, state: dict, keep: int, best: dict) -> None:
+    """Write the state that completes a snapshot, then delete the snapshots beyond `keep` (never the best)."""
+    save_state(state_path, state)
+    prune_snapshots(run_dir, keep, {best["kimg"]} if best else set())
