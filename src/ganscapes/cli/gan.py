@@ -28,6 +28,7 @@ def train(
     p: float = typer.Option(0.0, "--p", help="Starting augmentation probability (also in ada mode)."),
     target: float = typer.Option(0.6, help="ADA target for the overfitting heuristic r_t."),
     augpipe: str = typer.Option("bgc", help="Augmentations: blit, geom, color, filter, noise, cutout, bg, bgc, bgcf, bgcfn, bgcfnc."),
+    subset: Optional[int] = typer.Option(None, help="Train on a random subset of this many images (chosen by --seed).", show_default="all"),
     mirror: bool = typer.Option(False, help="Add x-flipped copies of the dataset."),
     cond: bool = typer.Option(False, help="Condition on the dataset's labels."),
     freezed: int = typer.Option(0, help="Freeze-D: keep the first N layers of D fixed."),
@@ -53,7 +54,7 @@ def train(
 
     config = TrainConfig(
         data=str(data), outdir=str(outdir), cfg=cfg, kimg=kimg, batch=batch, batch_gpu=batch_gpu, gamma=gamma,
-        aug=aug, p=p, target=target, augpipe=augpipe, mirror=mirror, cond=cond, freezed=freezed, fp32=fp32,
+        aug=aug, p=p, target=target, augpipe=augpipe, subset=subset, mirror=mirror, cond=cond, freezed=freezed, fp32=fp32,
         snap=snap, snap_minutes=snap_minutes, kimg_per_tick=kimg_per_tick, keep=keep, metrics=[m for m in metrics.split(",") if m.strip()],
         metric_images=metric_images, seed=seed, max_hours=max_hours, workers=workers, device=device, resume=resume,
     )

@@ -85,7 +85,7 @@ def resolve_preset(name: str, resolution: int, gpus: int = 1) -> Preset:
             map=2,
         )
     if name == "tiny":
-        return dataclasses.replace(PRESETS["tiny"], gamma=0.0002 * resolution**2 / PRESETS["tiny"].mb)
+        return dataclasses.replace(PRESETS["tiny"], ref_gpus=gpus, gamma=0.0002 * resolution**2 / PRESETS["tiny"].mb)
     if name not in PRESETS:
         raise UserError(f"Unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}.")
     return PRESETS[name]

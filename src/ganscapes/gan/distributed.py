@@ -3,7 +3,8 @@
 `torchrun --nproc_per_node=N -m ganscapes train ...` sets RANK, WORLD_SIZE and
 LOCAL_RANK; each process then trains on its share of every global batch. Instead of
 wrapping the networks in DistributedDataParallel (the loss calls G and D in several
-ways per phase), gradients are summed explicitly after each phase (see `sum_gradients`). NCCL on CUDA, gloo on CPU.
+ways per phase), gradients are summed explicitly after each phase (see `sum_tensors`).
+NCCL on CUDA, gloo on CPU.
 """
 
 from __future__ import annotations
@@ -47,21 +48,21 @@ def broadcast_module(module: torch.nn.Module) -> None:
         dist.broadcast(t.data, src=0)
 
 
-def sum_gradients(params: list[torch.nn.Parameter]) -> None:
-    """All-reduce (sum) the gradients as one flat tensor (one message instead of hundreds).
+def sum_tensors(tensors: list[torch.Tensor]) -> None:
+    """All-reduce (sum) the tensors in place, as one flat message instead of hundreds.
 
-    Summed, not averaged: within a process the rounds of `batch_gpu` are summed too, so
-    N processes × 1 round compute exactly what 1 process × N rounds does. (NVIDIA's code
-    averages across GPUs; Adam is invariant to that constant factor.)
+    Gradients are summed, not averaged: within a process the rounds of `batch_gpu` are
+    summed too, so N processes × 1 round compute what 1 process × N rounds does. (NVIDIA's
+    code averages across GPUs; Adam is invariant to that constant factor but for its eps.)
     """
-    if not params:
+    if not tensors:
         return
-    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     offset = 0
-    for p in params:
-        n = p.grad.numel()
-        p.grad.copy_(flat[offset : offset + n].reshape(p.grad.shape))
+    for t in tensors:
+        n = t.numel()
+        t.copy_(flat[offset : offset + n].reshape(t.shape))
         offset += n
 
 

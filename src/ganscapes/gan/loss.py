@@ -47,18 +47,22 @@ def mixed_ws(G: nn.Module, z: torch.Tensor, c: torch.Tensor, prob: float) -> tup
 
     With probability `prob`, ws[:, cutoff:] come from a second latent `randn_like(z)`
     (same labels), mapped with `skip_w_avg_update=True` so w_avg moves once per call. The
-    cutoff is one for the whole batch (pitfall 7), uniform in [1, num_ws − 1], and is
-    None when this call does not mix. The random draws use the global torch RNG; the
-    cutoff and the coin are drawn on the CPU so that slicing needs no device sync.
+    cutoff is one for the whole batch, uniform in [1, num_ws − 1], and is None when this
+    call does not mix. The draws are NVIDIA's (`StyleGAN2Loss.run_G` in training/loss.py),
+    in their order from the global torch RNG: the cutoff, the coin, and the second latent
+    even when the coin says no, so the random stream after this call is the official
+    one whether or not it mixed. Only the mapping of that latent is skipped then.
     """
     ws = G.mapping(z, c)
     if prob <= 0:
         return ws, None
     num_ws = ws.shape[1]
-    cutoff = int(torch.randint(1, num_ws, ()))
-    if not float(torch.rand(())) < prob:
+    cutoff = int(torch.empty([], dtype=torch.int64, device=z.device).random_(1, num_ws))
+    mix = float(torch.rand([], device=z.device)) < prob
+    z2 = torch.randn_like(z)
+    if not mix:
         return ws, None
-    ws2 = G.mapping(torch.randn_like(z), c, skip_w_avg_update=True)
+    ws2 = G.mapping(z2, c, skip_w_avg_update=True)
     return torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1), cutoff
 
 
@@ -119,7 +123,6 @@ class StyleGAN2Loss:
         self.force_fp32 = force_fp32
         self.on_real_logits = ada.accumulate if ada is not None else on_real_logits
         self.pl_mean = torch.zeros([], device=_device_of(G))  # running mean path length; see state_dict
-        self._pl_phase: tuple[torch.Tensor, torch.Tensor] | None = None  # see begin_phase
 
     # -- helpers
 
@@ -184,7 +187,10 @@ class StyleGAN2Loss:
                     self.on_real_logits(logits.detach())
                 stats["scores/real"] = logits.detach().mean()
                 stats["signs/real"] = logits.detach().sign().mean()
-                total = 0
+                # `logits * 0`, as NVIDIA's loss does: every parameter that produced the
+                # logits gets a gradient (zero for D's last bias in Dreg, which R1 does
+                # not reach), so Adam steps it and its moments decay as in the official run.
+                total = logits * 0
                 if do_Dmain:
                     loss_real = F.softplus(-logits)
                     total = total + loss_real
@@ -204,55 +210,68 @@ class StyleGAN2Loss:
         return dict(zip(stats.keys(), values))
 
     def _path_length(self, gen_z, gen_c, gain, fp32) -> dict[str, torch.Tensor]:
+        img, lengths = self._lengths(gen_z, gen_c, fp32, create_graph=True)
+        # NVIDIA's order (training/loss.py, Gpl): the running mean moves once per round,
+        # and this round's target `a` keeps its graph to this round's lengths; only the
+        # stored copy is detached. A non-finite round leaves the stored copy alone, so one
+        # bad step does not poison every later one.
+        a = self.pl_mean.lerp(lengths.mean(), self.pl_decay)
+        self.pl_mean.copy_(torch.where(torch.isfinite(a), a.detach(), self.pl_mean))
+        penalty = (lengths - a).square()
+        loss_pl = penalty * self.pl_weight
+        # `img[:, 0, 0, 0] * 0` as in NVIDIA's loss: the toRGB biases, which the path
+        # length does not depend on, get a zero gradient instead of none, so Adam steps them.
+        (img[:, 0, 0, 0] * 0 + loss_pl).mean().mul(gain).backward()
+        return {"loss/pl": loss_pl.mean(), "pl_length": lengths.mean(), "pl_mean": a.detach()}
+
+    def _lengths(self, gen_z, gen_c, fp32: bool, create_graph: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, per-sample path lengths) of the path-length batch: the first
+        `batch // pl_batch_shrink` latents of the round, with style mixing."""
         n = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
         img, ws = self._run_G(gen_z[:n], gen_c[:n], fp32)
         noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
-        (grads,) = torch.autograd.grad(outputs=[(img * noise).sum()], inputs=[ws], create_graph=True)
+        (grads,) = torch.autograd.grad(outputs=[(img * noise).sum()], inputs=[ws], create_graph=create_graph)
         lengths = grads.square().sum(dim=2).mean(dim=1).sqrt()
         if self.pl_mean.device != lengths.device:
             self.pl_mean = self.pl_mean.to(lengths.device)
-        # `a` keeps its graph to this batch's lengths (the official behaviour); only the
-        # stored running copy is detached. A non-finite batch leaves the stored copy alone
-        # so that one bad step does not poison every later one.
-        if self._pl_phase is None:
-            a = self.pl_mean.lerp(lengths.mean(), self.pl_decay)
-            self.pl_mean.copy_(torch.where(torch.isfinite(a), a.detach(), self.pl_mean))
-        else:  # inside begin_phase/end_phase: every round starts from the same running mean
-            base, sums = self._pl_phase
-            a = base.lerp(lengths.mean(), self.pl_decay)
-            sums += torch.stack([lengths.mean().detach().double(), torch.ones([], dtype=torch.float64, device=sums.device)])
-        penalty = (lengths - a).square()
-        loss_pl = penalty * self.pl_weight
-        loss_pl.mean().mul(gain).backward()
-        return {"loss/pl": loss_pl.mean(), "pl_length": lengths.mean(), "pl_mean": a.detach()}
+        return img, lengths
 
-    # -- phases split into rounds and processes
+    # -- the path-length mean over processes
 
-    def begin_phase(self) -> None:
-        """Make the rounds of the coming phase independent of their order and placement.
+    def mean_path_length(self, gen_z, gen_c) -> torch.Tensor:
+        """The mean path length a Greg round with these latents will measure, and nothing else.
 
-        Between `begin_phase` and `end_phase`, every round's path-length target starts
-        from the running mean as it was at the start of the phase, and the running mean
-        is updated once, at the end, from the mean length over all rounds (and, with
-        `reduce_fn`, all processes). Splitting a batch into rounds or over processes then
-        changes nothing. NVIDIA's code chains the update from round to round within each
-        process instead; the two agree when there is one round on one process.
+        The same draws as `accumulate_gradients("Greg", ...)` after the same seeding, but
+        no gradient reaches the networks and w_avg is left as it was. With several
+        processes, every process measures its rounds first so that all of them can chain
+        the running mean over the rounds in one global order (`chain_pl_mean`).
         """
-        sums = torch.zeros([2], dtype=torch.float64, device=self.pl_mean.device)
-        self._pl_phase = (self.pl_mean.clone(), sums)
+        mapping = self.G.mapping
+        w_avg = getattr(mapping, "w_avg", None)
+        saved = w_avg.clone() if w_avg is not None else None
+        updates = getattr(mapping, "w_avg_updates", None)
+        recorded = len(updates) if updates is not None else 0
+        _, lengths = self._lengths(gen_z, gen_c, self._fp32(gen_z.device), create_graph=False)
+        if saved is not None:
+            w_avg.copy_(saved)
+        if updates is not None:
+            del updates[recorded:]
+        return lengths.mean().detach()
 
-    def end_phase(self, reduce_fn=None) -> None:
-        if self._pl_phase is None:
-            return
-        base, sums = self._pl_phase
-        self._pl_phase = None
-        if reduce_fn is not None:
-            out = reduce_fn(sums)
-            sums = out if out is not None else sums
-        if sums[1] > 0:
-            a = base.lerp((sums[0] / sums[1]).to(base.dtype), self.pl_decay)
-            if torch.isfinite(a):
-                self.pl_mean.copy_(a)
+    def chain_pl_mean(self, round_means: torch.Tensor) -> list[torch.Tensor]:
+        """The running mean before each round of `round_means` (in order), then after the last.
+
+        The arithmetic is `_path_length`'s, so setting `pl_mean` to entry g before round
+        g reproduces, bit for bit, what one process running every round in turn computes.
+        """
+        pl = self.pl_mean.clone()
+        out = []
+        for m in round_means.to(pl.device, pl.dtype):
+            out.append(pl.clone())
+            a = pl.lerp(m, self.pl_decay)
+            pl = torch.where(torch.isfinite(a), a, pl)
+        out.append(pl)
+        return out
 
     # -- resuming
 

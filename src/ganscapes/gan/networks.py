@@ -119,6 +119,9 @@ class MappingNetwork(nn.Module):
             setattr(self, f"fc{i}", layer)
         if num_ws is not None and w_avg_beta is not None:
             self.register_buffer("w_avg", torch.zeros([w_dim]))
+        # When a list, every w_avg update appends its batch mean here, so that training
+        # with several processes can replay all updates in one global order.
+        self.w_avg_updates: list[torch.Tensor] | None = None
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, skip_w_avg_update=False):
         x = None
@@ -130,7 +133,10 @@ class MappingNetwork(nn.Module):
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
         if self.w_avg_beta is not None and self.training and not skip_w_avg_update:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+            batch_mean = x.detach().mean(dim=0)
+            if self.w_avg_updates is not None:
+                self.w_avg_updates.append(batch_mean)
+            self.w_avg.copy_(batch_mean.lerp(self.w_avg, self.w_avg_beta))
         if self.num_ws is not None:
             x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         if truncation_psi != 1:

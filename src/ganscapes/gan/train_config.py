@@ -34,7 +34,8 @@ class TrainConfig:
     p: float = 0.0
     target: float = 0.6
     augpipe: str = "bgc"
-    ada_kimg: float = 500
+    ada_kimg: float | None = None  # 500, or 100 when starting from another model (as train.py's --resume)
+    subset: int | None = None  # train on a seeded random subset of this many images (train.py's --subset)
     mirror: bool = False
     cond: bool = False
     freezed: int = 0
@@ -64,7 +65,9 @@ def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: 
         raise UserError(f"--cfg must be one of {', '.join(PRESET_NAMES)}, not {c.cfg!r}.")
     for name, value, low in [("--p", c.p, 0), ("--target", c.target, 0), ("--snap", c.snap, 1), ("--keep", c.keep, 1),
                              ("--freezed", c.freezed, 0), ("--workers", c.workers, 0),
-                             ("--kimg-per-tick", c.kimg_per_tick, 1e-6), ("--ada-kimg", c.ada_kimg, 1e-6)]:
+                             ("--kimg-per-tick", c.kimg_per_tick, 1e-6),
+                             ("--ada-kimg", c.ada_kimg if c.ada_kimg is not None else 1, 1e-6),
+                             ("--subset", c.subset if c.subset is not None else 1, 1)]:
         if value < low:
             raise UserError(f"{name} must be at least {low}, not {value}.")
     if c.target > 1:
@@ -72,8 +75,13 @@ def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: 
     if c.cond and label_dim == 0:
         raise UserError(f"--cond needs labels, but {c.data} has none in its dataset.json.")
     preset = resolve_preset(c.cfg, resolution, gpus=world)
-    batch = c.batch if c.batch is not None else preset.mb
-    batch_gpu = c.batch_gpu if c.batch_gpu is not None else max(batch // world, 1)
+    # As NVIDIA's train.py: a preset runs `mb // ref_gpus` images per device per round
+    # (paper256 on one GPU: 8 rounds of 8); `--batch B` runs B // gpus in one round.
+    if c.batch is not None:
+        batch, default_batch_gpu = c.batch, max(c.batch // world, 1)
+    else:
+        batch, default_batch_gpu = preset.mb, min(preset.batch_gpu, max(preset.mb // world, 1))
+    batch_gpu = c.batch_gpu if c.batch_gpu is not None else default_batch_gpu
     if batch_gpu < 1 or batch < 1:
         raise UserError("--batch and --batch-gpu must be at least 1.")
     if batch % world != 0 or (batch // world) % batch_gpu != 0:
@@ -83,13 +91,18 @@ def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: 
     kimg = c.kimg if c.kimg is not None else preset.kimg
     if kimg <= 0:
         raise UserError(f"--kimg must be positive, not {kimg}.")
-    gamma = c.gamma if c.gamma is not None else (0.0002 * resolution**2 / batch if c.cfg in ("auto", "tiny") else preset.gamma)
+    # γ and the EMA half-life come from the preset's own batch even when --batch
+    # overrides it (train.py computes the `auto` heuristics before reading --batch).
+    gamma = c.gamma if c.gamma is not None else preset.gamma
     if gamma < 0:
         raise UserError(f"--gamma must be 0 or more, not {gamma}.")
     G_kwargs, D_kwargs = network_kwargs(preset, resolution, img_channels, label_dim if c.cond else 0, fp32=c.fp32)
     D_kwargs["block_kwargs"] = {"freeze_layers": c.freezed}
-    D_kwargs["epilogue_kwargs"]["mbstd_group_size"] = min(preset.mbstd, batch_gpu)
-    ema_kimg = batch * 10 / 32 if c.cfg == "auto" else preset.ema
+    # Transfer learning (a run started from another model): train.py's --resume makes ADA
+    # react 5x faster and drops the EMA ramp-up, so G_ema starts as the source's G_ema.
+    transfer = c.resume is not None
+    ada_kimg = c.ada_kimg if c.ada_kimg is not None else (100 if transfer else 500)
+    ema_rampup = None if transfer else preset.ramp
     resolved = {
         "data": str(c.data),
         "cfg": c.cfg,
@@ -101,8 +114,8 @@ def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: 
         "kimg_per_tick": c.kimg_per_tick,
         "r1_gamma": gamma,
         "lr": preset.lrate,
-        "ema_kimg": ema_kimg,
-        "ema_rampup": preset.ramp,
+        "ema_kimg": preset.ema,
+        "ema_rampup": ema_rampup,
         "pl_weight": preset.pl_weight,
         "style_mixing_prob": preset.style_mixing,
         "G_reg_interval": 4,
@@ -111,7 +124,9 @@ def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: 
         "p": c.p,
         "target": c.target,
         "augpipe": c.augpipe if c.aug != "noaug" else None,
-        "ada_kimg": c.ada_kimg,
+        "ada_kimg": ada_kimg,
+        "transfer": transfer,
+        "subset": c.subset,
         "mirror": c.mirror,
         "cond": c.cond,
         "freezed": c.freezed,

@@ -1,4 +1,5 @@
-"""The StyleGAN2-ADA training loop (facts §6), resumable exactly and runnable under torchrun.
+"""The StyleGAN2-ADA training loop of NVIDIA's training/training_loop.py, resumable exactly
+and runnable under torchrun.
 
 One iteration: a global batch of reals is split over the processes and then into rounds
 of `batch_gpu`; the phases Gmain, Greg (every 4), Dmain, Dreg (every 16) each draw
@@ -7,10 +8,13 @@ official code does over rounds), and step their Adam optimizer. Then
 G_ema follows G, the ADA controller nudges p, and every `kimg_per_tick` thousand images
 a tick is logged and, every `snap` ticks, a snapshot is written.
 
-Two choices make runs repeatable to the bit on a CPU:
+These choices make runs repeatable to the bit on a CPU, and independent of how the
+batch is split into processes and rounds (NVIDIA's results depend on the GPU count):
 - every round seeds the global RNG from (seed, iteration, phase, global round index),
-  so latents, style-mixing cutoffs, augmentations and noise do not depend on how the
-  batch is split into processes and rounds, nor on what happened before a resume;
+  so latents, style-mixing cutoffs, augmentations and noise do not depend on the split
+  nor on what happened before a resume;
+- round gradients are summed in float64 (`_RoundSums`), and the path-length mean and
+  w_avg move per round in one global order of rounds (`_global_pl_means`, `_replay_w_avg`);
 - the data order comes from a sampler whose state is saved at each snapshot.
 A resume from our own snapshot therefore continues as if never interrupted: same p,
 same image counter, same optimizer moments (train N, then resume for M, equals train
@@ -126,8 +130,13 @@ class _Stop:
             signal.signal(sig, handler)
 
 
-def _load_resume(config: TrainConfig, fingerprint: str) -> tuple[Path | None, dict | None, Path | None]:
-    """(run folder to continue, its training state, or a model file for transfer learning)."""
+def _load_resume(config: TrainConfig, fingerprint: Callable[[dict], str]) -> tuple[Path | None, dict | None, Path | None]:
+    """(run folder to continue, its training state, or a model file for transfer learning).
+
+    A snapshot is continued exactly when its data is the data at hand, seen the way that
+    run saw it (`fingerprint(run_config)`: its subset and seed); otherwise its networks
+    start a new run (transfer learning).
+    """
     if config.resume is None:
         return None, None, None
     if config.resume == "latest":
@@ -144,7 +153,7 @@ def _load_resume(config: TrainConfig, fingerprint: str) -> tuple[Path | None, di
         state_path = model_path.with_name(f"training-state-{m.group(1)}.pt") if m else None
     if state_path is not None and state_path.exists():
         state = load_state(state_path)
-        if state.get("dataset_fingerprint") == fingerprint:
+        if state.get("dataset_fingerprint") == fingerprint(state.get("config") or {}):
             return model_path.parent, state, model_path
     return None, None, model_path
 
@@ -163,9 +172,16 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     is_main = rank == 0
     say = log if is_main else (lambda _m: None)
 
-    dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror, seed=config.seed)
+    dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror, max_size=config.subset,
+                           seed=config.seed)
     fingerprint = dataset.fingerprint()
-    resume_dir, state, resume_model = _load_resume(config, fingerprint)
+
+    def run_fingerprint(run_cfg: dict) -> str:
+        if (run_cfg.get("subset"), run_cfg.get("seed", config.seed)) == (config.subset, config.seed):
+            return fingerprint
+        return ImageDataset(config.data, max_size=run_cfg.get("subset"), seed=run_cfg.get("seed", 0)).fingerprint()
+
+    resume_dir, state, resume_model = _load_resume(config, run_fingerprint)
     if state is not None:
         cfg = dict(state["config"])
         # What may change on a resume: how long, how often, where it runs.
@@ -176,8 +192,11 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
         }.items()})
         if cfg["world_size"] != world:
             raise UserError(f"This run was trained on {cfg['world_size']} process(es); resume it with the same number.")
-        if (cfg["mirror"], cfg["cond"]) != (config.mirror, config.cond):  # the run's own data view wins
-            dataset = ImageDataset(config.data, use_labels=cfg["cond"], xflip=cfg["mirror"], seed=cfg["seed"])
+        run_view = (cfg["mirror"], cfg["cond"], cfg.get("subset"), cfg["seed"])
+        if run_view != (config.mirror, config.cond, config.subset, config.seed):  # the run's own data view wins
+            dataset = ImageDataset(config.data, use_labels=cfg["cond"], xflip=cfg["mirror"], max_size=cfg.get("subset"),
+                                   seed=cfg["seed"])
+            fingerprint = dataset.fingerprint()
     else:
         cfg = resolve(config, dataset.resolution, dataset.num_channels, dataset.label_dim, world)
     if dry_run:
@@ -291,22 +310,35 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
                 opt.zero_grad(set_to_none=True)
                 module.requires_grad_(True)
                 phase_ok = True
-                loss.begin_phase()
-                for r in range(rounds_per_rank):
+
+                def round_latents(r: int) -> tuple[torch.Tensor, torch.Tensor]:
                     torch.manual_seed(_round_seed(cfg["seed"], batch_idx, phase_idx, rank * rounds_per_rank + r))
-                    gen_z = torch.randn([batch_gpu, G.z_dim], device=device)
-                    gen_c = dataset.sample_labels(batch_gpu).to(device)
+                    return torch.randn([batch_gpu, G.z_dim], device=device), dataset.sample_labels(batch_gpu).to(device)
+
+                w_avg_start = _record_w_avg(G) if world > 1 else None
+                round_sums = _RoundSums(module, active=world > 1 or rounds_per_rank > 1)
+                pl_means = None
+                if world > 1 and phase["name"] == "Greg" and cfg["pl_weight"] != 0:
+                    pl_means = _global_pl_means(loss, round_latents, rounds_per_rank, rank, world, device)
+                for r in range(rounds_per_rank):
+                    gen_z, gen_c = round_latents(r)
+                    if pl_means is not None:
+                        loss.pl_mean.copy_(pl_means[rank * rounds_per_rank + r])
                     stats = loss.accumulate_gradients(phase["name"], real_img[r], real_c[r], gen_z, gen_c,
                                                       gain=phase["interval"])
+                    round_sums.add_round()
                     for k, v in stats.items():
                         tick_stats.setdefault(k, []).append(v)
                         if not math.isfinite(v):
                             phase_ok = False
-                loss.end_phase(dist_utils.all_reduce_sum if world > 1 else None)
+                if pl_means is not None:
+                    loss.pl_mean.copy_(pl_means[-1])
+                if w_avg_start is not None:
+                    _replay_w_avg(G, w_avg_start, rank, world)
                 module.requires_grad_(False)
+                round_sums.finish(world)
                 params = [p for p in module.parameters() if p.grad is not None]
                 if world > 1:
-                    dist_utils.sum_gradients(params)
                     phase_ok = dist_utils.all_true(phase_ok, device)
                 if phase_ok:
                     for p in params:
@@ -403,6 +435,86 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
 
 # ---------------------------------------------------------------------------------------
 # Pieces of the loop
+
+
+def _global_pl_means(loss, round_latents, rounds_per_rank: int, rank: int, world: int, device) -> list[torch.Tensor]:
+    """The path-length running mean before each global round of a Greg phase, and after the last.
+
+    NVIDIA's code moves the mean once per round, separately in every process, so its
+    result depends on the number of GPUs. Here every process first measures the mean
+    length of its own rounds (the same draws, no gradients), the measurements are
+    shared, and every process chains them in the global order of rounds: 2 processes of
+    R rounds compute exactly what 1 process of 2R rounds does.
+    """
+    means = torch.zeros([world * rounds_per_rank], dtype=loss.pl_mean.dtype, device=device)
+    for r in range(rounds_per_rank):
+        means[rank * rounds_per_rank + r] = loss.mean_path_length(*round_latents(r))
+    means = dist_utils.all_reduce_sum(means)  # each entry is set by one process, 0 elsewhere: exact
+    return loss.chain_pl_mean(means)
+
+
+class _RoundSums:
+    """The sum of a phase's round gradients over all rounds and processes, in float64.
+
+    A float32 running sum depends on how rounds are grouped: one process with rounds
+    g0..g3 adds ((g0 + g1) + g2) + g3, two processes add (g0 + g1) + (g2 + g3). A
+    float64 sum of a few float32 values is exact (unless they span more than 2^29 in
+    magnitude), so every grouping rounds to the same float32 gradient. (NVIDIA's code accumulates in float32 and so depends on the GPU count; with
+    one round on one process there is nothing to sum and this does nothing.)
+    """
+
+    def __init__(self, module, active: bool):
+        self.params = list(module.parameters()) if active else []
+        self.sums: dict[torch.nn.Parameter, torch.Tensor] = {}
+
+    def add_round(self) -> None:
+        for p in self.params:
+            if p.grad is not None:
+                if p in self.sums:
+                    self.sums[p] += p.grad
+                else:
+                    self.sums[p] = p.grad.double()
+                p.grad = None
+
+    def finish(self, world: int) -> None:
+        if not self.params:
+            return
+        params = [p for p in self.params if p in self.sums]
+        if world > 1:
+            dist_utils.sum_tensors([self.sums[p] for p in params])
+        for p in params:
+            p.grad = self.sums[p].to(p.dtype)
+        self.sums = {}
+
+
+def _record_w_avg(G) -> torch.Tensor | None:
+    """Start recording G's w_avg updates for this phase; returns w_avg as it is now."""
+    mapping = G.mapping
+    if getattr(mapping, "w_avg", None) is None:
+        return None
+    mapping.w_avg_updates = []
+    return mapping.w_avg.clone()
+
+
+def _replay_w_avg(G, start: torch.Tensor, rank: int, world: int) -> None:
+    """Set w_avg to what one process running every round of the phase in turn would hold.
+
+    Each process saw only its own rounds' batches (NVIDIA's DDP does not broadcast
+    buffers, so its w_avg depends on the GPU count). Every process contributes the batch
+    means it recorded, and all replay the updates in the global order of rounds.
+    """
+    mapping = G.mapping
+    local, mapping.w_avg_updates = mapping.w_avg_updates, None
+    count = len(local)  # the same on every process: the phase's rounds make the same calls
+    if count == 0:
+        return
+    shared = torch.zeros([world, count, start.numel()], dtype=start.dtype, device=start.device)
+    shared[rank] = torch.stack(local)
+    shared = dist_utils.all_reduce_sum(shared)  # each row set by one process, zeros elsewhere: exact
+    w_avg = start
+    for batch_mean in shared.reshape(-1, start.numel()):
+        w_avg = batch_mean.lerp(w_avg, mapping.w_avg_beta)
+    mapping.w_avg.copy_(w_avg)
 
 
 class _RankBatches:
