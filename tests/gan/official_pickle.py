@@ -1,8 +1,9 @@
 """Writes pickles with the byte structure of NVIDIA's `network-snapshot-*.pkl` (test fixture).
 
 NVIDIA's files cannot be downloaded here, so the tests make their own from our torch
-modules, following the format of the facts sheet §8.2: a plain pickle of a dict whose
-networks are each a call to `torch_utils.persistence._reconstruct_persistent_obj(meta)`,
+modules, following the format that NVIDIA's `training/training_loop.py` and
+`torch_utils/persistence.py` write: a plain pickle of a dict whose networks are each a
+call to `torch_utils.persistence._reconstruct_persistent_obj(meta)`,
 `meta` holding `module_src`, `class_name` and the module `__dict__` as `state`, nested
 kwargs as `dnnlib.util.EasyDict`, and tensors pickled by torch's own reducers
 (`_rebuild_parameter` / `_rebuild_tensor_v2` around `torch.storage._load_from_bytes`).
@@ -283,7 +284,7 @@ class AugmentPipe(nn.Module):
 
 
 def snapshot_dict(*, G, D=None, G_ema=None, training_set_kwargs=None, augment_p=None) -> dict:
-    """The dict train.py pickles (facts §6.4); G_ema defaults to a copy of G."""
+    """The dict train.py pickles (`snapshot_data` in `training/training_loop.py`); G_ema defaults to a copy of G."""
     return {
         "training_set_kwargs": None if training_set_kwargs is None else dict(training_set_kwargs),
         "G": G,

@@ -1,5 +1,6 @@
-"""The ADA augment pipe (facts §7): identities at p = 0, what each group changes at p = 1,
-filters, gradients, per-sample randomness and the named pipes."""
+"""The ADA augment pipe (NVIDIA's `training/augment.py` `AugmentPipe`): identities at p = 0,
+what each group changes at p = 1, filters, gradients, per-sample randomness and the named
+pipes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Generator and discriminator: shapes, parameter counts, and the behaviour the facts sheet pins down."""
+"""Generator and discriminator: shapes, parameter counts, and the behaviour of NVIDIA's `training/networks.py`."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def tiny(resolution=16, img_channels=3, c_dim=0):
 
 
 def expected_counts(G_kwargs: dict, D_kwargs: dict) -> tuple[int, int]:
-    """Parameter counts from the shapes listed in facts §8.1, computed independently of the code."""
+    """Parameter counts from the official shapes of `training/networks.py`, computed independently of the code."""
     w, z, c, R, ic = (G_kwargs[k] for k in ("w_dim", "z_dim", "c_dim", "img_resolution", "img_channels"))
     syn = G_kwargs["synthesis_kwargs"]
     C = lambda r: min(syn["channel_base"] // r, syn["channel_max"])  # noqa: E731

@@ -114,7 +114,7 @@ def globals_in(data: bytes) -> set[str]:
 
 
 # ---------------------------------------------------------------------------------------
-# The fixture writes what the facts sheet describes
+# The fixture writes the byte structure of `torch_utils/persistence.py` pickles
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -638,7 +638,7 @@ def test_kwargs_errors():
 
 
 # ---------------------------------------------------------------------------------------
-# Our networks against the official names and shapes of the facts sheet §8.1
+# Our networks against the official names and shapes of NVIDIA's `training/networks.py`
 # (written out independently of networks.py)
 
 

@@ -19,7 +19,10 @@ from ganscapes.gan.ops import (
 
 
 def reference_upfirdn2d(x, f, up=1, down=1, pad=(0, 0, 0, 0), gain=1.0):
-    """The definition, one output sample at a time (facts §1.3): zero-stuff, pad, true conv, decimate."""
+    """The definition, one output sample at a time: zero-stuff, pad, true conv, decimate.
+
+    The four steps of `upfirdn2d` in NVIDIA's `torch_utils/ops/upfirdn2d.py`.
+    """
     x = np.asarray(x, dtype=np.float64)
     f = np.asarray(f, dtype=np.float64)
     if f.ndim == 1:

@@ -1,8 +1,11 @@
-"""The adaptive-augmentation controller of ADA (facts §6.3): it steers the augment pipe's p.
+"""The adaptive-augmentation controller of ADA: it steers the augment pipe's p.
 
-The overfitting heuristic is `r_t = E[sign(D(real))]` over every real logit seen since the
-last update, those of the R1 (Dreg) rounds included (pitfall 9). Every `interval`
-iterations p moves by one fixed step towards keeping r_t at `target`:
+As in the ADA paper (Karras et al. 2020, §3) and NVIDIA's `training/training_loop.py`
+(`ada_target`, `ada_interval`, `ada_kimg`). The overfitting heuristic is
+`r_t = E[sign(D(real))]` over every real logit seen since the last update, those of the
+R1 (Dreg) rounds included: NVIDIA's `StyleGAN2Loss.accumulate_gradients` reports
+`Loss/signs/real` in both D phases. Every `interval` iterations p moves by one fixed step
+towards keeping r_t at `target`:
 
     p ← max(0, p + sign(r_t − target) · batch · interval / (ada_kimg · 1000))
 

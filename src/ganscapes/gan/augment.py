@@ -1,4 +1,6 @@
-"""The ADA augmentation pipeline (facts §7): what D sees, reals and fakes alike, is augmented.
+"""The ADA augmentation pipeline: what D sees, reals and fakes alike, is augmented.
+
+As NVIDIA's `training/augment.py` `AugmentPipe`, with its parameters and buffers.
 
 Why: with little data D memorises the training images and G's gradients turn to noise.
 ADA (Karras et al. 2020) augments *every* image that D sees, reals and generated ones,
@@ -37,8 +39,9 @@ import torch.nn.functional as F
 from ganscapes.errors import UserError
 from ganscapes.gan.ops import setup_filter, upsample2d
 
-# Wavelet taps (facts §7.3 and §7.5). sym6 gives an orthogonal 2× up/down pair, so the
-# geometric resampling is an identity when the transform is; sym2 seeds the filter bank.
+# Wavelet taps (`wavelets` in `training/augment.py`). sym6 gives an orthogonal 2× up/down
+# pair, so the geometric resampling is an identity when the transform is; sym2 seeds the
+# filter bank.
 SYM6 = (
     0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633,
     0.4910559419267466, 0.787641141030194, 0.3379294217276218, -0.07263752278646252,
@@ -57,7 +60,7 @@ _FILTER = {"imgfilter": 1}
 _NOISE = {"noise": 1}
 _CUTOUT = {"cutout": 1}
 
-# The named pipes of the official `--augpipe` (facts §7.1): multipliers set to 1.
+# The named pipes of the official `--augpipe` (`augpipe_specs` in `train.py`): multipliers set to 1.
 AUGPIPE_SPECS: dict[str, dict[str, float]] = {
     "blit": dict(_BLIT),
     "geom": dict(_GEOM),
@@ -91,7 +94,7 @@ def geom_filter() -> torch.Tensor:
 
 
 def filter_bank() -> torch.Tensor:
-    """The [4, 43] bank of `Hz_fbank` (facts §7.5), built in float64, returned as float32.
+    """The [4, 43] bank of `Hz_fbank` (`AugmentPipe.__init__`), built in float64, returned as float32.
 
     Zero-phase (symmetric) filters splitting the spectrum into octaves: row 0 is the
     low-pass [0, π/8] with DC gain 1, rows 1–3 are band-passes [π/8, π/4], [π/4, π/2] and
@@ -285,7 +288,7 @@ class AugmentPipe(torch.nn.Module):
 
     def _geometric(self, images, p, rand, randn):
         """Compose the inverse transform G_inv (output → input pixel coordinates, centred)
-        sample by sample, then resample once (facts §7.2–7.3)."""
+        sample by sample, then resample once (as `AugmentPipe.forward`)."""
         N, _, H, W = images.shape
         device = images.device
         G_inv = torch.eye(3, device=device).expand(N, 3, 3)

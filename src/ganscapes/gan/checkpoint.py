@@ -2,10 +2,9 @@
 
 A model file holds the tensors of `G_ema` (always) and of `G` and `D` (when kept for
 resuming training) under the keys `G_ema.<name>`, `G.<name>`, `D.<name>`, with the
-official parameter names. Its string metadata makes it self-describing (DESIGN.md, "What
-travels with a model"): the network init kwargs, the preset, the package version, the
-facts later stages need from the training data, where the weights came from, and the
-**model hash**.
+official parameter names. Its string metadata makes it self-describing: the network init
+kwargs, the preset, the package version, the facts later stages need from the training
+data, where the weights came from, and the **model hash**.
 
 The model hash is a SHA-256 over the `G_ema` tensors only: they alone make the pictures,
 so the same picture-making weights have the same hash whether they were read from an

@@ -1,7 +1,7 @@
 """Configuration presets of StyleGAN2-ADA (`--cfg`), with the published values.
 
-The table is the one of NVIDIA's `train.py` (facts sheet §6.6); `auto` derives its
-numbers from the resolution and GPU count. `tiny` is ours: a network small enough to
+The table is `cfg_specs` of NVIDIA's `train.py` (`setup_training_loop_kwargs`); `auto`
+derives its numbers from the resolution and GPU count. `tiny` is ours: a network small enough to
 train and test on a laptop CPU in seconds, with the same architecture otherwise.
 `network_kwargs` turns a preset into the init kwargs of G and D in the official
 structure, which is also what our checkpoints record.
@@ -67,7 +67,7 @@ PRESET_NAMES = ("auto", *PRESETS)
 
 
 def resolve_preset(name: str, resolution: int, gpus: int = 1) -> Preset:
-    """The preset `name` for this resolution; `auto` is computed (facts sheet §6.6)."""
+    """The preset `name` for this resolution; `auto` is computed as `train.py` does for `--cfg=auto`."""
     if name == "auto":
         res = resolution
         mb = max(min(gpus * min(4096 // res, 32), 64), gpus)

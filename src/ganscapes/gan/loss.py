@@ -1,4 +1,4 @@
-"""The StyleGAN2-ADA loss (facts §5): non-saturating logistic loss, R1, path length, style mixing.
+"""The StyleGAN2-ADA loss (`training/loss.py`): non-saturating logistic loss, R1, path length, style mixing.
 
 `StyleGAN2Loss.accumulate_gradients(phase, ...)` runs one *round* (one slice of the batch)
 of one *phase* and backpropagates `mean(loss) · gain` into the phase's network. Phases:
@@ -18,10 +18,12 @@ and 1 for main and "both" phases; the loss does not scale anything itself. With
 
 During a phase only that phase's network requires grad (the other is frozen and restored
 afterwards), so Gmain leaves D's gradients alone and Dmain G's. G still runs in its own
-mode in D phases, so in training mode `w_avg` moves there too (pitfall 7).
+mode in D phases, so in training mode `w_avg` moves there too, as in NVIDIA's
+`StyleGAN2Loss.run_G`.
 
-Real logits seen in Dmain and Dreg both go to `on_real_logits` (the ADA statistic,
-pitfall 9). Non-finite losses are returned as they are, never raised: the loop decides.
+Real logits seen in Dmain and Dreg both go to `on_real_logits` (the ADA statistic, which
+NVIDIA's `training/loss.py` reports as `Loss/signs/real` in both). Non-finite losses are
+returned as they are, never raised: the loop decides.
 """
 
 from __future__ import annotations
@@ -322,9 +324,10 @@ def training_phases(G_reg_interval: int | None = 4, D_reg_interval: int | None =
                     betas: tuple[float, float] = (0.0, 0.99), eps: float = 1e-8) -> dict[str, NetworkPhases]:
     """{"G": ..., "D": ...}, in the official order Gmain, Greg, Dmain, Dreg.
 
-    Lazy regularisation (facts §5): with interval I the regulariser runs every I
-    iterations with gain I, and Adam gets `mb_ratio = I/(I+1)`: lr·mb_ratio and
-    betas**mb_ratio (β1 = 0 stays 0). With interval None (or 0) there is a single "both"
+    Lazy regularisation (StyleGAN2 paper §3.1; the phase setup of NVIDIA's
+    `training/training_loop.py`): with interval I the regulariser runs every I iterations
+    with gain I, and Adam gets `mb_ratio = I/(I+1)`: lr·mb_ratio and betas**mb_ratio
+    (β1 = 0 stays 0). With interval None (or 0) there is a single "both"
     phase every iteration and the settings are used as given.
     """
     out = {}

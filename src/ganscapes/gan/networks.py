@@ -1,4 +1,4 @@
-"""StyleGAN2 generator and discriminator (the ADA release's architecture, facts §§1–4).
+"""StyleGAN2 generator and discriminator (the ADA release's architecture; StyleGAN2 paper §2–4).
 
 Class, parameter and buffer names are those of NVIDIA's `training/networks.py`, so an
 official state dict loads by name and a reader of the paper or the official code finds
@@ -26,7 +26,7 @@ from ganscapes.gan.ops import (
 )
 
 # ---------------------------------------------------------------------------------------
-# Equalized-learning-rate layers (facts §1.1)
+# Equalized-learning-rate layers (ProGAN §4.1; `training/networks.py` `FullyConnectedLayer`, `Conv2dLayer`)
 
 
 class FullyConnectedLayer(nn.Module):
@@ -90,7 +90,7 @@ class Conv2dLayer(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------
-# Mapping network (facts §2)
+# Mapping network (`training/networks.py` `MappingNetwork`)
 
 
 class MappingNetwork(nn.Module):
@@ -149,12 +149,12 @@ class MappingNetwork(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------
-# Synthesis network (facts §3)
+# Synthesis network (`training/networks.py` `SynthesisLayer`, `ToRGBLayer`, `SynthesisBlock`, `SynthesisNetwork`)
 
 
 def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_filter=None, demodulate=True,
                      flip_weight=True, fused_modconv=True):
-    """Modulate the weight per sample by its styles, demodulate, convolve (facts §3.2).
+    """Modulate the weight per sample by its styles, demodulate, convolve (StyleGAN2 §2.2; `training/networks.py`).
 
     The fused form is one grouped convolution over the whole batch; the unfused form
     scales activations instead and shares one weight, which is the same mathematics and
@@ -236,7 +236,7 @@ class SynthesisLayer(nn.Module):
 
 
 class ToRGBLayer(nn.Module):
-    """Modulated 1×1 convolution to image channels, without demodulation (facts §3.3)."""
+    """Modulated 1×1 convolution to image channels, without demodulation (`training/networks.py` `ToRGBLayer`)."""
 
     def __init__(self, in_channels, out_channels, w_dim, kernel_size=1, conv_clamp=None, channels_last=False):
         super().__init__()
@@ -332,7 +332,7 @@ def _block_dtype(use_fp16: bool, force_fp32: bool, device: torch.device) -> torc
 
 
 def channels_per_resolution(resolutions, channel_base, channel_max) -> dict[int, int]:
-    """C(r) = min(channel_base // r, channel_max) (facts §3.1)."""
+    """C(r) = min(channel_base // r, channel_max), as in `training/networks.py` `SynthesisNetwork`."""
     return {r: min(channel_base // r, channel_max) for r in resolutions}
 
 
@@ -406,7 +406,7 @@ class Generator(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------
-# Discriminator (facts §4)
+# Discriminator (`training/networks.py` `DiscriminatorBlock`, `DiscriminatorEpilogue`, `Discriminator`)
 
 
 class DiscriminatorBlock(nn.Module):
@@ -468,7 +468,7 @@ class DiscriminatorBlock(nn.Module):
 
 
 class MinibatchStdLayer(nn.Module):
-    """Appends the std-dev across strided groups of the batch as extra channels (facts §4)."""
+    """Appends the std-dev across strided groups of the batch as extra channels (`training/networks.py`)."""
 
     def __init__(self, group_size, num_channels=1):
         super().__init__()

@@ -1,7 +1,8 @@
 """Reading NVIDIA's `network-snapshot-*.pkl` files without running the code inside them.
 
-An official snapshot (facts sheet §8.2) is a plain pickle of a dict with `G`, `D`,
-`G_ema`, `augment_pipe` and `training_set_kwargs`. Every network object in it is pickled
+An official snapshot (written by NVIDIA's `training/training_loop.py`, read by `legacy.py`
+`load_network_pkl`) is a plain pickle of a dict with `G`, `D`, `G_ema`, `augment_pipe` and
+`training_set_kwargs`. Every network object in it is pickled
 as a call to `torch_utils.persistence._reconstruct_persistent_obj(meta)`, and `meta`
 carries the *Python source* of NVIDIA's `training/networks.py` (`module_src`). The
 official loader `exec`s that source; a pickle from the internet can therefore run
@@ -582,11 +583,11 @@ _SYN_CONV = rf"synthesis\.(?:b4\.conv1|{_R8}\.conv[01])"  # b4 has conv1 only
 # replacement is the identity. The table is still the single place that says which
 # names exist: a key matching no row is refused instead of being silently dropped.
 STATE_DICT_TABLE: tuple[NameRule, ...] = (
-    # Generator: mapping network (facts §2)
+    # Generator: mapping network (`training/networks.py` `MappingNetwork`)
     NameRule("G", r"mapping\.embed\.(?:weight|bias)", r"\g<0>", "label embedding c → w (conditional G only)"),
     NameRule("G", r"mapping\.fc\d+\.(?:weight|bias)", r"\g<0>", "mapping FC layers; weights stored ×1/lr_mul (×100)"),
     NameRule("G", r"mapping\.w_avg", r"\g<0>", "buffer: running mean of w, the truncation centre"),
-    # Generator: synthesis network (facts §3)
+    # Generator: synthesis network (`training/networks.py` `SynthesisNetwork`, `SynthesisBlock`)
     NameRule("G", r"synthesis\.b4\.const", r"\g<0>", "the learned 4×4 input [C4, 4, 4]"),
     NameRule("G", rf"synthesis\.{_R}\.resample_filter", r"\g<0>", "buffer: block FIR [4,4] for the img upsampling"),
     NameRule("G", rf"{_SYN_CONV}\.(?:weight|bias|noise_strength)", r"\g<0>",
@@ -598,7 +599,8 @@ STATE_DICT_TABLE: tuple[NameRule, ...] = (
     NameRule("G", rf"synthesis\.{_R}\.torgb\.affine\.(?:weight|bias)", r"\g<0>", "torgb's w → styles FC"),
     NameRule("G", rf"synthesis\.{_R8}\.skip\.(?:weight|resample_filter)", r"\g<0>",
              "1×1 up skip without bias ('resnet' G architecture only)"),
-    # Discriminator (facts §4); Freeze-D keeps frozen weights as buffers under the same names
+    # Discriminator (`training/networks.py` `Discriminator`); Freeze-D keeps frozen weights
+    # as buffers under the same names
     NameRule("D", rf"{_R}\.fromrgb\.(?:weight|bias|resample_filter)", r"\g<0>",
              "1×1 image → features: top block; every block and b4 in 'skip'"),
     NameRule("D", rf"{_R8}\.conv[01]\.(?:weight|bias|resample_filter)", r"\g<0>", "3×3 convs; conv1 downsamples"),
@@ -652,8 +654,8 @@ def map_official_state_dict(state: dict[str, torch.Tensor], network: str) -> Ord
 # ---------------------------------------------------------------------------------------
 # Official constructor kwargs → ours
 
-# Defaults of the official classes (facts §§2–4), in constructor order, filled in when a
-# pickle does not record a key, so that our records never depend on our own class defaults.
+# Defaults of the official classes (`training/networks.py`), in constructor order, filled
+# in when a pickle does not record a key, so that our records never depend on our own class defaults.
 _G_DEFAULTS = {"z_dim": 512, "c_dim": 0, "w_dim": 512, "img_resolution": None, "img_channels": 3,
                "mapping_kwargs": {}, "synthesis_kwargs": {}}
 _G_MAPPING_DEFAULTS = {"num_layers": 8}
@@ -674,7 +676,7 @@ _D_EPILOGUE_DEFAULTS = {"mbstd_group_size": 4}
 DROPPED_KWARGS: dict[str, str] = {
     # Later copies of these networks (NVIDIA's stylegan3 repository) choose fused or
     # unfused modulated convolution with this; both forms compute the same function
-    # (facts §3.2) and ours chooses per call.
+    # (`modulated_conv2d` in `training/networks.py`) and ours chooses per call.
     "fused_modconv_default": "a speed choice between two equal forms of the modulated convolution",
 }
 
@@ -682,7 +684,7 @@ DROPPED_KWARGS: dict[str, str] = {
 def official_kwargs_to_ours(class_name: str, init_kwargs: dict) -> dict:
     """Constructor kwargs for our `Generator` / `Discriminator` from an official record.
 
-    Missing keys take the official class defaults (facts §§2–4); `conv_clamp` and
+    Missing keys take the class defaults of `training/networks.py`; `conv_clamp` and
     `num_fp16_res` are kept as recorded (train.py sets 256 and 4), so the imported network
     computes exactly what the official one did. Keys in `DROPPED_KWARGS` are removed at
     any depth; any other key is kept, so that `build_generator` refuses what it does not

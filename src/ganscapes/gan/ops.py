@@ -7,8 +7,8 @@ convolution, separably (two 1-D passes) when the filter is an outer product, and
 2× upsampling is done polyphase-free by a strided transposed convolution instead of
 inserting zeros into a 4× larger tensor.
 
-Conventions (facts sheet §1): NCHW; "true convolution" means the kernel is flipped
-relative to `F.conv2d`, which is a correlation.
+Conventions (those of NVIDIA's `torch_utils/ops`): NCHW; "true convolution" means the
+kernel is flipped relative to `F.conv2d`, which is a correlation.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _pad_or_crop(x: torch.Tensor, padding) -> torch.Tensor:
 
 
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1, padding=(0, 0, 0, 0), gain: float = 1.0, flip_filter: bool = False) -> torch.Tensor:
-    """Upsample by zero insertion, pad (negative: crop), FIR-filter, downsample (facts §1.3).
+    """Upsample by zero insertion, pad (negative: crop), FIR-filter, downsample (`torch_utils/ops/upfirdn2d.py`).
 
     The general reference form; the networks use the faster `upsample2d` /
     `downsample2d` / resampling convolutions below, which are tested against it.
@@ -151,7 +151,10 @@ def _filter_strided(x: torch.Tensor, f: torch.Tensor, stride: int) -> torch.Tens
 
 
 def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: str = "linear", alpha: float = 0.2, gain: float | None = None, clamp: float | None = None) -> torch.Tensor:
-    """Add bias along `dim`, activate, scale by gain (default: the activation's), clamp (facts §1.2)."""
+    """Add bias along `dim`, activate, scale by gain (default: the activation's), clamp.
+
+    The order and default gains of `bias_act` in NVIDIA's `torch_utils/ops/bias_act.py`.
+    """
     if act not in ACTIVATION_GAINS:
         raise ValueError(f"unknown activation {act!r}")
     gain = ACTIVATION_GAINS[act] if gain is None else gain
@@ -193,15 +196,16 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
 
 
 # ---------------------------------------------------------------------------------------
-# Resampling convolutions (facts §1.4)
+# Resampling convolutions (`torch_utils/ops/conv2d_resample.py`)
 
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1, down: int = 1, padding: int = 0, groups: int = 1, flip_weight: bool = True) -> torch.Tensor:
-    """Convolution with optional 2× FIR up- or downsampling (facts §1.4).
+    """Convolution with optional 2× FIR up- or downsampling (`torch_utils/ops/conv2d_resample.py`).
 
     `flip_weight=True` is a plain `F.conv2d` (a correlation); False flips the kernel (a
-    true convolution). Up layers are true convolutions (facts pitfall 1), which a
-    transposed convolution is by construction.
+    true convolution). Up layers are true convolutions (NVIDIA's layers in
+    `training/networks.py` pass `flip_weight=(up == 1)`), which a transposed convolution
+    is by construction.
     """
     kh, kw = w.shape[2], w.shape[3]
     if up == 2:

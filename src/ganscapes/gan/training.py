@@ -93,7 +93,7 @@ def _round_seed(seed: int, batch_idx: int, phase_idx: int, round_idx: int) -> in
 
 
 def _phases(G, D, cfg: dict) -> tuple[list[dict], dict[str, torch.optim.Optimizer]]:
-    """Gmain, Greg, Dmain, Dreg (in that order) and one Adam per network (facts §5)."""
+    """Gmain, Greg, Dmain, Dreg (in that order) and one Adam per network, as in `training/training_loop.py`."""
     from ganscapes.gan.loss import training_phases
 
     settings = training_phases(cfg["G_reg_interval"], cfg["D_reg_interval"], lr_G=cfg["lr"], lr_D=cfg["lr"])

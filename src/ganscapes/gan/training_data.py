@@ -1,6 +1,7 @@
 """Training data: the images of a prepared dataset as tensors, and the order they come in.
 
-`ImageDataset` reads a dataset in the official layout (facts §9): a folder, searched
+`ImageDataset` reads a dataset in the official layout (what NVIDIA's `dataset_tool.py`
+writes and `training/dataset.py` `ImageFolderDataset` reads): a folder, searched
 recursively, or a `.zip`, whose image files are taken in sorted order of their relative
 paths, all square with one power-of-two side and one or three channels, plus an optional
 `dataset.json` with labels. Items are `(uint8 [C, H, W], float32 [label_dim])`, what
@@ -12,8 +13,9 @@ The dataset works in `DataLoader` worker processes: a zip is opened lazily by ea
 process that reads from it (a handle inherited through `fork` shares its file offset
 with the parent, and would return garbage), and pickling drops the handle.
 
-`InfiniteSampler` is the official loop's data order (facts §6.1): one shuffle, then an
-endless walk that swaps each visited item with one up to half a dataset behind it. Its
+`InfiniteSampler` is the official loop's data order (NVIDIA's `torch_utils/misc.py`
+`InfiniteSampler`): one shuffle, then an endless walk that swaps each visited item with
+one up to half a dataset behind it. Its
 position and random state are a `state_dict()`, so a resumed run continues with exactly
 the items the interrupted one would have seen next.
 """
@@ -335,7 +337,7 @@ def _parse_labels(raw, names: list[str], path: Path) -> np.ndarray:
 
 
 class InfiniteSampler(torch.utils.data.Sampler):
-    """An endless stream of dataset indices in the official order (facts §6.1).
+    """An endless stream of dataset indices in the official order (`torch_utils/misc.py` `InfiniteSampler`).
 
     The indices are shuffled once with `RandomState(seed)`; then the walk visits position
     `step % n`, and after each visit swaps that item with one drawn from the `window`

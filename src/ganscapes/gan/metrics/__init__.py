@@ -1,4 +1,6 @@
-"""Quality metrics of a generator against its training data (facts §11).
+"""Quality metrics of a generator against its training data.
+
+FID and KID as in NVIDIA's `metrics/metric_main.py`; SWD as in ProGAN (Karras et al. 2018).
 
 - `swd`: ProGAN's sliced Wasserstein distance on Laplacian-pyramid patches; no weights
   needed, so training computes it at every snapshot. Keys `SWDx1e3_{res}`, `SWDx1e3_avg`.

@@ -1,4 +1,7 @@
-"""FID and KID (facts §11): Inception-v3 features, then statistics of two feature sets.
+"""FID and KID: Inception-v3 features, then statistics of two feature sets.
+
+As NVIDIA's `metrics/frechet_inception_distance.py` `compute_fid` and
+`metrics/kernel_inception_distance.py` `compute_kid`.
 
 The feature extractor is NVIDIA's TorchScript port of TensorFlow's Inception-v3
 (`inception-2015-12-05.pt`, 2048-d pool3 features from uint8 images of any size). Its

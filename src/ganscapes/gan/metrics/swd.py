@@ -1,4 +1,4 @@
-"""Sliced Wasserstein distance between two image sets (ProGAN's SWD; facts §11).
+"""Sliced Wasserstein distance between two image sets (ProGAN's SWD: Karras et al. 2018, §5).
 
 Needs no pretrained weights, which makes it the metric training runs at every snapshot.
 Each image is split into a Laplacian pyramid from its own resolution down to 16²; from
