@@ -1,6 +1,6 @@
 """The adaptive-augmentation controller of ADA: it steers the augment pipe's p.
 
-As in the ADA paper (Karras et al. 2020, §3) and NVIDIA's `training/training_loop.py`
+As in the ADA paper (Karras et al. 2020, §4) and NVIDIA's `training/training_loop.py`
 (`ada_target`, `ada_interval`, `ada_kimg`). The overfitting heuristic is
 `r_t = E[sign(D(real))]` over every real logit seen since the last update, those of the
 R1 (Dreg) rounds included: NVIDIA's `StyleGAN2Loss.accumulate_gradients` reports

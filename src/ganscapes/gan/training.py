@@ -88,7 +88,8 @@ class TrainResult:
 # Setting up
 
 
-def _round_seed(seed: int, batch_idx: int, phase_idx: int, round_idx: int) -> int:
+def round_seed(seed: int, batch_idx: int, phase_idx: int, round_idx: int) -> int:
+    """The global RNG seed of one round; `benchmarks/parity_official.py` gives NVIDIA's loop the same."""
     return int(np.random.SeedSequence([seed, batch_idx, phase_idx, round_idx]).generate_state(1)[0])
 
 
@@ -312,7 +313,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
                 phase_ok = True
 
                 def round_latents(r: int) -> tuple[torch.Tensor, torch.Tensor]:
-                    torch.manual_seed(_round_seed(cfg["seed"], batch_idx, phase_idx, rank * rounds_per_rank + r))
+                    torch.manual_seed(round_seed(cfg["seed"], batch_idx, phase_idx, rank * rounds_per_rank + r))
                     return torch.randn([batch_gpu, G.z_dim], device=device), dataset.sample_labels(batch_gpu).to(device)
 
                 w_avg_start = _record_w_avg(G) if world > 1 else None

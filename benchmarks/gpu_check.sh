@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Everything of ganscapes that only runs on CUDA, in one command, with one summary table.
+#
+#   bash benchmarks/gpu_check.sh [PATH-TO-NVIDIA-CHECKOUT]
+#
+# Runs, on the first CUDA device: the CUDA tests (fp16 against fp32 with clamping, fused
+# modulated convolution, a few fp16 training iterations, generate), the parity benchmark
+# on CUDA when a checkout of NVlabs/stylegan2-ada-pytorch is given (or in $OFFICIAL), and
+# the generate and train benchmarks at 256² and 1024². About 8 minutes on one modern GPU.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+OFFICIAL=${1:-${OFFICIAL:-}}
+OUT=${OUT:-gpu-check}
+mkdir -p "$OUT"
+declare -a ROWS
+
+step() {  # step NAME LIMIT_SECONDS COMMAND...: run, time, keep the log, add a row
+    local name=$1 limit=$2; shift 2
+    local start=$SECONDS
+    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+    local rc=$?
+    local verdict=passed
+    [ $rc -eq 0 ] || verdict="FAILED (exit $rc)"
+    [ $rc -eq 124 ] && verdict="TIMED OUT after ${limit}s"
+    ROWS+=("$(printf '| %-22s | %-22s | %5ss | %s |' "$name" "$verdict" "$((SECONDS - start))" "$(tail -n 1 "$OUT/$name.log" | cut -c1-90)")")
+}
+
+if ! $PY -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+    echo "No CUDA device is visible to $PY; nothing to check here (the CPU paths are covered by make test)."
+    exit 1
+fi
+$PY -c 'import torch; print("device:", torch.cuda.get_device_name(0), "| torch", torch.__version__)' | tee "$OUT/device.txt"
+
+step cuda-tests 240 $PY -m pytest -q -rs tests/gpu tests/gan/test_augment.py -k "cuda or gpu or test_cuda"
+if [ -n "$OFFICIAL" ]; then
+    step parity-cuda 180 env CUDA_VISIBLE_DEVICES=0 $PY benchmarks/parity_official.py --official "$OFFICIAL" \
+        --device cuda --iters 16 --images 300 --out "$OUT/parity.json"
+else
+    ROWS+=("| parity-cuda            | skipped                |     0s | no NVIDIA checkout given |")
+fi
+step generate-256-1024 150 $PY benchmarks/generate.py --device cuda --res 256,1024 --batch 8,32 --modes eager --seconds 5
+step train-256 120 $PY benchmarks/train.py --device cuda --res 256 --batch 16 --iters 12
+step train-1024 150 $PY benchmarks/train.py --device cuda --res 1024 --batch 4 --iters 8
+
+echo
+echo "| check                  | result                 |  time | last line of its log ($OUT/NAME.log) |"
+echo "|------------------------|------------------------|-------|---------------------------------------|"
+printf '%s\n' "${ROWS[@]}"
