@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 
-.PHONY: venv test demo clean
+.PHONY: venv lint test test-fast demo clean
 
 venv: $(STAMP)
 
@@ -17,8 +17,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,studio]'
 	touch $@
 
-test: venv
+# Lint and format are checked first, so CI enforces them with the tests.
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+test: lint
 	$(BIN)/python -m pytest
+
+# The quick loop while working: everything but training runs, browsers and subprocesses.
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow"
 
 demo: venv
 	$(BIN)/ganscapes demo --out $(DEMO_DIR)

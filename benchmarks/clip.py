@@ -88,14 +88,18 @@ def main() -> None:
     parser.add_argument("--res", type=int, default=1024, help="side of the generated PNGs")
     parser.add_argument("--folder", type=Path, help="score these images instead of generated ones")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=default_workers(), help="decoding processes (default: %(default)s)")
+    parser.add_argument(
+        "--workers", type=int, default=default_workers(), help="decoding processes (default: %(default)s)"
+    )
     parser.add_argument(
         "--bound-batches", type=int, default=0, help="timed batches for the bound (default: as many as N fills, 2–20)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--clip-model", default="ViT-B-32")
     parser.add_argument("--clip-pretrained", default="random", help="an open_clip tag, or random (the default)")
-    parser.add_argument("--clip-weights", type=Path, help="a local weights file (then --clip-pretrained says how it was trained)")
+    parser.add_argument(
+        "--clip-weights", type=Path, help="a local weights file (then --clip-pretrained says how it was trained)"
+    )
     parser.add_argument("--prompt", default="a quiet river at dawn, oil on canvas", help="the re-ranking phrase")
     args = parser.parse_args()
 
@@ -122,12 +126,15 @@ def main() -> None:
             start = time.perf_counter()
             mb = make_images(images, args.n, args.res)
             refs = folder_refs(images)
-            source = f"{len(refs)} generated {args.res}² PNGs, {mb:.2f} MB each (made in {time.perf_counter() - start:.0f} s)"
+            made = time.perf_counter() - start
+            source = f"{len(refs)} generated {args.res}² PNGs, {mb:.2f} MB each (made in {made:.0f} s)"
         if not refs:
             parser.error("no images to score")
 
         print(f"device: {device_description(device)}")
-        print(f"model: {encoder.model_id} (loaded in {load_s:.1f} s); batch {args.batch}, {args.workers} decoding workers")
+        print(
+            f"model: {encoder.model_id} (loaded in {load_s:.1f} s); batch {args.batch}, {args.workers} decoding workers"
+        )
         print(f"images: {source}")
         print(f"load average before the run: {load_before:.2f} (other work on the machine skews every figure)")
         print()

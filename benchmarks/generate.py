@@ -139,8 +139,18 @@ def main() -> None:
     for res in resolutions:
         for batch in batches:
             for mode in modes:
-                cmd = [sys.executable, __file__, "--cell", f"{res},{batch},{mode}", "--device", args.device,
-                       "--seconds", str(args.seconds), "--warmup", str(args.warmup)]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--cell",
+                    f"{res},{batch},{mode}",
+                    "--device",
+                    args.device,
+                    "--seconds",
+                    str(args.seconds),
+                    "--warmup",
+                    str(args.warmup),
+                ]
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
                 lines = proc.stdout.strip().splitlines()
                 if proc.returncode != 0 or not lines:

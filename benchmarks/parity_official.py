@@ -73,16 +73,24 @@ CPU_PATCHES = [
 ]
 LOCKSTEP_PATCHES = [
     # Our reals instead of NVIDIA's loader (the same images in the same order).
-    ("training_set_iterator = iter(torch.utils.data.DataLoader(dataset=training_set, sampler=training_set_sampler, "
-     "batch_size=batch_size//num_gpus, **data_loader_kwargs))",
-     "training_set_iterator = _parity_batches()", "replay our batches"),
+    (
+        "training_set_iterator = iter(torch.utils.data.DataLoader(dataset=training_set, sampler=training_set_sampler, "
+        "batch_size=batch_size//num_gpus, **data_loader_kwargs))",
+        "training_set_iterator = _parity_batches()",
+        "replay our batches",
+    ),
     # The same seed per (iteration, phase, round) as ours, and latents drawn after it.
-    ("for phase, phase_gen_z, phase_gen_c in zip(phases, all_gen_z, all_gen_c):",
-     "for phase_idx, (phase, phase_gen_z, phase_gen_c) in enumerate(zip(phases, all_gen_z, all_gen_c)):",
-     "number the phases"),
-    ("                loss.accumulate_gradients(phase=phase.name,",
-     "                gen_z, gen_c = _parity_round(batch_idx, phase_idx, round_idx, gen_z, gen_c)\n"
-     "                loss.accumulate_gradients(phase=phase.name,", "seed each round as ours does"),
+    (
+        "for phase, phase_gen_z, phase_gen_c in zip(phases, all_gen_z, all_gen_c):",
+        "for phase_idx, (phase, phase_gen_z, phase_gen_c) in enumerate(zip(phases, all_gen_z, all_gen_c)):",
+        "number the phases",
+    ),
+    (
+        "                loss.accumulate_gradients(phase=phase.name,",
+        "                gen_z, gen_c = _parity_round(batch_idx, phase_idx, round_idx, gen_z, gen_c)\n"
+        "                loss.accumulate_gradients(phase=phase.name,",
+        "seed each round as ours does",
+    ),
 ]
 
 
@@ -123,20 +131,45 @@ def official_kwargs(cfg: dict, data: Path, run_dir: Path, seed: int) -> dict:
     opt = dict(class_name="torch.optim.Adam", lr=cfg["lr"], betas=[0, 0.99], eps=1e-8)
     return dict(
         run_dir=str(run_dir),
-        training_set_kwargs=dict(class_name="training.dataset.ImageFolderDataset", path=str(data), use_labels=False,
-                                 max_size=None, xflip=False, resolution=cfg["resolution"]),
+        training_set_kwargs=dict(
+            class_name="training.dataset.ImageFolderDataset",
+            path=str(data),
+            use_labels=False,
+            max_size=None,
+            xflip=False,
+            resolution=cfg["resolution"],
+        ),
         data_loader_kwargs=dict(pin_memory=False, num_workers=0),
         G_kwargs=dict(class_name="training.networks.Generator", **G_kwargs),
         D_kwargs=dict(class_name="training.networks.Discriminator", **D_kwargs),
-        G_opt_kwargs=dict(opt), D_opt_kwargs=dict(opt),
-        augment_kwargs=(dict(class_name="training.augment.AugmentPipe", **AUGPIPE_SPECS[cfg["augpipe"]])
-                        if cfg["aug"] != "noaug" else None),
-        loss_kwargs=dict(class_name="training.loss.StyleGAN2Loss", r1_gamma=cfg["r1_gamma"],
-                         style_mixing_prob=cfg["style_mixing_prob"], pl_weight=cfg["pl_weight"]),
-        metrics=[], random_seed=seed, num_gpus=1, rank=0, batch_size=cfg["batch"], batch_gpu=cfg["batch_gpu"],
-        ema_kimg=cfg["ema_kimg"], ema_rampup=cfg["ema_rampup"], augment_p=cfg["p"],
-        ada_target=cfg["target"] if cfg["aug"] == "ada" else None, ada_kimg=cfg["ada_kimg"], total_kimg=cfg["kimg"],
-        kimg_per_tick=cfg["kimg_per_tick"], image_snapshot_ticks=None, network_snapshot_ticks=None,
+        G_opt_kwargs=dict(opt),
+        D_opt_kwargs=dict(opt),
+        augment_kwargs=(
+            dict(class_name="training.augment.AugmentPipe", **AUGPIPE_SPECS[cfg["augpipe"]])
+            if cfg["aug"] != "noaug"
+            else None
+        ),
+        loss_kwargs=dict(
+            class_name="training.loss.StyleGAN2Loss",
+            r1_gamma=cfg["r1_gamma"],
+            style_mixing_prob=cfg["style_mixing_prob"],
+            pl_weight=cfg["pl_weight"],
+        ),
+        metrics=[],
+        random_seed=seed,
+        num_gpus=1,
+        rank=0,
+        batch_size=cfg["batch"],
+        batch_gpu=cfg["batch_gpu"],
+        ema_kimg=cfg["ema_kimg"],
+        ema_rampup=cfg["ema_rampup"],
+        augment_p=cfg["p"],
+        ada_target=cfg["target"] if cfg["aug"] == "ada" else None,
+        ada_kimg=cfg["ada_kimg"],
+        total_kimg=cfg["kimg"],
+        kimg_per_tick=cfg["kimg_per_tick"],
+        image_snapshot_ticks=None,
+        network_snapshot_ticks=None,
         cudnn_benchmark=False,
     )
 
@@ -270,8 +303,16 @@ def compare(a: dict, b: dict) -> dict:
         diff_sq = sum(float((a[k].double() - b[k].double()).square().sum()) for k in keys)
         norm_sq = sum(float(b[k].double().square().sum()) for k in keys)
         per_net[net] = math.sqrt(diff_sq / norm_sq)
-    return {"max_rel": diffs[worst], "worst": worst, "global_rel": max(per_net.values()), "per_network": per_net, "p_ours": a["p"], "p_theirs": b["p"], "p_equal": a["p"] == b["p"],
-            "pl_mean_rel": abs(a["pl_mean"] - b["pl_mean"]) / max(abs(b["pl_mean"]), 1e-30)}
+    return {
+        "max_rel": diffs[worst],
+        "worst": worst,
+        "global_rel": max(per_net.values()),
+        "per_network": per_net,
+        "p_ours": a["p"],
+        "p_theirs": b["p"],
+        "p_equal": a["p"] == b["p"],
+        "pl_mean_rel": abs(a["pl_mean"] - b["pl_mean"]) / max(abs(b["pl_mean"]), 1e-30),
+    }
 
 
 def run_theirs(args, cfg: dict, data: Path, run_dir: Path, ours: _Watch, mode: str) -> _Watch:
@@ -300,18 +341,36 @@ def run_theirs(args, cfg: dict, data: Path, run_dir: Path, ours: _Watch, mode: s
 
 
 def _summary(rows: list[dict]) -> dict:
-    return {"rows": rows, "max_rel_first_16": max(r["max_rel"] for r in rows[:16]),
-            "max_rel_all": max(r["max_rel"] for r in rows), "final_rel": rows[-1]["max_rel"],
-            "global_rel_first_16": max(r["global_rel"] for r in rows[:16]),
-            "global_rel_all": max(r["global_rel"] for r in rows),
-            "p_equal_all": all(r["p_equal"] for r in rows), "final_p": rows[-1]["p_ours"],
-            "max_pl_mean_rel": max(r["pl_mean_rel"] for r in rows)}
+    return {
+        "rows": rows,
+        "max_rel_first_16": max(r["max_rel"] for r in rows[:16]),
+        "max_rel_all": max(r["max_rel"] for r in rows),
+        "final_rel": rows[-1]["max_rel"],
+        "global_rel_first_16": max(r["global_rel"] for r in rows[:16]),
+        "global_rel_all": max(r["global_rel"] for r in rows),
+        "p_equal_all": all(r["p_equal"] for r in rows),
+        "final_p": rows[-1]["p_ours"],
+        "max_pl_mean_rel": max(r["pl_mean_rel"] for r in rows),
+    }
 
 
 def lockstep(args, root: Path, data: Path) -> dict:
-    config = TrainConfig(data=str(data), outdir=str(root / "ours"), cfg="tiny", batch=args.batch,
-                         batch_gpu=args.batch_gpu, kimg=1000, kimg_per_tick=1000, snap=10**6, metrics=[], workers=0,
-                         device=args.device, seed=args.seed, aug=args.aug, p=args.p)
+    config = TrainConfig(
+        data=str(data),
+        outdir=str(root / "ours"),
+        cfg="tiny",
+        batch=args.batch,
+        batch_gpu=args.batch_gpu,
+        kimg=1000,
+        kimg_per_tick=1000,
+        snap=10**6,
+        metrics=[],
+        workers=0,
+        device=args.device,
+        seed=args.seed,
+        aug=args.aug,
+        p=args.p,
+    )
     t0 = time.time()
     ours, cfg = run_ours_watched(config, args.iters)
     seconds = {"ours": time.time() - t0}
@@ -324,17 +383,24 @@ def lockstep(args, root: Path, data: Path) -> dict:
     report = {
         "seconds": seconds,
         # Ours and NVIDIA's, each on its own after the same start.
-        "free": _summary([{"iteration": i, **compare(a, b)} for i, (a, b)
-                          in enumerate(zip(ours.states[1:], free.states[1:]))]),
+        "free": _summary(
+            [{"iteration": i, **compare(a, b)} for i, (a, b) in enumerate(zip(ours.states[1:], free.states[1:]))]
+        ),
         # NVIDIA's against itself, started 1e-7 apart: how fast any two runs drift apart.
-        "nvidia_vs_itself": _summary([{"iteration": i, **compare(a, b)} for i, (a, b)
-                                      in enumerate(zip(perturbed.states[1:], free.states[1:]))]),
+        "nvidia_vs_itself": _summary(
+            [{"iteration": i, **compare(a, b)} for i, (a, b) in enumerate(zip(perturbed.states[1:], free.states[1:]))]
+        ),
         # One iteration of each from the same state, every iteration.
-        "one_iteration": _summary([{"iteration": i, **compare(a, b)} for i, (a, b)
-                                   in enumerate(zip(ours.states[1:], forced.states[1:]))]),
+        "one_iteration": _summary(
+            [{"iteration": i, **compare(a, b)} for i, (a, b) in enumerate(zip(ours.states[1:], forced.states[1:]))]
+        ),
         # One iteration of NVIDIA's from the same state and from that state 1e-7 apart.
-        "one_iteration_nvidia_vs_itself": _summary([{"iteration": i, **compare(a, b)} for i, (a, b)
-                                                    in enumerate(zip(forced_perturbed.states[1:], forced.states[1:]))]),
+        "one_iteration_nvidia_vs_itself": _summary(
+            [
+                {"iteration": i, **compare(a, b)}
+                for i, (a, b) in enumerate(zip(forced_perturbed.states[1:], forced.states[1:]))
+            ]
+        ),
     }
     one = report["one_iteration"]
     # Met when one iteration of ours and of NVIDIA's, from the same state, agree to 1e-5
@@ -349,10 +415,22 @@ def lockstep(args, root: Path, data: Path) -> dict:
 # Statistics over seeds
 
 
-OUR_KEYS = {"p": "augment_p", "r_t": "ada/r_t", "loss_G": "loss/G", "loss_D": "loss/D", "r1_penalty": "r1_penalty",
-            "pl_length": "pl_length"}
-THEIR_KEYS = {"p": "Progress/augment", "r_t": "Loss/signs/real", "loss_G": "Loss/G/loss", "loss_D": "Loss/D/loss",
-              "r1_penalty": "Loss/r1_penalty", "pl_penalty": "Loss/pl_penalty"}
+OUR_KEYS = {
+    "p": "augment_p",
+    "r_t": "ada/r_t",
+    "loss_G": "loss/G",
+    "loss_D": "loss/D",
+    "r1_penalty": "r1_penalty",
+    "pl_length": "pl_length",
+}
+THEIR_KEYS = {
+    "p": "Progress/augment",
+    "r_t": "Loss/signs/real",
+    "loss_G": "Loss/G/loss",
+    "loss_D": "Loss/D/loss",
+    "r1_penalty": "Loss/r1_penalty",
+    "pl_penalty": "Loss/pl_penalty",
+}
 
 
 def _swd(G_state: dict, cfg: dict, data: Path, images: int) -> float:
@@ -365,9 +443,21 @@ def stats(args, root: Path, data: Path) -> dict:
     runs = {"ours": [], "theirs": []}
     tick_kimg = args.kimg / args.ticks
     for seed in range(args.seeds):
-        config = TrainConfig(data=str(data), outdir=str(root / f"ours{seed}"), cfg="tiny", batch=args.batch,
-                             batch_gpu=args.batch_gpu, kimg=args.kimg, kimg_per_tick=tick_kimg, snap=10**6,
-                             metrics=[], workers=0, device=args.device, seed=seed, aug="ada")
+        config = TrainConfig(
+            data=str(data),
+            outdir=str(root / f"ours{seed}"),
+            cfg="tiny",
+            batch=args.batch,
+            batch_gpu=args.batch_gpu,
+            kimg=args.kimg,
+            kimg_per_tick=tick_kimg,
+            snap=10**6,
+            metrics=[],
+            workers=0,
+            device=args.device,
+            seed=seed,
+            aug="ada",
+        )
         t0 = time.time()
         result = train(config, log=lambda _: None, progress=False)
         seconds = time.time() - t0
@@ -376,16 +466,13 @@ def stats(args, root: Path, data: Path) -> dict:
         from safetensors.torch import load_file
 
         final = load_file(str(list_snapshots(result.run_dir)[-1][1]))
-        G_state = {k[len("G_ema."):]: v for k, v in final.items() if k.startswith("G_ema.")}
-        runs["ours"].append({"seed": seed, "ticks": ticks, "seconds": seconds,
-                             "swd": _swd(G_state, cfg, data, args.swd_images)})
+        G_state = {k[len("G_ema.") :]: v for k, v in final.items() if k.startswith("G_ema.")}
+        runs["ours"].append(
+            {"seed": seed, "ticks": ticks, "seconds": seconds, "swd": _swd(G_state, cfg, data, args.swd_images)}
+        )
         print(f"ours seed {seed}: {seconds:.0f} s, SWD {runs['ours'][-1]['swd']:.1f}", flush=True)
 
-        captured = {}
-
-        def keep_final(frame_locals):
-            captured["G_ema"] = frame_locals["G_ema"]
-
+        captured: dict = {}
         loop = load_official_loop(Path(args.official), None, args.device)
         run_dir = root / f"theirs{seed}"
         run_dir.mkdir()
@@ -396,8 +483,9 @@ def stats(args, root: Path, data: Path) -> dict:
         seconds = time.time() - t0
         ticks = [{k: _stat(row, v) for k, v in THEIR_KEYS.items()} for row in read_jsonl(run_dir / "stats.jsonl")]
         G_state = {k: v.detach().clone() for k, v in captured["G_ema"].state_dict().items()}
-        runs["theirs"].append({"seed": seed, "ticks": ticks, "seconds": seconds,
-                               "swd": _swd(G_state, cfg, data, args.swd_images)})
+        runs["theirs"].append(
+            {"seed": seed, "ticks": ticks, "seconds": seconds, "swd": _swd(G_state, cfg, data, args.swd_images)}
+        )
         print(f"theirs seed {seed}: {seconds:.0f} s, SWD {runs['theirs'][-1]['swd']:.1f}", flush=True)
     return {"runs": runs, "table": _welch_table(runs)}
 
@@ -459,13 +547,43 @@ def splits(args, root: Path, data: Path) -> dict:
         from safetensors.torch import load_file
 
         outdir = root / name
-        cmd = ["-m", "ganscapes", "train", "--data", str(data), "--outdir", str(outdir), "--cfg", "tiny", "--batch",
-               str(args.batch), "--batch-gpu", str(batch_gpu), "--kimg", str(args.iters * args.batch / 1000),
-               "--metrics", "", "--workers", "0", "--device", "cpu", "--snap", "1000000", "--seed", str(args.seed)]
+        cmd = [
+            "-m",
+            "ganscapes",
+            "train",
+            "--data",
+            str(data),
+            "--outdir",
+            str(outdir),
+            "--cfg",
+            "tiny",
+            "--batch",
+            str(args.batch),
+            "--batch-gpu",
+            str(batch_gpu),
+            "--kimg",
+            str(args.iters * args.batch / 1000),
+            "--metrics",
+            "",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--snap",
+            "1000000",
+            "--seed",
+            str(args.seed),
+        ]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
         if processes > 1:
-            cmd = ["-m", "torch.distributed.run", f"--nproc_per_node={processes}", "--master_addr=127.0.0.1",
-                   "--master_port=29533", *cmd]
+            cmd = [
+                "-m",
+                "torch.distributed.run",
+                f"--nproc_per_node={processes}",
+                "--master_addr=127.0.0.1",
+                "--master_port=29533",
+                *cmd,
+            ]
         subprocess.run([sys.executable, *cmd], env=env, check=True, capture_output=True)
         return load_file(str(list_snapshots(next(outdir.iterdir()))[-1][1]))
 
@@ -475,7 +593,8 @@ def splits(args, root: Path, data: Path) -> dict:
         out[f"batch-gpu {batch_gpu}: 1 process vs 2"] = max(relative_difference(one[k], two[k]) for k in one)
     eight, two = run("one8", args.batch, 1), run("one2", 2, 1)
     out[f"batch-gpu {args.batch} vs 2 (different training, see README)"] = max(
-        relative_difference(eight[k], two[k]) for k in eight)
+        relative_difference(eight[k], two[k]) for k in eight
+    )
     return out
 
 
@@ -510,28 +629,35 @@ def main() -> None:
         root = Path(tmp)
         data = root / "paintings.zip"
         make_samples(root / "raw", n=args.images, seed=1, min_side=args.res, max_side=2 * args.res, progress=False)
-        prepare_dataset(root / "raw", data, PrepareConfig(res=args.res, workers=1), log=lambda _: None,
-                        progress=False)
-        results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                   "torch": torch.__version__, "threads": torch.get_num_threads(),
-                   "date": time.strftime("%Y-%m-%d"), "args": {k: str(v) for k, v in vars(args).items()}}
+        prepare_dataset(root / "raw", data, PrepareConfig(res=args.res, workers=1), log=lambda _: None, progress=False)
+        results = {
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "date": time.strftime("%Y-%m-%d"),
+            "args": {k: str(v) for k, v in vars(args).items()},
+        }
         if args.mode in ("lockstep", "all"):
             rep = lockstep(args, root / "lockstep", data)
             results["lockstep"] = rep
             for name in ("one_iteration", "one_iteration_nvidia_vs_itself", "free", "nvidia_vs_itself"):
                 r = rep[name]
-                print(f"{name}: max rel diff first 16 {r['max_rel_first_16']:.2e}, all {r['max_rel_all']:.2e}, "
-                      f"global first 16 {r['global_rel_first_16']:.2e}, all {r['global_rel_all']:.2e}, "
-                      f"final {r['final_rel']:.2e}; p equal throughout: {r['p_equal_all']} (final {r['final_p']:.6f}); "
-                      f"pl_mean max rel {r['max_pl_mean_rel']:.1e}")
+                print(
+                    f"{name}: max rel diff first 16 {r['max_rel_first_16']:.2e}, all {r['max_rel_all']:.2e}, "
+                    f"global first 16 {r['global_rel_first_16']:.2e}, all {r['global_rel_all']:.2e}, "
+                    f"final {r['final_rel']:.2e}; p equal throughout: {r['p_equal_all']} (final {r['final_p']:.6f}); "
+                    f"pl_mean max rel {r['max_pl_mean_rel']:.1e}"
+                )
             print(f"targets met: {rep['targets_met']}; seconds {rep['seconds']}")
             checkpoints = {0, 1, 3, 7, 15, 31, 47, args.iters - 1}
             names = ("one_iteration", "one_iteration_nvidia_vs_itself", "free", "nvidia_vs_itself")
             for a, n, b, c in zip(*(rep[name]["rows"] for name in names)):
                 if a["iteration"] in checkpoints:
-                    print(f"  iter {a['iteration']:3d}  per network, one iteration: ours {a['global_rel']:.1e} "
-                          f"NVIDIA-1e-7 {n['global_rel']:.1e}; free: ours {b['global_rel']:.1e} "
-                          f"NVIDIA-1e-7 {c['global_rel']:.1e}; p {b['p_ours']:.6f}/{b['p_theirs']:.6f}")
+                    print(
+                        f"  iter {a['iteration']:3d}  per network, one iteration: ours {a['global_rel']:.1e} "
+                        f"NVIDIA-1e-7 {n['global_rel']:.1e}; free: ours {b['global_rel']:.1e} "
+                        f"NVIDIA-1e-7 {c['global_rel']:.1e}; p {b['p_ours']:.6f}/{b['p_theirs']:.6f}"
+                    )
         if args.mode in ("splits", "all"):
             results["splits"] = splits(args, root / "splits", data)
             for name, value in results["splits"].items():
@@ -539,8 +665,10 @@ def main() -> None:
         if args.mode in ("stats", "all"):
             results["stats"] = stats(args, root / "stats", data)
             for row in results["stats"]["table"]:
-                print(f"  tick {row['tick']!s:>5} {row['stat']:<12} ours {row['ours']:.4g} ± {row['ours_sd']:.2g}  "
-                      f"theirs {row['theirs']:.4g} ± {row['theirs_sd']:.2g}  Welch t {row['welch_t']:+.2f}")
+                print(
+                    f"  tick {row['tick']!s:>5} {row['stat']:<12} ours {row['ours']:.4g} ± {row['ours_sd']:.2g}  "
+                    f"theirs {row['theirs']:.4g} ± {row['theirs_sd']:.2g}  Welch t {row['welch_t']:+.2f}"
+                )
         args.out.write_text(json.dumps(results, indent=1, default=str))
         print(f"results in {args.out}")
 

@@ -70,8 +70,13 @@ def main() -> None:
         src.mkdir()
         make_sources(src, args.count, args.width, args.height)
         mb = sum(f.stat().st_size for f in src.iterdir()) / len(list(src.iterdir())) / 1e6
-        print(f"machine: {platform.processor() or platform.machine()}, {cores} cores, Python {platform.python_version()}")
-        print(f"sources: {args.count} JPEGs {args.width}x{args.height}, {mb:.1f} MB each; output {args.res}x{args.res} PNG")
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {cores} cores, Python {platform.python_version()}"
+        )
+        print(
+            f"sources: {args.count} JPEGs {args.width}x{args.height}, {mb:.1f} MB each; "
+            f"output {args.res}x{args.res} PNG"
+        )
         print(f"decode only (1 process):   {decode_rate(src):6.2f} images/s")
         print(f"prepare, 1 worker:         {prepare_rate(src, out, args.res, 1):6.2f} images/s")
         print(f"prepare, {cores} workers:        {prepare_rate(src, out, args.res, cores):6.2f} images/s")

@@ -31,16 +31,31 @@ def bench(root: Path, res: int, batch: int, iters: int, cfg: str, device: str) -
         make_samples(root / "raw", n=64, seed=0, min_side=res, max_side=2 * res, progress=False)
         prepare_dataset(root / "raw", data, PrepareConfig(res=res, workers=1), log=lambda _: None, progress=False)
     kimg = batch * iters / 1000
-    config = TrainConfig(data=str(data), outdir=str(root / f"runs{res}"), cfg=cfg, batch=batch, kimg=kimg,
-                         kimg_per_tick=batch * max(iters // 2, 1) / 1000, snap=10**6, metrics=[], workers=1,
-                         device=device)
+    config = TrainConfig(
+        data=str(data),
+        outdir=str(root / f"runs{res}"),
+        cfg=cfg,
+        batch=batch,
+        kimg=kimg,
+        kimg_per_tick=batch * max(iters // 2, 1) / 1000,
+        snap=10**6,
+        metrics=[],
+        workers=1,
+        device=device,
+    )
     start = time.time()
     result = train(config, log=lambda _: None, progress=False)
     wall = time.time() - start
     rows = [json.loads(line) for line in (result.run_dir / "log.jsonl").read_text().splitlines()]
     last = rows[-1]  # ticks after the first exclude start-up
-    return {"res": res, "batch": batch, "sec_per_kimg": last["sec_per_kimg"], "sec_per_iter": last["sec_per_iter"],
-            "peak_mem_mb": last["peak_mem_mb"], "wall": wall}
+    return {
+        "res": res,
+        "batch": batch,
+        "sec_per_kimg": last["sec_per_kimg"],
+        "sec_per_iter": last["sec_per_iter"],
+        "peak_mem_mb": last["peak_mem_mb"],
+        "wall": wall,
+    }
 
 
 def main() -> None:
@@ -51,15 +66,20 @@ def main() -> None:
     parser.add_argument("--cfg", default="auto")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"device {args.device}, cfg {args.cfg}, ADA on (bgc)")
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"device {args.device}, cfg {args.cfg}, ADA on (bgc)"
+    )
     print("| resolution | batch | s/kimg | s/iteration | peak memory |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for res in [int(r) for r in args.res.split(",")]:
             r = bench(Path(tmp), res, args.batch, args.iters, args.cfg, args.device)
-            print(f"| {res}² | {r['batch']} | {r['sec_per_kimg']:.0f} | {r['sec_per_iter']:.2f} | "
-                  f"{r['peak_mem_mb']:.0f} MiB |", flush=True)
+            print(
+                f"| {res}² | {r['batch']} | {r['sec_per_kimg']:.0f} | {r['sec_per_iter']:.2f} | "
+                f"{r['peak_mem_mb']:.0f} MiB |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -64,4 +64,3 @@ def assert_error(err: str, message: str, *, alone: bool = True) -> None:
     assert sum(line.startswith("ganscapes: error:") for line in lines) == 1, err
     if alone:
         assert len(lines) == 1, err
-

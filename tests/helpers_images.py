@@ -13,8 +13,8 @@ import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -199,7 +199,12 @@ def damaged_zip(kind: str, good: Iterable[tuple[str, bytes]] = ()) -> bytes:
         raw[6:8] = raw[central + 8 : central + 10] = (1).to_bytes(2, "little")
     else:
         raise ValueError(kind)
-    expected = {"deflate": zlib.error, "crc": zipfile.BadZipFile, "method": NotImplementedError, "encrypted": RuntimeError}
+    expected = {
+        "deflate": zlib.error,
+        "crc": zipfile.BadZipFile,
+        "method": NotImplementedError,
+        "encrypted": RuntimeError,
+    }
     try:
         with zipfile.ZipFile(io.BytesIO(bytes(raw))) as zf:
             zf.read("a.bmp")

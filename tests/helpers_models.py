@@ -37,6 +37,11 @@ def tiny_model(
         G = tiny_generator(res, c_dim, channels, seed + 1)
         torch.manual_seed(seed + 2)
         D = build_discriminator(tiny_kwargs(res, c_dim, channels)[1])
-    meta = {"preset": "tiny", "prepare_format": "center-rect", "aspect": 1.27, "augment_p": 0.125,
-            "training_set_kwargs": {"path": "landscapes.zip", "resolution": res}}
+    meta = {
+        "preset": "tiny",
+        "prepare_format": "center-rect",
+        "aspect": 1.27,
+        "augment_p": 0.125,
+        "training_set_kwargs": {"path": "landscapes.zip", "resolution": res},
+    }
     return Model(G_ema=G_ema, G=G, D=D, meta=meta, model_hash=model_hash(G_ema))

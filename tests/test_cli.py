@@ -12,11 +12,28 @@ import pytest
 
 import ganscapes.cli as cli
 from ganscapes.errors import UserError
+
 from helpers_images import jpeg_bytes, noise, png_bytes, write, zip_bytes
 
 COMMANDS = [
-    "sample", "gather", "prepare", "dataset", "curate", "train", "metrics", "generate", "rank", "mix", "post",
-    "reproduce", "info", "guide", "demo", "studio", "import-official", "env",
+    "sample",
+    "gather",
+    "prepare",
+    "dataset",
+    "curate",
+    "train",
+    "metrics",
+    "generate",
+    "rank",
+    "mix",
+    "post",
+    "reproduce",
+    "info",
+    "guide",
+    "demo",
+    "studio",
+    "import-official",
+    "env",
 ]
 
 
@@ -135,8 +152,17 @@ def test_env_reports_versions_and_cores():
     proc = ganscapes("env", timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in proc.stdout.splitlines())
-    for key in ["ganscapes", "Python", "torch", "torchvision", "open_clip_torch", "numpy", "pillow", "CPU cores",
-                "CUDA devices"]:
+    for key in [
+        "ganscapes",
+        "Python",
+        "torch",
+        "torchvision",
+        "open_clip_torch",
+        "numpy",
+        "pillow",
+        "CPU cores",
+        "CUDA devices",
+    ]:
         assert key in rows, key
     assert rows["Python"].startswith(f"{sys.version_info.major}.{sys.version_info.minor}.")
     assert rows["CPU cores"] == str(os.cpu_count())
@@ -148,8 +174,10 @@ def test_env_reports_versions_and_cores():
 # import-official and generate
 
 
+@pytest.mark.slow
 def test_import_official_then_generate(tmp_path):
     from gan.official_pickle import write_official_pickle
+
     from helpers_models import tiny_model
 
     source = tiny_model(res=16, with_training_nets=True)
@@ -173,8 +201,20 @@ def test_import_official_then_generate(tmp_path):
     }
 
     out = tmp_path / "pictures"
-    proc = ganscapes("generate", "--model", str(model), "--seeds", "0-3", "--psi", "0.7", "--out", str(out),
-                     "--device", "cpu", cwd=tmp_path)
+    proc = ganscapes(
+        "generate",
+        "--model",
+        str(model),
+        "--seeds",
+        "0-3",
+        "--psi",
+        "0.7",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stdout.startswith(
@@ -187,8 +227,19 @@ def test_import_official_then_generate(tmp_path):
 
 
 def test_generate_user_errors_in_process(monkeypatch, capsys, tmp_path):
-    assert run_main(monkeypatch, "generate", "--model", str(tmp_path / "m.safetensors"), "--seeds", "0",
-                    "--out", str(tmp_path / "o")) == 1
+    assert (
+        run_main(
+            monkeypatch,
+            "generate",
+            "--model",
+            str(tmp_path / "m.safetensors"),
+            "--seeds",
+            "0",
+            "--out",
+            str(tmp_path / "o"),
+        )
+        == 1
+    )
     assert capsys.readouterr().err == f"ganscapes: error: Model file {tmp_path / 'm.safetensors'} does not exist.\n"
     assert run_main(monkeypatch, "import-official", str(tmp_path / "s.pkl"), "--out", str(tmp_path / "m.pt")) == 1
     assert capsys.readouterr().err == "ganscapes: error: --out must name a .safetensors file, not 'm.pt'.\n"
@@ -240,7 +291,8 @@ def test_dataset_info_on_a_missing_dataset(monkeypatch, capsys, tmp_path):
 
 def test_gather_import_command(monkeypatch, capsys, tmp_path):
     archive = write(
-        tmp_path / "in.zip", zip_bytes([("../evil.png", png_bytes(noise(20, 20, seed=1))), ("ok.png", png_bytes(noise(20, 20)))])
+        tmp_path / "in.zip",
+        zip_bytes([("../evil.png", png_bytes(noise(20, 20, seed=1))), ("ok.png", png_bytes(noise(20, 20)))]),
     )
     out = tmp_path / "raw"
     monkeypatch.setattr(sys, "argv", ["ganscapes", "gather", "import", str(archive), "--out", str(out)])

@@ -19,6 +19,7 @@ from ganscapes.provenance import (
     read_text_chunks,
     write_png,
 )
+
 from helpers_images import jpeg_bytes, noise, png_bytes, write
 
 
@@ -72,8 +73,21 @@ def test_png_info_keeps_other_chunks_and_replaces_an_old_recipe(tmp_path):
 def test_encode_decode_is_bitwise_exact_for_special_values():
     tiny = np.finfo(np.float32).tiny
     special = np.array(
-        [0.0, -0.0, np.inf, -np.inf, np.nan, tiny, tiny / 8, -tiny / 1024, np.finfo(np.float32).max,
-         np.finfo(np.float32).min, np.float32(1) / 3, np.nextafter(np.float32(1), np.float32(2)), 1e-45],
+        [
+            0.0,
+            -0.0,
+            np.inf,
+            -np.inf,
+            np.nan,
+            tiny,
+            tiny / 8,
+            -tiny / 1024,
+            np.finfo(np.float32).max,
+            np.finfo(np.float32).min,
+            np.float32(1) / 3,
+            np.nextafter(np.float32(1), np.float32(2)),
+            1e-45,
+        ],
         dtype=np.float32,
     )
     payload = np.frombuffer(np.array([0x7FC00001, 0xFFC12345, 0x7F800001], dtype=np.uint32).tobytes(), np.float32)
@@ -116,9 +130,7 @@ def test_reading_a_png_without_a_recipe_names_the_file(tmp_path):
     path = write(tmp_path / "plain.png", png_bytes(noise(8, 8)))
     with pytest.raises(UserError) as info:
         read_recipe(path)
-    assert str(info.value) == (
-        f"{path} carries no ganscapes recipe; only PNGs written by ganscapes can be reproduced."
-    )
+    assert str(info.value) == (f"{path} carries no ganscapes recipe; only PNGs written by ganscapes can be reproduced.")
     assert read_recipe(path, required=False) is None
     jpeg = write(tmp_path / "photo.jpg", jpeg_bytes(noise(8, 8)))
     with pytest.raises(UserError, match=r"photo\.jpg carries no ganscapes recipe"):

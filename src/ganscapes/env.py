@@ -46,7 +46,9 @@ def environment_report() -> list[tuple[str, str]]:
     rows.append(("CUDA devices", str(count)))
     for i in range(count):
         props = torch.cuda.get_device_properties(i)
-        rows.append((f"cuda:{i}", f"{props.name}, {props.total_memory / 2**30:.1f} GiB, capability {props.major}.{props.minor}"))
+        rows.append(
+            (f"cuda:{i}", f"{props.name}, {props.total_memory / 2**30:.1f} GiB, capability {props.major}.{props.minor}")
+        )
     mps = getattr(torch.backends, "mps", None)
     rows.append(("MPS", "available" if mps is not None and mps.is_available() else "not available"))
     return rows

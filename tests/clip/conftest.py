@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ganscapes.clip.encoder import ClipEncoder, ClipSpec, load_clip
+
 from helpers_images import noise, png_bytes, write
 
 

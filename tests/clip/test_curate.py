@@ -34,6 +34,7 @@ from ganscapes.data.dataset import Dataset
 from ganscapes.data.prepare import PrepareConfig, prepare_dataset
 from ganscapes.data.sample import make_samples
 from ganscapes.errors import UserError
+
 from helpers_clip import RANDOM_CLIP, assert_error, run_cli, use_random_clip
 from helpers_images import file_sha256, listing, sha256, tree_bytes, write
 
@@ -205,7 +206,10 @@ def test_refuse_n_from_a_zip_dataset(zip_ds, cache, random_clip):
     _, rows = read_scores(curation / "scores.csv")
     assert sorted(result.refused) == sorted(r["path"] for r in rows[-3:])
     salon = curation / REFUSED_DIR
-    assert {p.relative_to(salon).as_posix() for p in salon.rglob("*") if p.is_file()} == {*result.refused, "manifest.json"}
+    assert {p.relative_to(salon).as_posix() for p in salon.rglob("*") if p.is_file()} == {
+        *result.refused,
+        "manifest.json",
+    }
     for name in result.refused:
         assert (salon / name).read_bytes() == before[name]
     # the original zip is kept whole, for undo
@@ -244,10 +248,19 @@ def test_refuse_fraction_and_min_score(folder_ds, cache, random_clip, tmp_path):
 
 @pytest.mark.parametrize(
     "rule, expected",
-    [(RefuseRule(count=0), 0), (RefuseRule(count=10), 10), (RefuseRule(fraction=0.0), 0),
-     (RefuseRule(fraction=0.3), 3), (RefuseRule(fraction=0.14), 1), (RefuseRule(fraction=0.46), 5),
-     (RefuseRule(fraction=0.99), 10), (RefuseRule(min_score=-1.0), 0), (RefuseRule(min_score=0.05), 10),
-     (RefuseRule(min_score=-0.0175), 6), (RefuseRule(min_score=-0.0225), 5)],
+    [
+        (RefuseRule(count=0), 0),
+        (RefuseRule(count=10), 10),
+        (RefuseRule(fraction=0.0), 0),
+        (RefuseRule(fraction=0.3), 3),
+        (RefuseRule(fraction=0.14), 1),
+        (RefuseRule(fraction=0.46), 5),
+        (RefuseRule(fraction=0.99), 10),
+        (RefuseRule(min_score=-1.0), 0),
+        (RefuseRule(min_score=0.05), 10),
+        (RefuseRule(min_score=-0.0175), 6),
+        (RefuseRule(min_score=-0.0225), 5),
+    ],
 )
 def test_how_many_a_rule_refuses(rule, expected):
     ranking = Ranking(refs=[], scores=-np.arange(10) / 200, digests=[], prompt=PROMPT, model_id="m")  # 0 … -0.045
@@ -359,7 +372,9 @@ def test_curating_twice_without_undo_is_an_error(container, request, cache_dir, 
 
 
 @pytest.mark.parametrize("container", ["folder", "zip"])
-def test_dry_run_moves_nothing_but_writes_scores_and_sheets(container, request, cache_dir, cli_clip, monkeypatch, capsys):
+def test_dry_run_moves_nothing_but_writes_scores_and_sheets(
+    container, request, cache_dir, cli_clip, monkeypatch, capsys
+):
     ds = request.getfixturevalue(f"{container}_ds")
     before = tree_bytes(ds) if container == "folder" else None
     digest = file_sha256(ds) if container == "zip" else None
@@ -409,7 +424,10 @@ def test_a_second_run_resumes_from_the_cache(tmp_path, random_clip, cli_clip, mo
 
 def test_the_cache_defaults_to_GANSCAPES_CACHE(folder_ds, templates, tmp_path, cli_clip, monkeypatch, capsys):
     shutil.copytree(templates / "cache", tmp_path / "env-cache")  # where use_random_clip points the variable
-    assert run_cli(monkeypatch, "curate", str(folder_ds), "--refuse", "1", "--dry-run", "--workers", "0", *RANDOM_CLIP) == 0
+    assert (
+        run_cli(monkeypatch, "curate", str(folder_ds), "--refuse", "1", "--dry-run", "--workers", "0", *RANDOM_CLIP)
+        == 0
+    )
     assert f"(0 encoded, {N} from the cache)" in capsys.readouterr().out
 
 
@@ -457,8 +475,12 @@ def test_refusing_more_than_the_readable_images_is_an_error(folder_ds, cache_dir
 
 @pytest.mark.parametrize(
     "rule_args",
-    [[], ["--refuse", "2", "--min-score", "0.1"], ["--refuse-fraction", "0.1", "--refuse", "1"],
-     ["--refuse", "1", "--refuse-fraction", "0.1", "--min-score", "0"]],
+    [
+        [],
+        ["--refuse", "2", "--min-score", "0.1"],
+        ["--refuse-fraction", "0.1", "--refuse", "1"],
+        ["--refuse", "1", "--refuse-fraction", "0.1", "--min-score", "0"],
+    ],
     ids=["none", "count+score", "fraction+count", "all three"],
 )
 def test_exactly_one_rule_is_required(rule_args, folder_ds, cache_dir, cli_clip, monkeypatch, capsys):
@@ -474,9 +496,11 @@ def test_exactly_one_rule_is_required(rule_args, folder_ds, cache_dir, cli_clip,
 
 @pytest.mark.parametrize(
     "rule_args, message",
-    [(["--refuse", "-1"], "--refuse must be 0 or more, not -1."),
-     (["--refuse-fraction", "1"], "--refuse-fraction must be at least 0 and below 1, not 1."),
-     (["--refuse-fraction", "-0.1"], "--refuse-fraction must be at least 0 and below 1, not -0.1.")],
+    [
+        (["--refuse", "-1"], "--refuse must be 0 or more, not -1."),
+        (["--refuse-fraction", "1"], "--refuse-fraction must be at least 0 and below 1, not 1."),
+        (["--refuse-fraction", "-0.1"], "--refuse-fraction must be at least 0 and below 1, not -0.1."),
+    ],
 )
 def test_impossible_rules_are_errors(rule_args, message, folder_ds, cache_dir, cli_clip, monkeypatch, capsys):
     assert cli_curate(monkeypatch, folder_ds, cache_dir, *rule_args) == 1

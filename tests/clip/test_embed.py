@@ -14,6 +14,7 @@ from ganscapes.clip.cache import INDEX, EmbeddingCache
 from ganscapes.clip.embed import ImageRef, embed_images, folder_refs
 from ganscapes.clip.encoder import ClipEncoder
 from ganscapes.errors import UserError
+
 from helpers_images import noise, png_bytes, truncated, write, zip_bytes
 
 
@@ -68,7 +69,9 @@ def test_workers_do_not_change_embeddings(random_clip, make_images, tmp_path):
 
 def test_batch_size_does_not_change_embeddings(random_clip, make_images, tmp_path):
     refs = [ImageRef(p) for p in make_images(tmp_path, 5)]
-    assert np.allclose(run(refs, random_clip, batch=5).embeddings, run(refs, random_clip, batch=2).embeddings, atol=1e-5)
+    assert np.allclose(
+        run(refs, random_clip, batch=5).embeddings, run(refs, random_clip, batch=2).embeddings, atol=1e-5
+    )
 
 
 def test_same_bytes_twice(random_clip, make_images, tmp_path):

@@ -18,6 +18,7 @@ from ganscapes.clip.encoder import (
     weights_hint,
 )
 from ganscapes.errors import UserError
+
 from helpers_images import file_sha256, noise, write
 
 NO_QUICK_GELU_TAG = "laion2b_s34b_b79k"  # a ViT-B-32 tag trained without QuickGELU
@@ -31,9 +32,11 @@ def test_the_no_quick_gelu_tag_is_one():
 
 def test_random_model(random_clip):
     assert random_clip.model_id == "ViT-B-32/random-0"
-    assert random_clip.image_size == 224 and random_clip.encode_texts(['a']).shape[1] == 512
+    assert random_clip.image_size == 224 and random_clip.encode_texts(["a"]).shape[1] == 512
     mean, std = random_clip.mean_std
-    assert np.allclose(mean, (0.48145466, 0.4578275, 0.40821073)) and np.allclose(std, (0.26862954, 0.26130258, 0.27577711))
+    assert np.allclose(mean, (0.48145466, 0.4578275, 0.40821073)) and np.allclose(
+        std, (0.26862954, 0.26130258, 0.27577711)
+    )
     before = random_clip.image_calls
     out = random_clip.encode_images(torch.stack([random_clip.preprocess(noise(32, 32, seed=s)) for s in range(3)]))
     assert random_clip.image_calls == before + 1
@@ -64,6 +67,7 @@ def probe(random_clip):
     return pixels, texts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tag", [NO_QUICK_GELU_TAG, "random"])
 def test_weights_file_reproduces_the_model(tag, random_clip, clip_weights_file, probe):
     loaded = load_clip(ClipSpec(pretrained=tag, weights=clip_weights_file))

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from ganscapes.gan.checkpoint import save_model
+
 from helpers_clip import RANDOM_CLIP, assert_error, run_cli, use_random_clip
 from helpers_models import tiny_model
 
@@ -53,8 +54,25 @@ def test_generate_with_a_prompt_keeps_everything_and_ranks_the_best(
     out = tmp_path / "out"
     cache = tmp_path / "cache"
     code = run_cli(
-        monkeypatch, "generate", "--model", model_file, "--seeds", "0-11", "--out", out, "--prompt", "autumn woods",
-        "--top", str(TOP), "--device", "cpu", "--cache", cache, "--workers", "1", *RANDOM_CLIP,
+        monkeypatch,
+        "generate",
+        "--model",
+        model_file,
+        "--seeds",
+        "0-11",
+        "--out",
+        out,
+        "--prompt",
+        "autumn woods",
+        "--top",
+        str(TOP),
+        "--device",
+        "cpu",
+        "--cache",
+        cache,
+        "--workers",
+        "1",
+        *RANDOM_CLIP,
     )
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -98,7 +116,9 @@ def test_generate_with_a_prompt_keeps_everything_and_ranks_the_best(
         assert sheet.format == "PNG"
 
     lines = captured.out.splitlines()
-    assert lines[0].startswith(f"12 image(s) in {out} (seed0000.png … seed0011.png); latents in {out / 'latents.npz'}; cpu")
+    assert lines[0].startswith(
+        f"12 image(s) in {out} (seed0000.png … seed0011.png); latents in {out / 'latents.npz'}; cpu"
+    )
     assert [line.split()[-1] for line in lines[1 : 1 + TOP]] == [f"seed{s:04d}.png" for s in top_seeds]
     assert lines[-1] == (
         f"Ranked by 'autumn woods': {out / 'ranked' / 'ranking.csv'}; the top {TOP} with their latents in {top_dir}."
@@ -106,8 +126,20 @@ def test_generate_with_a_prompt_keeps_everything_and_ranks_the_best(
 
     # ranking the same folder again later: nothing to encode, and the picks still get their latents
     calls = random_clip.image_calls
-    code = run_cli(monkeypatch, "rank", out, "--prompt", "autumn woods", "--top", "2", "--cache", cache, "--workers", "0",
-                   *RANDOM_CLIP)
+    code = run_cli(
+        monkeypatch,
+        "rank",
+        out,
+        "--prompt",
+        "autumn woods",
+        "--top",
+        "2",
+        "--cache",
+        cache,
+        "--workers",
+        "0",
+        *RANDOM_CLIP,
+    )
     assert code == 0
     assert "with their latents" in capsys.readouterr().out
     assert random_clip.image_calls == calls
@@ -115,7 +147,9 @@ def test_generate_with_a_prompt_keeps_everything_and_ranks_the_best(
     with np.load(top_dir / "latents.npz") as picked, np.load(out / "latents.npz") as everything:
         assert list(picked["seeds"]) == top_seeds[:2]
         assert np.array_equal(picked["w"], everything["w"][[SEEDS.index(s) for s in top_seeds[:2]]])
-    assert sorted(p.name for p in top_dir.glob("*.png")) == [f"{k + 1:03d}-seed{s:04d}.png" for k, s in enumerate(top_seeds[:2])]
+    assert sorted(p.name for p in top_dir.glob("*.png")) == [
+        f"{k + 1:03d}-seed{s:04d}.png" for k, s in enumerate(top_seeds[:2])
+    ]
 
 
 @pytest.mark.parametrize(
@@ -129,10 +163,24 @@ def test_generate_with_a_prompt_keeps_everything_and_ranks_the_best(
     ],
     ids=["top-beyond-seeds", "top-zero", "empty-prompt", "negative-alone", "template-alone"],
 )
-def test_prompt_errors_come_before_generating_anything(args, message, model_file, tmp_path, cli_clip, monkeypatch, capsys):
+def test_prompt_errors_come_before_generating_anything(
+    args, message, model_file, tmp_path, cli_clip, monkeypatch, capsys
+):
     out = tmp_path / "out"
-    code = run_cli(monkeypatch, "generate", "--model", model_file, "--seeds", "0-11", "--out", out,
-                   "--cache", tmp_path / "cache", *RANDOM_CLIP, *args)
+    code = run_cli(
+        monkeypatch,
+        "generate",
+        "--model",
+        model_file,
+        "--seeds",
+        "0-11",
+        "--out",
+        out,
+        "--cache",
+        tmp_path / "cache",
+        *RANDOM_CLIP,
+        *args,
+    )
     assert code == 1
     assert_error(capsys.readouterr().err, message)
     assert not out.exists()

@@ -16,6 +16,7 @@ from ganscapes.clip.prompts import (
     scores,
 )
 from ganscapes.errors import UserError
+
 from helpers_images import noise, png_bytes, solid, write
 
 
@@ -84,7 +85,7 @@ def test_text_embeddings_are_unit_rows_of_the_model(random_clip):
     assert got.dtype == np.float32 and got.shape == (3, 512)
     assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
     assert np.allclose(got, raw_texts(random_clip, texts), atol=1e-5)
-    assert random_clip.encode_texts(['a']).shape[1] == 512
+    assert random_clip.encode_texts(["a"]).shape[1] == 512
 
 
 def test_phrase_embedding_without_templates_is_the_phrase(random_clip):

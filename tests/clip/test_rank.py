@@ -24,6 +24,7 @@ from ganscapes.clip.prompts import Prompt
 from ganscapes.clip.rank import rank_images, write_ranking
 from ganscapes.data.contact_sheet import GAP, LABEL_HEIGHT
 from ganscapes.data.images import load_rgb, open_image
+
 from helpers_clip import RANDOM_CLIP, assert_error, run_cli, use_random_clip
 from helpers_images import file_sha256, jpeg_bytes, noise, tree_bytes, write
 
@@ -92,7 +93,9 @@ def read_csv(path: Path) -> tuple[list[str], list[dict]]:
     return rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
 
 
-def expected_scores(encoder, embeddings: dict[str, np.ndarray], positives, negatives=(), templates=()) -> dict[str, float]:
+def expected_scores(
+    encoder, embeddings: dict[str, np.ndarray], positives, negatives=(), templates=()
+) -> dict[str, float]:
     """score = mean cosine to the positive phrases − mean cosine to the negative ones, in numpy."""
 
     phrases = [*positives, *negatives]
@@ -158,13 +161,26 @@ def test_ranking_is_by_descending_score_computed_from_the_embeddings(
 def test_negatives_several_phrases_and_templates_score_as_documented(
     folder, cache_dir, cli_clip, random_clip, direct_embeddings, monkeypatch, capsys
 ):
-    args = ["--prompt", "autumn woods", "--prompt", "a river at dusk", "--negative", "a portrait",
-            "--template", "an oil painting of {}", "--template", "a sketch of {}"]
+    args = [
+        "--prompt",
+        "autumn woods",
+        "--prompt",
+        "a river at dusk",
+        "--negative",
+        "a portrait",
+        "--template",
+        "an oil painting of {}",
+        "--template",
+        "a sketch of {}",
+    ]
     assert cli_rank(monkeypatch, folder, cache_dir, *args, "--top", "2") == 0
     capsys.readouterr()
     _, rows = read_csv(folder / "ranked" / "ranking.csv")
     expected = expected_scores(
-        random_clip, direct_embeddings, ["autumn woods", "a river at dusk"], ["a portrait"],
+        random_clip,
+        direct_embeddings,
+        ["autumn woods", "a river at dusk"],
+        ["a portrait"],
         ["an oil painting of {}", "a sketch of {}"],
     )
     assert_ranking_matches(rows, expected)
@@ -173,7 +189,9 @@ def test_negatives_several_phrases_and_templates_score_as_documented(
 def test_rank_images_uses_the_cache_and_encodes_nothing_twice(folder, cache_dir, random_clip):
     calls = random_clip.image_calls
     with EmbeddingCache(cache_dir, random_clip.model_id) as cache:
-        ranking = rank_images(folder_refs(folder), random_clip, Prompt(("autumn woods",)), cache, workers=0, progress=False)
+        ranking = rank_images(
+            folder_refs(folder), random_clip, Prompt(("autumn woods",)), cache, workers=0, progress=False
+        )
     assert random_clip.image_calls == calls
     assert len(ranking) == ALL
     assert list(ranking.scores) == sorted(ranking.scores, reverse=True)
@@ -183,7 +201,9 @@ def test_rank_images_uses_the_cache_and_encodes_nothing_twice(folder, cache_dir,
 # The picks
 
 
-def test_top_holds_the_best_k_with_their_score_in_the_recipe(folder, cache_dir, cli_clip, random_clip, monkeypatch, capsys):
+def test_top_holds_the_best_k_with_their_score_in_the_recipe(
+    folder, cache_dir, cli_clip, random_clip, monkeypatch, capsys
+):
     (folder / JPEG).unlink()  # PNGs only here; the JPEG has its own test
     before = tree_bytes(folder)
     prompt = "autumn woods"
@@ -229,7 +249,9 @@ def test_a_jpeg_is_ranked_and_copied_byte_for_byte(folder, cache_dir, cli_clip, 
 
 
 @pytest.mark.parametrize("recursive", [False, True])
-def test_a_second_run_does_not_rank_its_own_outputs(recursive, folder, cache_dir, cli_clip, random_clip, monkeypatch, capsys):
+def test_a_second_run_does_not_rank_its_own_outputs(
+    recursive, folder, cache_dir, cli_clip, random_clip, monkeypatch, capsys
+):
     extra = ["--recursive"] if recursive else []
     assert cli_rank(monkeypatch, folder, cache_dir, "--prompt", "autumn woods", "--top", "2", *extra) == 0
     first = (folder / "ranked" / "ranking.csv").read_text()
@@ -251,7 +273,12 @@ def test_out_elsewhere_and_subfolders(folder, cache_dir, cli_clip, tmp_path, mon
     _, rows = read_csv(out / "ranking.csv")
     assert len(rows) == ALL - 1  # not recursive: sub/ is not looked into
     assert not (folder / "ranked").exists()
-    assert cli_rank(monkeypatch, folder, cache_dir, "--prompt", "autumn woods", "--top", "1", "--out", str(out), "--recursive") == 0
+    assert (
+        cli_rank(
+            monkeypatch, folder, cache_dir, "--prompt", "autumn woods", "--top", "1", "--out", str(out), "--recursive"
+        )
+        == 0
+    )
     capsys.readouterr()
     _, rows = read_csv(out / "ranking.csv")
     assert sorted(r["path"] for r in rows) == sorted(
@@ -273,7 +300,9 @@ def test_write_ranking_rejects_a_top_beyond_the_ranking(folder, cache_dir, rando
     from ganscapes.errors import UserError
 
     with EmbeddingCache(cache_dir, random_clip.model_id) as cache:
-        ranking = rank_images([ImageRef(folder / JPEG)], random_clip, Prompt(("woods",)), cache, workers=0, progress=False)
+        ranking = rank_images(
+            [ImageRef(folder / JPEG)], random_clip, Prompt(("woods",)), cache, workers=0, progress=False
+        )
     with pytest.raises(UserError, match=r"^--top 2 asks for more than the 1 images there are\.$"):
         write_ranking(ranking, tmp_path / "out", 2)
     assert not (tmp_path / "out").exists()
@@ -286,13 +315,18 @@ def test_write_ranking_rejects_a_top_beyond_the_ranking(folder, cache_dir, rando
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--prompt", "autumn woods", "--top", str(ALL + 1)], f"--top {ALL + 1} asks for more than the {ALL} images there are."),
+        (
+            ["--prompt", "autumn woods", "--top", str(ALL + 1)],
+            f"--top {ALL + 1} asks for more than the {ALL} images there are.",
+        ),
         (["--prompt", "autumn woods", "--top", "0"], "--top must be at least 1, not 0."),
         (["--prompt", ""], "A prompt phrase is empty; remove it or write some words."),
         (["--prompt", "   "], "A prompt phrase is empty; remove it or write some words."),
         (["--prompt", "woods", "--negative", ""], "A prompt phrase is empty; remove it or write some words."),
-        (["--prompt", "woods", "--template", "a painting"],
-         "The template 'a painting' must contain {} exactly once, where the phrase goes."),
+        (
+            ["--prompt", "woods", "--template", "a painting"],
+            "The template 'a painting' must contain {} exactly once, where the phrase goes.",
+        ),
     ],
     ids=["top-too-big", "top-zero", "empty-prompt", "blank-prompt", "empty-negative", "bad-template"],
 )

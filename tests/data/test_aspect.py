@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from ganscapes.data.aspect import Format, apply_format, centred_box, crop_box, letterbox_placement, mean_aspect
+
 from helpers_images import BLACK, BLUE, GREEN, RED, WHITE, hbands, noise, pixels, vbands
 
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from ganscapes.data.contact_sheet import contact_sheet, save_contact_sheet
+
 from helpers_images import BLUE, GREEN, RED, WHITE, noise, png_bytes, solid, truncated
 
 BACKGROUND = (24, 24, 24)
@@ -132,7 +133,9 @@ def test_a_broken_image_becomes_a_grey_tile(read):
 
 def test_save_contact_sheet_writes_a_png(tmp_path):
     path = tmp_path / "deep" / "er" / "top.png"
-    returned = save_contact_sheet(path, [item(noise(30, 20, seed=i), f"#{i + 1}") for i in range(4)], columns=2, thumb=24)
+    returned = save_contact_sheet(
+        path, [item(noise(30, 20, seed=i), f"#{i + 1}") for i in range(4)], columns=2, thumb=24
+    )
     assert returned == path
     with Image.open(path) as img:
         assert img.format == "PNG" and img.size == (2 * 28 + 4, 2 * (24 + 18 + 4) + 4)

@@ -18,6 +18,7 @@ from ganscapes.data.images import (
     oriented_size,
     to_rgb8,
 )
+
 from helpers_images import (
     GREY,
     RED,

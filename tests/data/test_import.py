@@ -11,6 +11,7 @@ import pytest
 from ganscapes.data.importer import ImportSummary, import_images, is_safe_member
 from ganscapes.data.manifest import MANIFEST_NAME, read_manifest
 from ganscapes.errors import UserError
+
 from helpers_images import (
     damaged_zip,
     encode,
@@ -362,8 +363,20 @@ def test_manifest_is_one_json_object_per_line(tmp_path):
     do_import([tmp_path / "src"], tmp_path / "raw")
     (line,) = manifest_lines(tmp_path / "raw")
     assert line["file"] == "ete.png" and line["title"] == "Été"
-    assert set(line) == {"file", "sha256", "bytes", "source", "image_url", "artist", "born", "died", "title",
-                         "licence", "genre", "extra"}
+    assert set(line) == {
+        "file",
+        "sha256",
+        "bytes",
+        "source",
+        "image_url",
+        "artist",
+        "born",
+        "died",
+        "title",
+        "licence",
+        "genre",
+        "extra",
+    }
 
 
 # ---------------------------------------------------------------------------------------

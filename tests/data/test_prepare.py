@@ -18,12 +18,13 @@ from ganscapes.data.dataset import Dataset, dataset_info, image_name, is_ganscap
 from ganscapes.data.images import load_rgb, open_image
 from ganscapes.data.prepare import PrepareConfig, Source, list_sources, prepare_dataset, restore_aspect
 from ganscapes.errors import UserError
+
 from helpers_images import (
+    BLUE,
     GREEN,
     GREY,
     RED,
     WHITE,
-    BLUE,
     bomb_png,
     damaged_zip,
     encode,
@@ -144,8 +145,20 @@ def test_prepare_folder_end_to_end(src, tmp_path):
 
     assert tree_snapshot(src) == before  # sources untouched
     assert listing(tmp_path) == sorted(
-        ["ds", "ds/00000", *(f"ds/{n}" for n in names), "ds/dataset.json", "ds/manifest.json",
-         "ds.prepare-report.tsv", "src", "src/a.png", "src/b.jpg", "src/c.png", "src/sub", "src/sub/d.png"]
+        [
+            "ds",
+            "ds/00000",
+            *(f"ds/{n}" for n in names),
+            "ds/dataset.json",
+            "ds/manifest.json",
+            "ds.prepare-report.tsv",
+            "src",
+            "src/a.png",
+            "src/b.jpg",
+            "src/c.png",
+            "src/sub",
+            "src/sub/d.png",
+        ]
     )  # no staging folder or temporary file left behind
 
 
@@ -232,15 +245,28 @@ def test_single_image_file_as_source(tmp_path):
 
 
 def test_gather_manifest_origin_is_carried_over(src, tmp_path):
-    record = {"file": "a.png", "sha256": "x", "bytes": 1, "source": "https://www.wikiart.org/en/x/y",
-              "artist": "Claude Monet", "title": "Impression", "born": 1840, "licence": "public domain"}
+    record = {
+        "file": "a.png",
+        "sha256": "x",
+        "bytes": 1,
+        "source": "https://www.wikiart.org/en/x/y",
+        "artist": "Claude Monet",
+        "title": "Impression",
+        "born": 1840,
+        "licence": "public domain",
+    }
     (src / "manifest.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
     result, _ = run(src, tmp_path / "ds")
     assert result.images == 4  # manifest.jsonl is not a source
     items = manifest_of(tmp_path / "ds")["images"]
-    assert items[0]["origin"] == {"sha256": "x", "source": "https://www.wikiart.org/en/x/y",
-                                  "artist": "Claude Monet", "title": "Impression", "born": 1840,
-                                  "licence": "public domain"}
+    assert items[0]["origin"] == {
+        "sha256": "x",
+        "source": "https://www.wikiart.org/en/x/y",
+        "artist": "Claude Monet",
+        "title": "Impression",
+        "born": 1840,
+        "licence": "public domain",
+    }
     assert all("origin" not in item for item in items[1:])
 
 
@@ -365,7 +391,12 @@ def test_every_bad_input_is_skipped_with_its_reason(tmp_path):
     assert [i["source"] for i in m["images"]] == ["a.png", "b.jpg"]
     assert m["skipped"] == [{"path": p, "reason": r} for p, r in expected]
     assert m["source_count"] == 9
-    assert sorted(tree_bytes(out)) == ["00000/img00000000.png", "00000/img00000001.png", "dataset.json", "manifest.json"]
+    assert sorted(tree_bytes(out)) == [
+        "00000/img00000000.png",
+        "00000/img00000001.png",
+        "dataset.json",
+        "manifest.json",
+    ]
     assert tree_snapshot(src) == before  # sources are never modified, not even the bad ones
 
 
@@ -518,10 +549,16 @@ def test_nothing_to_prepare_is_a_user_error(tmp_path):
     write(src / "empty.jpg", b"")
     write(src / "page.png", b"hello")
     out = tmp_path / "ds"
-    with pytest.raises(UserError, match=r"^No image in .* could be prepared \(2 skipped\); reasons are in .*ds\.prepare-report\.tsv\.$"):
+    with pytest.raises(
+        UserError, match=r"^No image in .* could be prepared \(2 skipped\); reasons are in .*ds\.prepare-report\.tsv\.$"
+    ):
         run(src, out)
     assert not out.exists()
-    assert report_lines(out) == ["path\treason", "empty.jpg\tempty file", "page.png\tnot an image (unrecognised format)"]
+    assert report_lines(out) == [
+        "path\treason",
+        "empty.jpg\tempty file",
+        "page.png\tnot an image (unrecognised format)",
+    ]
 
 
 def test_no_image_files_is_a_user_error(tmp_path):
@@ -549,7 +586,11 @@ def test_strict_refuses_and_leaves_the_dataset_unchanged(src, tmp_path):
     run(src, out)
     before = tree_snapshot(out)
     write(src / "empty.jpg", b"")
-    with pytest.raises(UserError, match=r"^1 source image\(s\) were skipped and --strict is set, so .*ds was not written; reasons are in .*ds\.prepare-report\.tsv\.$"):
+    with pytest.raises(
+        UserError,
+        match=r"^1 source image\(s\) were skipped and --strict is set, so .*ds was not written; "
+        r"reasons are in .*ds\.prepare-report\.tsv\.$",
+    ):
         run(src, out, strict=True)
     assert tree_snapshot(out) == before
     assert report_lines(out) == ["path\treason", "empty.jpg\tempty file"]
@@ -854,7 +895,12 @@ def test_dataset_info_of_a_zip_dataset(src, tmp_path):
     run(src, tmp_path / "ds.zip", format="center-crop", res=8)
     info = dataset_info(tmp_path / "ds.zip")
     assert (info.images, info.resolution, info.format, info.aspect, info.source_count, info.skipped) == (
-        4, 8, "center-crop", 1.0, 4, 0,
+        4,
+        8,
+        "center-crop",
+        1.0,
+        4,
+        0,
     )
     assert info.container == "zip"
 
@@ -866,7 +912,12 @@ def test_dataset_info_of_an_official_dataset(tmp_path):
     write(out / "dataset.json", json.dumps({"labels": [[image_name(i), i % 2] for i in range(3)]}).encode())
     info = dataset_info(out)
     assert (info.images, info.resolution, info.format, info.aspect, info.source_count, info.skipped) == (
-        3, 32, None, None, None, None,
+        3,
+        32,
+        None,
+        None,
+        None,
+        None,
     )
     assert info.labels is True and info.container == "folder"
     assert not is_ganscapes_dataset(out)
@@ -902,11 +953,15 @@ def test_worker_processes_give_identical_output(tmp_path, monkeypatch):
     two, log2 = run(src, tmp_path / "two", workers=2)
     assert pools[0] is None and isinstance(pools[1], cf.ProcessPoolExecutor)  # really two processes
     assert two.images == one.images == 10
-    assert [(s.path, s.reason) for s in two.skipped] == [(s.path, s.reason) for s in one.skipped] == [
-        ("cut.jpg", "truncated file"),
-        ("empty.png", "empty file"),
-        ("zz-dup.png", "duplicate of p00.png"),
-    ]
+    assert (
+        [(s.path, s.reason) for s in two.skipped]
+        == [(s.path, s.reason) for s in one.skipped]
+        == [
+            ("cut.jpg", "truncated file"),
+            ("empty.png", "empty file"),
+            ("zz-dup.png", "duplicate of p00.png"),
+        ]
+    )
     assert log1 == log2
     assert tree_bytes(tmp_path / "one") == tree_bytes(tmp_path / "two")
     assert report_lines(tmp_path / "one") == report_lines(tmp_path / "two")

@@ -348,9 +348,15 @@ def test_dab_centres_stay_inside_the_canvas_when_jitter_rounds_up():
             return np.full(shape, np.nextafter(1.0, 0.0))
 
     width, height = 239, 97
-    cv = painter._Canvas(rng=AlmostOne(), width=width, height=height, unit=1.0,
-                         paint=np.zeros((height, width, 3), np.float32),
-                         region=np.zeros((height, width), np.int8), angle=np.zeros((height, width), np.float32))
+    cv = painter._Canvas(
+        rng=AlmostOne(),
+        width=width,
+        height=height,
+        unit=1.0,
+        paint=np.zeros((height, width, 3), np.float32),
+        region=np.zeros((height, width), np.int8),
+        angle=np.zeros((height, width), np.float32),
+    )
     x, y = painter._scatter(cv, np.ones((height, width), bool), mean_area=50.0)
     assert x.dtype == np.float32 and y.dtype == np.float32
     assert int(x.max()) == width - 1 and int(y.max()) == height - 1

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from wikiart_fake import FakeServer, Reply
 
 from ganscapes.data import wikiart
 from ganscapes.data.fetch import Fetcher, FetchError, OffHost, TooLarge, host_allowed, parse_retry_after
@@ -31,7 +32,6 @@ from ganscapes.data.wikiart import (
     strip_image_suffix,
 )
 from ganscapes.errors import UserError
-from wikiart_fake import FakeServer, Reply
 
 MAX_BYTES = 60_000
 LONG_SLUG = "a" * 300
@@ -384,7 +384,7 @@ def test_changed_filters_reconsider_rejections_and_allow_hosts(tmp_path, server,
     assert (out / elsewhere.file).read_bytes() == site.images["elsewhere"]
     assert server.hits["/en/claude-monet/water-lilies"] == 2  # re-judged under the new filters
     assert server.hits["/en/claude-monet/off-host-work"] == 0  # allow_hosts is for images, not pages
-    assert ("localhost:%d" % server.port, "/en/claude-monet/impression-sunrise", cfg.user_agent) not in server.requests
+    assert (f"localhost:{server.port}", "/en/claude-monet/impression-sunrise", cfg.user_agent) not in server.requests
 
 
 def test_max_images_counts_earlier_runs(tmp_path, server, site):
@@ -528,7 +528,10 @@ def test_parse_life_dates(text, dates):
 @pytest.mark.parametrize(
     "url, stripped",
     [
-        ("https://uploads1.wikiart.org/images/claude-monet/x.jpg!Large.jpg", "https://uploads1.wikiart.org/images/claude-monet/x.jpg"),
+        (
+            "https://uploads1.wikiart.org/images/claude-monet/x.jpg!Large.jpg",
+            "https://uploads1.wikiart.org/images/claude-monet/x.jpg",
+        ),
         ("https://uploads1.wikiart.org/images/x.jpg!PinterestSmall.jpg", "https://uploads1.wikiart.org/images/x.jpg"),
         ("https://uploads1.wikiart.org/images/x.jpg", "https://uploads1.wikiart.org/images/x.jpg"),
     ],

@@ -59,7 +59,7 @@ class FakeServer:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> "FakeServer":
+    def start(self) -> FakeServer:
         self._thread.start()
         return self
 
@@ -68,7 +68,7 @@ class FakeServer:
         self.httpd.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

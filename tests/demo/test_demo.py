@@ -19,7 +19,10 @@ from PIL import Image
 from ganscapes.clip.encoder import WEIGHTS_ENV
 from ganscapes.demo.pipeline import STATE_FILE, DemoConfig, run_demo
 from ganscapes.demo.report import REPORT
+
 from helpers_tinyclip import TINY_CLIP, register_tiny_clip
+
+pytestmark = pytest.mark.slow  # the whole demo and Chromium
 
 SHORT = dict(minutes=0.05, res=32, images=20, generate=12, device="cpu")
 STEPS = ["sample", "prepare", "curate", "train", "generate", "rank", "mix", "post"]
@@ -106,8 +109,14 @@ def test_report_links_resolve_and_show_what_was_made(offline_demo):
         assert f"report-plots/{plot}.png" in names
     assert sum(src.startswith("final/") for src in links.images) == 6
     text = report.read_text(encoding="utf-8")
-    for command in ("ganscapes sample", "ganscapes prepare", "ganscapes train", "ganscapes generate",
-                    "ganscapes mix", "ganscapes post"):
+    for command in (
+        "ganscapes sample",
+        "ganscapes prepare",
+        "ganscapes train",
+        "ganscapes generate",
+        "ganscapes mix",
+        "ganscapes post",
+    ):
         assert command in text
 
 
@@ -176,7 +185,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 def test_the_report_renders_in_chromium(clip_demo):
-    playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
+    playwright = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright is not installed (pip install playwright)"
+    )
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does) to run the browser test")
     out, report, _ = clip_demo
@@ -190,7 +201,9 @@ def test_the_report_renders_in_chromium(clip_demo):
             page.on("requestfailed", lambda r: errors.append(f"failed: {r.url}"))
             page.goto(report.resolve().as_uri())
             page.wait_for_load_state("load")
-            images = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src'), e.complete, e.naturalWidth])")
+            images = page.eval_on_selector_all(
+                "img", "els => els.map(e => [e.getAttribute('src'), e.complete, e.naturalWidth])"
+            )
             assert page.title() == "ganscapes demo report"
         finally:
             browser.close()

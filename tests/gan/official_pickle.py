@@ -144,8 +144,9 @@ def fake_official_modules():
     torch_utils.persistence = persistence
     util.EasyDict = _make_easydict_class()
     dnnlib.util = util
-    sys.modules.update({"torch_utils": torch_utils, "torch_utils.persistence": persistence,
-                        "dnnlib": dnnlib, "dnnlib.util": util})
+    sys.modules.update(
+        {"torch_utils": torch_utils, "torch_utils.persistence": persistence, "dnnlib": dnnlib, "dnnlib.util": util}
+    )
     try:
         yield persistence, util
     finally:
@@ -246,8 +247,13 @@ def dumps_official(obj, *, protocol: int = 4, marker: str | Path = "MODULE_SRC_R
 
 def persistent(class_name: str, state: dict, *, version: int = 6):
     """A hand-made persistent object: `_reconstruct_persistent_obj(meta)` with this state."""
-    meta = {"type": "class", "version": version, "module_src": "raise RuntimeError('module_src ran')\n",
-            "class_name": class_name, "state": state}
+    meta = {
+        "type": "class",
+        "version": version,
+        "module_src": "raise RuntimeError('module_src ran')\n",
+        "class_name": class_name,
+        "state": state,
+    }
     return Call(Global("torch_utils.persistence", "_reconstruct_persistent_obj"), meta)
 
 
@@ -263,8 +269,11 @@ def _resolve_easydicts(obj, EasyDict):
     if type(obj) in (list, tuple):
         return type(obj)(_resolve_easydicts(v, EasyDict) for v in obj)
     if isinstance(obj, Call):
-        return Call(obj.func, *(_resolve_easydicts(a, EasyDict) for a in obj.args),
-                    state=_resolve_easydicts(obj.state, EasyDict))
+        return Call(
+            obj.func,
+            *(_resolve_easydicts(a, EasyDict) for a in obj.args),
+            state=_resolve_easydicts(obj.state, EasyDict),
+        )
     return obj
 
 
@@ -273,8 +282,20 @@ class AugmentPipe(nn.Module):
 
     def __init__(self, p: float = 0.0):
         super().__init__()
-        names = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness", "contrast",
-                 "lumaflip", "hue", "saturation")
+        names = (
+            "xflip",
+            "rotate90",
+            "xint",
+            "scale",
+            "rotate",
+            "aniso",
+            "xfrac",
+            "brightness",
+            "contrast",
+            "lumaflip",
+            "hue",
+            "saturation",
+        )
         self.init_kwargs = {name: 1 for name in names}  # the 'bgc' augmentation preset
         for key, value in self.init_kwargs.items():
             setattr(self, key, float(value))
@@ -294,8 +315,17 @@ def snapshot_dict(*, G, D=None, G_ema=None, training_set_kwargs=None, augment_p=
     }
 
 
-def write_official_pickle(path: str | Path, *, G, D=None, G_ema=None, training_set_kwargs=None,
-                          augment_p=None, protocol: int = 4, marker: str | Path | None = None) -> Path:
+def write_official_pickle(
+    path: str | Path,
+    *,
+    G,
+    D=None,
+    G_ema=None,
+    training_set_kwargs=None,
+    augment_p=None,
+    protocol: int = 4,
+    marker: str | Path | None = None,
+) -> Path:
     """Write an official-format snapshot of these modules to `path`; returns the marker path
     that `module_src` would create if anything ever ran it (default: beside the pickle)."""
     path = Path(path)

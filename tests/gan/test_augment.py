@@ -164,8 +164,12 @@ def test_xint_is_an_integer_translation_within_an_eighth():
     m = 5  # max shift 0.125·32 = 4 px; stay clear of the reflected border
     shifts = []
     for o, xi in zip(out, x):
-        found = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
-                 if close(o[:, m:-m, m:-m], torch.roll(xi, (dy, dx), dims=(1, 2))[:, m:-m, m:-m])]
+        found = [
+            (dy, dx)
+            for dy in range(-4, 5)
+            for dx in range(-4, 5)
+            if close(o[:, m:-m, m:-m], torch.roll(xi, (dy, dx), dims=(1, 2))[:, m:-m, m:-m])
+        ]
         assert len(found) == 1
         shifts.append(found[0])
     assert len(set(shifts)) > 5 and any(dx != 0 and dy != 0 for dy, dx in shifts)
@@ -391,11 +395,39 @@ def test_grayscale_bgc_and_two_channels_rejected():
 
 
 def test_named_pipes():
-    assert set(AUGPIPE_SPECS) == {"blit", "geom", "color", "filter", "noise", "cutout",
-                                  "bg", "bgc", "bgcf", "bgcfn", "bgcfnc"}
-    assert AUGPIPE_SPECS["bgcfnc"] == {k: 1 for k in ["xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac",
-                                                     "brightness", "contrast", "lumaflip", "hue", "saturation",
-                                                     "imgfilter", "noise", "cutout"]}
+    assert set(AUGPIPE_SPECS) == {
+        "blit",
+        "geom",
+        "color",
+        "filter",
+        "noise",
+        "cutout",
+        "bg",
+        "bgc",
+        "bgcf",
+        "bgcfn",
+        "bgcfnc",
+    }
+    assert AUGPIPE_SPECS["bgcfnc"] == {
+        k: 1
+        for k in [
+            "xflip",
+            "rotate90",
+            "xint",
+            "scale",
+            "rotate",
+            "aniso",
+            "xfrac",
+            "brightness",
+            "contrast",
+            "lumaflip",
+            "hue",
+            "saturation",
+            "imgfilter",
+            "noise",
+            "cutout",
+        ]
+    }
     assert AUGPIPE_SPECS["bgc"] == {**AUGPIPE_SPECS["bg"], **AUGPIPE_SPECS["color"]}
     pipe = make_augment_pipe()
     assert pipe.init_kwargs["hue"] == 1 and pipe.init_kwargs["imgfilter"] == 0

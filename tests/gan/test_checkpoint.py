@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from official_pickle import write_official_pickle
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
@@ -14,8 +15,8 @@ import ganscapes
 from ganscapes.errors import UserError
 from ganscapes.gan import checkpoint
 from ganscapes.gan.checkpoint import Model, load_model, model_hash, save_model
+
 from helpers_models import tiny_generator, tiny_model
-from official_pickle import write_official_pickle
 
 
 def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -165,8 +166,14 @@ def test_official_pickle_loads_and_imports_with_the_same_hash(full_model, tmp_pa
         G=full_model.G,
         D=full_model.D,
         G_ema=full_model.G_ema,
-        training_set_kwargs={"class_name": "training.dataset.ImageFolderDataset", "path": "x.zip",
-                             "use_labels": False, "max_size": 10, "xflip": False, "resolution": 16},
+        training_set_kwargs={
+            "class_name": "training.dataset.ImageFolderDataset",
+            "path": "x.zip",
+            "use_labels": False,
+            "max_size": 10,
+            "xflip": False,
+            "resolution": 16,
+        },
         augment_p=0.25,
     )
     model = load_model(pkl)

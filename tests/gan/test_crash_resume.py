@@ -14,10 +14,33 @@ from ganscapes.data.prepare import PrepareConfig, prepare_dataset
 from ganscapes.data.sample import make_samples
 from ganscapes.gan.train_state import list_snapshots
 
+pytestmark = pytest.mark.slow  # training runs killed and resumed in subprocesses
+
 KILL_RUNNER = Path(__file__).with_name("kill_runner.py")
 # Four ticks of one iteration each (4 images), a snapshot with SWD after every tick.
-TRAIN = ["train", "--cfg", "tiny", "--batch", "4", "--kimg", "0.016", "--kimg-per-tick", "0.004", "--snap", "1",
-         "--metrics", "swd", "--metric-images", "8", "--workers", "0", "--device", "cpu", "--keep", "2"]
+TRAIN = [
+    "train",
+    "--cfg",
+    "tiny",
+    "--batch",
+    "4",
+    "--kimg",
+    "0.016",
+    "--kimg-per-tick",
+    "0.004",
+    "--snap",
+    "1",
+    "--metrics",
+    "swd",
+    "--metric-images",
+    "8",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--keep",
+    "2",
+]
 VOLATILE = {"time", "sec_per_tick", "sec_per_kimg", "sec_per_iter", "peak_mem_mb"}
 
 
@@ -49,8 +72,9 @@ def _log(run_dir: Path, name: str) -> list[dict]:
     return [{k: v for k, v in row.items() if k not in VOLATILE} for row in rows]
 
 
-@pytest.mark.parametrize("victim", ["network-snapshot", "training-state", "fakes", "metrics.jsonl", "best.json",
-                                    "log.jsonl"])
+@pytest.mark.parametrize(
+    "victim", ["network-snapshot", "training-state", "fakes", "metrics.jsonl", "best.json", "log.jsonl"]
+)
 def test_sigkill_while_writing_a_snapshot_file_then_resume_latest(dataset, uninterrupted, tmp_path, victim):
     killed = _train(dataset, tmp_path, kill=victim)
     assert killed.returncode == -9, (killed.returncode, killed.stderr[-2000:])

@@ -8,12 +8,13 @@ import math
 
 import pytest
 import torch
-from helpers_models import tiny_generator, tiny_kwargs
 from torch import nn
 
 from ganscapes.gan.ada import AdaController
 from ganscapes.gan.loss import StyleGAN2Loss, mixed_ws, r1_penalty, training_phases
 from ganscapes.gan.networks import build_discriminator
+
+from helpers_models import tiny_generator, tiny_kwargs
 
 RES = 16
 BATCH = 4
@@ -166,7 +167,8 @@ def test_path_length_lerps_pl_mean_and_keeps_its_graph(nets, batch):
     stats3 = loss2.accumulate_gradients("Greg", real, real_c, z, c, gain=4)
     L3 = reference_pl(G_ref, z, c, seed=12)
     assert loss2.pl_mean.item() == pytest.approx(
-        loss.pl_mean.item() + 0.01 * (L3.mean().item() - loss.pl_mean.item()), rel=1e-5)
+        loss.pl_mean.item() + 0.01 * (L3.mean().item() - loss.pl_mean.item()), rel=1e-5
+    )
     assert stats3["pl_mean"] == pytest.approx(loss2.pl_mean.item())
     assert loss.pl_mean.item() != pl1
 
@@ -380,8 +382,7 @@ def test_ada_counts_real_logits_of_dmain_and_dreg(nets, batch):
     assert ada.sums[1].item() == 2 * BATCH  # fakes are not counted
 
     seen = []
-    StyleGAN2Loss(G, D, on_real_logits=seen.append, force_fp32=True).accumulate_gradients(
-        "Dboth", real, real_c, z, c)
+    StyleGAN2Loss(G, D, on_real_logits=seen.append, force_fp32=True).accumulate_gradients("Dboth", real, real_c, z, c)
     assert len(seen) == 1 and seen[0].shape == (BATCH, 1) and not seen[0].requires_grad
 
 
@@ -430,7 +431,11 @@ def test_training_phases_lazy_regularisation_numbers():
     phases = training_phases(4, 16, lr_G=0.0025, lr_D=0.0025)
     G, D = phases["G"], phases["D"]
     assert [(p.name, p.interval) for p in (*G.phases, *D.phases)] == [
-        ("Gmain", 1), ("Greg", 4), ("Dmain", 1), ("Dreg", 16)]
+        ("Gmain", 1),
+        ("Greg", 4),
+        ("Dmain", 1),
+        ("Dreg", 16),
+    ]
     assert G.mb_ratio == 0.8 and G.lr == pytest.approx(0.002)
     assert G.betas == (0.0, pytest.approx(0.99**0.8))
     assert D.mb_ratio == 16 / 17 and D.lr == pytest.approx(0.0025 * 16 / 17)

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers_images import noise, png_bytes, write
-from helpers_models import tiny_model
 
 import ganscapes.cli as cli
 from ganscapes.data.prepare import PrepareConfig, prepare_dataset
@@ -35,6 +33,9 @@ from ganscapes.gan.metrics.swd import (
     level_resolutions,
     swd,
 )
+
+from helpers_images import noise, png_bytes, write
+from helpers_models import tiny_model
 
 
 def smooth_images(n: int, res: int = 32, channels: int = 3, seed: int = 0) -> torch.Tensor:
@@ -209,7 +210,9 @@ def test_kid_is_near_zero_for_the_same_distribution_and_positive_for_another():
     # The same features on both sides: subsets share points, which biases KID slightly
     # below 0 (as in the official code), still small against a real difference.
     assert abs(kid_self) < 0.05 * kid_other
-    assert kid_from_features(real, other, num_subsets=5, seed=1) == kid_from_features(real, other, num_subsets=5, seed=1)
+    assert kid_from_features(real, other, num_subsets=5, seed=1) == kid_from_features(
+        real, other, num_subsets=5, seed=1
+    )
 
 
 def test_missing_inception_is_one_clear_sentence(monkeypatch, tmp_path):
@@ -308,8 +311,15 @@ def test_compute_metrics_swd_on_a_tiny_model(data16):
 
 def test_compute_metrics_fid_and_kid_with_a_stand_in_network(data16):
     model = tiny_model(16)
-    run = run_metrics(model, data16, ("fid50k_full", "kid50k_full", "swd"), num_images=12, batch=5, device="cpu",
-                      feature_fn=ConvFeatures())
+    run = run_metrics(
+        model,
+        data16,
+        ("fid50k_full", "kid50k_full", "swd"),
+        num_images=12,
+        batch=5,
+        device="cpu",
+        feature_fn=ConvFeatures(),
+    )
     assert set(run.results) == {"fid50k_full", "kid50k_full", "SWDx1e3_16", "SWDx1e3_avg"}
     assert run.results["fid50k_full"] > 0 and np.isfinite(run.results["kid50k_full"])
     assert run.counts["fid50k_full"] == {"reals": 10, "fakes": 12}
@@ -346,8 +356,21 @@ def run_main(monkeypatch, *args: str) -> int:
 
 def test_cli_metrics_swd(monkeypatch, capsys, data16, model16, tmp_path):
     out = tmp_path / "res" / "metrics.jsonl"
-    args = ["metrics", "--model", str(model16), "--data", str(data16), "--num", "8", "--batch", "4",
-            "--device", "cpu", "--out", str(out)]
+    args = [
+        "metrics",
+        "--model",
+        str(model16),
+        "--data",
+        str(data16),
+        "--num",
+        "8",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     assert run_main(monkeypatch, *args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith("swd  ") and "SWDx1e3_avg" in lines[0]

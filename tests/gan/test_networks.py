@@ -61,8 +61,18 @@ def expected_counts(G_kwargs: dict, D_kwargs: dict) -> tuple[int, int]:
 
 @pytest.mark.parametrize(
     "cfg,res,c_dim",
-    [("tiny", 4, 0), ("tiny", 8, 0), ("tiny", 32, 5), ("tiny", 64, 0), ("auto", 64, 0), ("auto", 256, 0),
-     ("paper256", 256, 0), ("stylegan2", 512, 0), ("paper1024", 1024, 0), ("auto", 128, 10)],
+    [
+        ("tiny", 4, 0),
+        ("tiny", 8, 0),
+        ("tiny", 32, 5),
+        ("tiny", 64, 0),
+        ("auto", 64, 0),
+        ("auto", 256, 0),
+        ("paper256", 256, 0),
+        ("stylegan2", 512, 0),
+        ("paper1024", 1024, 0),
+        ("auto", 128, 10),
+    ],
 )
 def test_parameter_counts_follow_the_official_shapes(cfg, res, c_dim):
     G_kwargs, D_kwargs = network_kwargs(resolve_preset(cfg, res), res, 3, c_dim)
@@ -100,14 +110,34 @@ def test_state_dict_names_are_the_official_ones():
     G_kwargs, D_kwargs = tiny(16, c_dim=3)
     g = set(Generator(**G_kwargs).state_dict())
     d = set(Discriminator(**D_kwargs).state_dict())
-    for name in ["mapping.embed.weight", "mapping.fc0.weight", "mapping.fc1.bias", "mapping.w_avg",
-                 "synthesis.b4.const", "synthesis.b4.resample_filter", "synthesis.b4.conv1.noise_const",
-                 "synthesis.b8.conv0.weight", "synthesis.b8.conv0.affine.bias", "synthesis.b8.conv0.noise_strength",
-                 "synthesis.b16.torgb.weight", "synthesis.b16.torgb.affine.weight"]:
+    for name in [
+        "mapping.embed.weight",
+        "mapping.fc0.weight",
+        "mapping.fc1.bias",
+        "mapping.w_avg",
+        "synthesis.b4.const",
+        "synthesis.b4.resample_filter",
+        "synthesis.b4.conv1.noise_const",
+        "synthesis.b8.conv0.weight",
+        "synthesis.b8.conv0.affine.bias",
+        "synthesis.b8.conv0.noise_strength",
+        "synthesis.b16.torgb.weight",
+        "synthesis.b16.torgb.affine.weight",
+    ]:
         assert name in g, name
     assert "synthesis.b4.conv0.weight" not in g and not any(k.startswith("synthesis.b8.torgb.resample") for k in g)
-    for name in ["b16.fromrgb.weight", "b16.conv0.weight", "b16.conv1.weight", "b16.skip.weight", "b8.skip.weight",
-                 "b4.conv.weight", "b4.fc.weight", "b4.out.weight", "mapping.fc7.weight", "b16.resample_filter"]:
+    for name in [
+        "b16.fromrgb.weight",
+        "b16.conv0.weight",
+        "b16.conv1.weight",
+        "b16.skip.weight",
+        "b8.skip.weight",
+        "b4.conv.weight",
+        "b4.fc.weight",
+        "b4.out.weight",
+        "mapping.fc7.weight",
+        "b16.resample_filter",
+    ]:
         assert name in d, name
     assert "b8.fromrgb.weight" not in d and "b16.skip.bias" not in d and "mapping.w_avg" not in d
 
@@ -288,7 +318,12 @@ def test_every_preset_resolves():
 
 
 def test_auto_preset_formulas():
-    for res, mb, gamma, ema in [(128, 32, 0.1024, 10), (256, 16, 0.8192, 5), (512, 8, 6.5536, 2.5), (1024, 4, 52.4288, 1.25)]:
+    for res, mb, gamma, ema in [
+        (128, 32, 0.1024, 10),
+        (256, 16, 0.8192, 5),
+        (512, 8, 6.5536, 2.5),
+        (1024, 4, 52.4288, 1.25),
+    ]:
         p = resolve_preset("auto", res)
         assert (p.mb, p.ema) == (mb, ema) and p.gamma == pytest.approx(gamma)
     assert resolve_preset("auto", 512).fmaps == 1 and resolve_preset("auto", 256).fmaps == 0.5
@@ -303,6 +338,7 @@ def test_bad_construction_is_a_user_error():
         build_generator({"z_dim": 8, "unknown": 1})
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not (__import__("shutil").which("cc") or __import__("shutil").which("gcc")),
     reason="torch.compile needs a C compiler on CPU",

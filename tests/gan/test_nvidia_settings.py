@@ -23,24 +23,30 @@ def settings(cfg: str, res: int = 256, world: int = 1, **options) -> dict:
     return resolve(TrainConfig(data="unused", cfg=cfg, **options), res, 3, 0, world)
 
 
-@pytest.mark.parametrize("cfg, res, world, batch, batch_gpu", [
-    ("paper256", 256, 1, 64, 8),  # 8 rounds of 8 on one GPU, as train.py (mb // ref_gpus)
-    ("paper256", 256, 2, 64, 8),
-    ("paper512", 512, 1, 64, 8),
-    ("paper1024", 1024, 1, 32, 4),
-    ("stylegan2", 1024, 1, 32, 4),
-    ("cifar", 32, 1, 64, 32),
-    ("auto", 256, 1, 16, 16),
-    ("auto", 256, 2, 32, 16),
-    ("tiny", 64, 2, 8, 4),
-])
+@pytest.mark.parametrize(
+    "cfg, res, world, batch, batch_gpu",
+    [
+        ("paper256", 256, 1, 64, 8),  # 8 rounds of 8 on one GPU, as train.py (mb // ref_gpus)
+        ("paper256", 256, 2, 64, 8),
+        ("paper512", 512, 1, 64, 8),
+        ("paper1024", 1024, 1, 32, 4),
+        ("stylegan2", 1024, 1, 32, 4),
+        ("cifar", 32, 1, 64, 32),
+        ("auto", 256, 1, 16, 16),
+        ("auto", 256, 2, 32, 16),
+        ("tiny", 64, 2, 8, 4),
+    ],
+)
 def test_preset_rounds_per_device(cfg, res, world, batch, batch_gpu):
     s = settings(cfg, res, world)
     assert (s["batch"], s["batch_gpu"]) == (batch, batch_gpu)
 
 
 def test_an_explicit_batch_is_one_round_per_device_unless_batch_gpu_is_given():
-    assert (settings("paper256", batch=32)["batch_gpu"], settings("paper256", 256, 2, batch=32)["batch_gpu"]) == (32, 16)
+    assert (settings("paper256", batch=32)["batch_gpu"], settings("paper256", 256, 2, batch=32)["batch_gpu"]) == (
+        32,
+        16,
+    )
     assert settings("paper256", batch=32, batch_gpu=4)["batch_gpu"] == 4
 
 
@@ -86,8 +92,18 @@ def dataset(tmp_path_factory):
 
 
 def config(dataset, outdir, **changes) -> TrainConfig:
-    base = dict(data=str(dataset), outdir=str(outdir), cfg="tiny", batch=4, kimg=0.032, kimg_per_tick=0.016,
-                snap=1, metrics=[], workers=0, device="cpu")
+    base = dict(
+        data=str(dataset),
+        outdir=str(outdir),
+        cfg="tiny",
+        batch=4,
+        kimg=0.032,
+        kimg_per_tick=0.016,
+        snap=1,
+        metrics=[],
+        workers=0,
+        device="cpu",
+    )
     base.update(changes)
     return TrainConfig(**base)
 
@@ -118,7 +134,7 @@ def test_transfer_learning_starts_g_ema_from_the_source_g_ema(dataset, tmp_path)
     after = load_file(str(result.snapshot))
     beta = 0.5 ** (4 / (cfg["ema_kimg"] * 1000))  # no ramp-up: G_ema keeps most of the source's G_ema
     for key in (k for k in after if k.startswith("G_ema.") and "w_avg" not in k and "noise_const" not in k):
-        g = after["G." + key[len("G_ema."):]]
+        g = after["G." + key[len("G_ema.") :]]
         torch.testing.assert_close(after[key], g + beta * (src[key] - g), rtol=1e-5, atol=1e-6)
 
 

@@ -150,11 +150,18 @@ def test_fixture_has_the_official_byte_structure(tmp_path, protocol):
 def test_round_trip(tmp_path, protocol, res, c_dim):
     G, D = tiny_nets(res, c_dim)
     G_ema, _ = tiny_nets(res, c_dim, seed=1)
-    training_set_kwargs = {"class_name": "training.dataset.ImageFolderDataset", "path": "/data/x.zip",
-                           "use_labels": c_dim > 0, "max_size": 1000, "xflip": False, "resolution": res}
+    training_set_kwargs = {
+        "class_name": "training.dataset.ImageFolderDataset",
+        "path": "/data/x.zip",
+        "use_labels": c_dim > 0,
+        "max_size": 1000,
+        "xflip": False,
+        "resolution": res,
+    }
     path = tmp_path / "network-snapshot-000200.pkl"
-    marker = write_official_pickle(path, G=G, D=D, G_ema=G_ema, training_set_kwargs=training_set_kwargs,
-                                   augment_p=0.125, protocol=protocol)
+    marker = write_official_pickle(
+        path, G=G, D=D, G_ema=G_ema, training_set_kwargs=training_set_kwargs, augment_p=0.125, protocol=protocol
+    )
     snap = read_official_pickle(path)
 
     assert set(snap.networks) == {"G", "G_ema", "D"}
@@ -250,8 +257,13 @@ def test_state_dict_walk_skips_non_persistent_buffers_and_none_entries(tmp_path)
 def test_parameters_with_extra_state_use_rebuild_parameter_with_state(tmp_path):
     p = nn.Parameter(torch.arange(4.0))
     p.note = "extra"  # torch pickles such a parameter with _rebuild_parameter_with_state
-    data = dumps_official({"G_ema": persistent("Generator", {"_parameters": OrderedDict(w=p), "_init_kwargs": {
-        "z_dim": 1, "img_resolution": 4}})})
+    data = dumps_official(
+        {
+            "G_ema": persistent(
+                "Generator", {"_parameters": OrderedDict(w=p), "_init_kwargs": {"z_dim": 1, "img_resolution": 4}}
+            )
+        }
+    )
     assert "torch._utils._rebuild_parameter_with_state" in globals_in(data)
     path = tmp_path / "p.pkl"
     path.write_bytes(data)
@@ -260,18 +272,32 @@ def test_parameters_with_extra_state_use_rebuild_parameter_with_state(tmp_path):
 
 @pytest.mark.parametrize("protocol", [*PROTOCOLS, 5])
 def test_kwargs_become_plain_json(tmp_path, protocol):
-    kwargs = easydict(z_dim=np.int64(8), c_dim=0, w_dim=8, img_resolution=np.int32(4), img_channels=3,
-                      mapping_kwargs=easydict(num_layers=2, lr_multiplier=np.float64(0.01)),
-                      synthesis_kwargs=easydict(resample_filter=np.array([1, 3, 3, 1], dtype=np.int64),
-                                                channel_base=np.float32(512.0), architecture=np.str_("skip")))
+    kwargs = easydict(
+        z_dim=np.int64(8),
+        c_dim=0,
+        w_dim=8,
+        img_resolution=np.int32(4),
+        img_channels=3,
+        mapping_kwargs=easydict(num_layers=2, lr_multiplier=np.float64(0.01)),
+        synthesis_kwargs=easydict(
+            resample_filter=np.array([1, 3, 3, 1], dtype=np.int64),
+            channel_base=np.float32(512.0),
+            architecture=np.str_("skip"),
+        ),
+    )
     state = {"_parameters": OrderedDict(), "_init_args": (), "_init_kwargs": kwargs}
     path = tmp_path / "k.pkl"
     path.write_bytes(dumps_official({"G_ema": persistent("Generator", state)}, protocol=protocol))
     got = read_official_pickle(path).G_ema.init_kwargs
-    assert got == {"z_dim": 8, "c_dim": 0, "w_dim": 8, "img_resolution": 4, "img_channels": 3,
-                   "mapping_kwargs": {"num_layers": 2, "lr_multiplier": 0.01},
-                   "synthesis_kwargs": {"resample_filter": [1, 3, 3, 1], "channel_base": 512.0,
-                                        "architecture": "skip"}}
+    assert got == {
+        "z_dim": 8,
+        "c_dim": 0,
+        "w_dim": 8,
+        "img_resolution": 4,
+        "img_channels": 3,
+        "mapping_kwargs": {"num_layers": 2, "lr_multiplier": 0.01},
+        "synthesis_kwargs": {"resample_filter": [1, 3, 3, 1], "channel_base": 512.0, "architecture": "skip"},
+    }
     assert type(got["z_dim"]) is int and type(got["mapping_kwargs"]["lr_multiplier"]) is float
     json.dumps(got)
 
@@ -281,8 +307,13 @@ def test_positional_constructor_arguments_are_named(tmp_path):
     path = tmp_path / "a.pkl"
     path.write_bytes(dumps_official({"G_ema": persistent("Generator", state)}))
     assert read_official_pickle(path).G_ema.init_kwargs == {
-        "mapping_kwargs": {"num_layers": 2}, "z_dim": 16, "c_dim": 0, "w_dim": 16, "img_resolution": 8,
-        "img_channels": 3}
+        "mapping_kwargs": {"num_layers": 2},
+        "z_dim": 16,
+        "c_dim": 0,
+        "w_dim": 16,
+        "img_resolution": 8,
+        "img_channels": 3,
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -300,15 +331,22 @@ def _nested_in_g(payload):
 
 
 def _in_tensor_data(storage_bytes):
-    tensor = Call(Global("torch._utils", "_rebuild_tensor_v2"),
-                  Call(Global("torch.storage", "_load_from_bytes"), storage_bytes),
-                  0, (1,), (1,), False, OrderedDict())
+    tensor = Call(
+        Global("torch._utils", "_rebuild_tensor_v2"),
+        Call(Global("torch.storage", "_load_from_bytes"), storage_bytes),
+        0,
+        (1,),
+        (1,),
+        False,
+        OrderedDict(),
+    )
     return {"G_ema": persistent("Generator", {"_parameters": OrderedDict(weight=tensor)})}
 
 
 def _evil_legacy_storage(marker):
-    return legacy_storage_bytes([LEGACY_MAGIC, 1001, LEGACY_SYS_INFO,
-                                 Call(Global("builtins", "exec"), _code(marker)), ["k"]])
+    return legacy_storage_bytes(
+        [LEGACY_MAGIC, 1001, LEGACY_SYS_INFO, Call(Global("builtins", "exec"), _code(marker)), ["k"]]
+    )
 
 
 def _evil_zip_storage(marker):
@@ -323,28 +361,51 @@ HOSTILE = {
     "posix.system": ("posix.system", lambda m: Call(os.system, f"touch {m}")),
     "nt.system": ("nt.system", lambda m: {"G_ema": Call(Global("nt", "system"), f"type nul > {m}")}),
     "builtins.eval": ("builtins.eval", lambda m: {"G_ema": Call(Global("builtins", "eval"), _code(m))}),
-    "builtins.exec nested in G's state": ("builtins.exec",
-                                          lambda m: _nested_in_g(Call(Global("builtins", "exec"), _code(m)))),
-    "subprocess.Popen": ("subprocess.Popen",
-                         lambda m: _nested_in_g(Call(Global("subprocess", "Popen"), ["touch", str(m)]))),
-    "builtins.getattr": ("builtins.getattr", lambda m: Call(
-        Call(Global("builtins", "getattr"), Call(Global("builtins", "__import__"), "os"), "system"), f"touch {m}")),
+    "builtins.exec nested in G's state": (
+        "builtins.exec",
+        lambda m: _nested_in_g(Call(Global("builtins", "exec"), _code(m))),
+    ),
+    "subprocess.Popen": (
+        "subprocess.Popen",
+        lambda m: _nested_in_g(Call(Global("subprocess", "Popen"), ["touch", str(m)])),
+    ),
+    "builtins.getattr": (
+        "builtins.getattr",
+        lambda m: Call(
+            Call(Global("builtins", "getattr"), Call(Global("builtins", "__import__"), "os"), "system"), f"touch {m}"
+        ),
+    ),
     "builtins.__import__": ("builtins.__import__", lambda m: Call(Global("builtins", "__import__"), "os")),
-    "copyreg._reconstructor": ("copyreg._reconstructor", lambda m: Call(
-        Global("copyreg", "_reconstructor"), Global("collections", "OrderedDict"), Global("builtins", "dict"), {})),
-    "persistence.persistent_class": ("torch_utils.persistence.persistent_class", lambda m: {"G_ema": Call(
-        Global("torch_utils.persistence", "persistent_class"), Global("builtins", "object"))}),
-    "persistence, another function": ("torch_utils.persistence.load_module_src", lambda m: Call(
-        Global("torch_utils.persistence", "load_module_src"), _code(m))),
-    "object array of calls": ("numpy data of Python objects", lambda m: snapshot_dict(
-        G=tiny_nets()[0], training_set_kwargs={"labels": np.array([1, Call(Global("builtins", "exec"), _code(m))],
-                                                                    dtype=object)})),
-    "object array of strings": ("numpy data of Python objects", lambda m: {
-        "G_ema": None, "training_set_kwargs": {"names": np.array(["a", "b"], dtype=object)}}),
-    "legacy storage payload": ("not a plain weights-only torch storage",
-                               lambda m: _in_tensor_data(_evil_legacy_storage(m))),
-    "zip storage payload": ("not a plain weights-only torch storage",
-                            lambda m: _in_tensor_data(_evil_zip_storage(m))),
+    "copyreg._reconstructor": (
+        "copyreg._reconstructor",
+        lambda m: Call(
+            Global("copyreg", "_reconstructor"), Global("collections", "OrderedDict"), Global("builtins", "dict"), {}
+        ),
+    ),
+    "persistence.persistent_class": (
+        "torch_utils.persistence.persistent_class",
+        lambda m: {"G_ema": Call(Global("torch_utils.persistence", "persistent_class"), Global("builtins", "object"))},
+    ),
+    "persistence, another function": (
+        "torch_utils.persistence.load_module_src",
+        lambda m: Call(Global("torch_utils.persistence", "load_module_src"), _code(m)),
+    ),
+    "object array of calls": (
+        "numpy data of Python objects",
+        lambda m: snapshot_dict(
+            G=tiny_nets()[0],
+            training_set_kwargs={"labels": np.array([1, Call(Global("builtins", "exec"), _code(m))], dtype=object)},
+        ),
+    ),
+    "object array of strings": (
+        "numpy data of Python objects",
+        lambda m: {"G_ema": None, "training_set_kwargs": {"names": np.array(["a", "b"], dtype=object)}},
+    ),
+    "legacy storage payload": (
+        "not a plain weights-only torch storage",
+        lambda m: _in_tensor_data(_evil_legacy_storage(m)),
+    ),
+    "zip storage payload": ("not a plain weights-only torch storage", lambda m: _in_tensor_data(_evil_zip_storage(m))),
 }
 
 
@@ -369,8 +430,11 @@ def test_hostile_pickles_are_refused_without_running(tmp_path, case, protocol):
 def test_the_message_for_os_system_reads_well(tmp_path):
     path = tmp_path / "network.pkl"
     path.write_bytes(dumps_official(Call(Global("os", "system"), "true")))
-    with pytest.raises(UnsafePickleError, match=r"network\.pkl asks to run os\.system, which a StyleGAN "
-                                                r"snapshot never needs; refusing to load it\.$"):
+    with pytest.raises(
+        UnsafePickleError,
+        match=r"network\.pkl asks to run os\.system, which a StyleGAN "
+        r"snapshot never needs; refusing to load it\.$",
+    ):
         safe_unpickle(path)
 
 
@@ -416,9 +480,15 @@ def test_tensorflow_pickles_are_named_as_such(tmp_path):
 @pytest.mark.parametrize("size,stride", [((1000,), (1,)), ((2, 2), (1, 10))])
 def test_tensor_views_beyond_their_storage_are_refused(tmp_path, size, stride):
     tensor_args = _rebuild_args(pickle.dumps(torch.arange(4.0)))  # a real 4-element storage
-    tensor = Call(Global("torch._utils", "_rebuild_tensor_v2"),
-                  Call(Global("torch.storage", "_load_from_bytes"), tensor_args), 0, size, stride, False,
-                  OrderedDict())
+    tensor = Call(
+        Global("torch._utils", "_rebuild_tensor_v2"),
+        Call(Global("torch.storage", "_load_from_bytes"), tensor_args),
+        0,
+        size,
+        stride,
+        False,
+        OrderedDict(),
+    )
     path = tmp_path / "big.pkl"
     path.write_bytes(dumps_official({"G_ema": persistent("Generator", {"_parameters": OrderedDict(w=tensor)})}))
     with pytest.raises(UserError) as info:
@@ -431,8 +501,9 @@ def _storage_call():
 
 
 def _tensor_call(**build):
-    return Call(Global("torch._utils", "_rebuild_tensor_v2"), _storage_call(), 0, (4,), (1,), False, OrderedDict(),
-                **build)
+    return Call(
+        Global("torch._utils", "_rebuild_tensor_v2"), _storage_call(), 0, (4,), (1,), False, OrderedDict(), **build
+    )
 
 
 @pytest.mark.parametrize("case", ["tensor re-pointed", "tensor hooks", "storage", "persistent object"])
@@ -444,9 +515,19 @@ def test_objects_cannot_be_modified_after_they_are_built(tmp_path, case):
     elif case == "tensor hooks":
         weight = _tensor_call(state=(True, OrderedDict(), OrderedDict(h=Global("collections", "OrderedDict"))))
     elif case == "storage":
-        weight = Call(Global("torch._utils", "_rebuild_tensor_v2"), Call(
-            Global("torch.storage", "_load_from_bytes"), _rebuild_args(pickle.dumps(torch.arange(4.0))),
-            state=(None, {"dtype": None})), 0, (4,), (1,), False, OrderedDict())
+        weight = Call(
+            Global("torch._utils", "_rebuild_tensor_v2"),
+            Call(
+                Global("torch.storage", "_load_from_bytes"),
+                _rebuild_args(pickle.dumps(torch.arange(4.0))),
+                state=(None, {"dtype": None}),
+            ),
+            0,
+            (4,),
+            (1,),
+            False,
+            OrderedDict(),
+        )
     else:
         weight = _tensor_call()
     stub = persistent("Generator", {"_parameters": OrderedDict(weight=weight)})
@@ -497,15 +578,18 @@ def test_truncated_snapshot(tmp_path, protocol):
         assert_one_sentence(str(info.value), path)
 
 
-@pytest.mark.parametrize("data,expected", [
-    (b"", "is empty"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not a readable pickle"),
-    (b"hello, I am a text file\n", "is not a readable pickle"),
-    (pickle.dumps([1, 2, 3], protocol=4), "it holds a list, not a dict with G, D and G_ema"),
-    (pickle.dumps({"a": 1}, protocol=3), "it has no G_ema"),
-    (pickle.dumps({"G_ema": "Generator"}, protocol=3), "its G_ema is a str, not a Generator"),
-    (pickle.dumps({"G_ema": None}, protocol=3), "its G_ema is nothing, not a Generator"),
-])
+@pytest.mark.parametrize(
+    "data,expected",
+    [
+        (b"", "is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not a readable pickle"),
+        (b"hello, I am a text file\n", "is not a readable pickle"),
+        (pickle.dumps([1, 2, 3], protocol=4), "it holds a list, not a dict with G, D and G_ema"),
+        (pickle.dumps({"a": 1}, protocol=3), "it has no G_ema"),
+        (pickle.dumps({"G_ema": "Generator"}, protocol=3), "its G_ema is a str, not a Generator"),
+        (pickle.dumps({"G_ema": None}, protocol=3), "its G_ema is nothing, not a Generator"),
+    ],
+)
 def test_foreign_or_broken_files(tmp_path, data, expected):
     path = _write(tmp_path, "network.pkl", data)
     with pytest.raises(UserError) as info:
@@ -519,8 +603,11 @@ def test_networks_of_the_wrong_class(tmp_path):
     _, D = tiny_nets()
     path = tmp_path / "swapped.pkl"
     path.write_bytes(dumps_official({"G_ema": D}))
-    with pytest.raises(UserError, match=r"is not a StyleGAN2-ADA network snapshot \(its G_ema is a Discriminator "
-                                        r"object, not a Generator\)\.$"):
+    with pytest.raises(
+        UserError,
+        match=r"is not a StyleGAN2-ADA network snapshot \(its G_ema is a Discriminator "
+        r"object, not a Generator\)\.$",
+    ):
         read_official_pickle(path)
     G, _ = tiny_nets()
     path.write_bytes(dumps_official(snapshot_dict(G=G, D=G)))
@@ -567,16 +654,19 @@ def test_every_name_of_our_networks_is_in_the_table_and_every_row_is_used():
     assert used == set(range(len(STATE_DICT_TABLE)))
 
 
-@pytest.mark.parametrize("network,key", [
-    ("G", "synthesis.b8.conv2.weight"),
-    ("G", "mapping.fc0.weight_orig"),
-    ("G", "b4.fc.weight"),  # a D name in G
-    ("G_ema", "synthesis.b4.conv0.weight"),  # b4 has no conv0
-    ("G", "synthesis.b12.conv1.weight"),  # not a power of two
-    ("D", "mapping.w_avg"),  # D's mapping has no w_avg
-    ("D", "b4.conv0.weight"),  # the epilogue has conv, not conv0
-    ("D", "augment_pipe.p"),
-])
+@pytest.mark.parametrize(
+    "network,key",
+    [
+        ("G", "synthesis.b8.conv2.weight"),
+        ("G", "mapping.fc0.weight_orig"),
+        ("G", "b4.fc.weight"),  # a D name in G
+        ("G_ema", "synthesis.b4.conv0.weight"),  # b4 has no conv0
+        ("G", "synthesis.b12.conv1.weight"),  # not a power of two
+        ("D", "mapping.w_avg"),  # D's mapping has no w_avg
+        ("D", "b4.conv0.weight"),  # the epilogue has conv, not conv0
+        ("D", "augment_pipe.p"),
+    ],
+)
 def test_unknown_names_are_refused_by_name(network, key):
     state = OrderedDict([("mapping.fc0.bias", torch.zeros(1)), (key, torch.zeros(1))])
     with pytest.raises(UserError) as info:
@@ -596,33 +686,77 @@ def test_the_table_rows_are_documented():
 
 def test_missing_kwargs_take_the_official_defaults():
     G = official_kwargs_to_ours("Generator", {"img_resolution": 32})
-    assert G == {"z_dim": 512, "c_dim": 0, "w_dim": 512, "img_resolution": 32, "img_channels": 3,
-                 "mapping_kwargs": {"num_layers": 8},
-                 "synthesis_kwargs": {"channel_base": 32768, "channel_max": 512, "num_fp16_res": 0,
-                                      "conv_clamp": None, "architecture": "skip"}}
+    assert G == {
+        "z_dim": 512,
+        "c_dim": 0,
+        "w_dim": 512,
+        "img_resolution": 32,
+        "img_channels": 3,
+        "mapping_kwargs": {"num_layers": 8},
+        "synthesis_kwargs": {
+            "channel_base": 32768,
+            "channel_max": 512,
+            "num_fp16_res": 0,
+            "conv_clamp": None,
+            "architecture": "skip",
+        },
+    }
     D = official_kwargs_to_ours("Discriminator", {"img_resolution": 32, "c_dim": 2})
-    assert D == {"c_dim": 2, "img_resolution": 32, "img_channels": 3, "architecture": "resnet",
-                 "channel_base": 32768, "channel_max": 512, "num_fp16_res": 0, "conv_clamp": None,
-                 "cmap_dim": None, "block_kwargs": {}, "mapping_kwargs": {},
-                 "epilogue_kwargs": {"mbstd_group_size": 4}}
+    assert D == {
+        "c_dim": 2,
+        "img_resolution": 32,
+        "img_channels": 3,
+        "architecture": "resnet",
+        "channel_base": 32768,
+        "channel_max": 512,
+        "num_fp16_res": 0,
+        "conv_clamp": None,
+        "cmap_dim": None,
+        "block_kwargs": {},
+        "mapping_kwargs": {},
+        "epilogue_kwargs": {"mbstd_group_size": 4},
+    }
 
 
 def test_recorded_kwargs_win_and_train_py_values_are_kept():
-    recorded = {"z_dim": 512, "w_dim": 512, "c_dim": 10, "img_resolution": 32, "img_channels": 3,
-                "mapping_kwargs": {"num_layers": 2},
-                "synthesis_kwargs": {"channel_base": 16384, "channel_max": 512, "num_fp16_res": 4,
-                                     "conv_clamp": 256, "fp16_channels_last": True}}
+    recorded = {
+        "z_dim": 512,
+        "w_dim": 512,
+        "c_dim": 10,
+        "img_resolution": 32,
+        "img_channels": 3,
+        "mapping_kwargs": {"num_layers": 2},
+        "synthesis_kwargs": {
+            "channel_base": 16384,
+            "channel_max": 512,
+            "num_fp16_res": 4,
+            "conv_clamp": 256,
+            "fp16_channels_last": True,
+        },
+    }
     ours = official_kwargs_to_ours("Generator", recorded)
-    assert ours["synthesis_kwargs"] == {"channel_base": 16384, "channel_max": 512, "num_fp16_res": 4,
-                                        "conv_clamp": 256, "architecture": "skip", "fp16_channels_last": True}
+    assert ours["synthesis_kwargs"] == {
+        "channel_base": 16384,
+        "channel_max": 512,
+        "num_fp16_res": 4,
+        "conv_clamp": 256,
+        "architecture": "skip",
+        "fp16_channels_last": True,
+    }
     assert ours["mapping_kwargs"] == {"num_layers": 2}
     assert recorded["synthesis_kwargs"].get("architecture") is None  # the input is not modified
 
 
 def test_dropped_kwargs_are_dropped_and_the_result_builds():
     assert DROPPED_KWARGS
-    recorded = {"z_dim": 8, "w_dim": 8, "c_dim": 0, "img_resolution": 8, "img_channels": 1,
-                "synthesis_kwargs": {"channel_base": 256, "channel_max": 16, "fused_modconv_default": "inference_only"}}
+    recorded = {
+        "z_dim": 8,
+        "w_dim": 8,
+        "c_dim": 0,
+        "img_resolution": 8,
+        "img_channels": 1,
+        "synthesis_kwargs": {"channel_base": 256, "channel_max": 16, "fused_modconv_default": "inference_only"},
+    }
     ours = official_kwargs_to_ours("Generator", recorded)
     assert "fused_modconv_default" not in ours["synthesis_kwargs"]
     build_generator(ours)
@@ -646,7 +780,10 @@ def official_G_shapes(kw: dict) -> dict[str, tuple]:
     kw = official_kwargs_to_ours("Generator", kw)
     z, c, w, R, ic = kw["z_dim"], kw["c_dim"], kw["w_dim"], kw["img_resolution"], kw["img_channels"]
     syn = kw["synthesis_kwargs"]
-    C = lambda r: min(syn["channel_base"] // r, syn["channel_max"])
+
+    def C(r):
+        return min(syn["channel_base"] // r, syn["channel_max"])
+
     out = {}
     if c:
         out |= {"mapping.embed.weight": (w, c), "mapping.embed.bias": (w,)}
@@ -662,13 +799,22 @@ def official_G_shapes(kw: dict) -> dict[str, tuple]:
         if r == 4:
             out[f"{b}.const"] = (C(4), 4, 4)
         for name, cin in convs:
-            out |= {f"{b}.{name}.weight": (C(r), cin, 3, 3), f"{b}.{name}.bias": (C(r),),
-                    f"{b}.{name}.noise_strength": (), f"{b}.{name}.noise_const": (r, r),
-                    f"{b}.{name}.resample_filter": (4, 4), f"{b}.{name}.affine.weight": (cin, w),
-                    f"{b}.{name}.affine.bias": (cin,)}
+            out |= {
+                f"{b}.{name}.weight": (C(r), cin, 3, 3),
+                f"{b}.{name}.bias": (C(r),),
+                f"{b}.{name}.noise_strength": (),
+                f"{b}.{name}.noise_const": (r, r),
+                f"{b}.{name}.resample_filter": (4, 4),
+                f"{b}.{name}.affine.weight": (cin, w),
+                f"{b}.{name}.affine.bias": (cin,),
+            }
         if syn["architecture"] == "skip" or r == R:
-            out |= {f"{b}.torgb.weight": (ic, C(r), 1, 1), f"{b}.torgb.bias": (ic,),
-                    f"{b}.torgb.affine.weight": (C(r), w), f"{b}.torgb.affine.bias": (C(r),)}
+            out |= {
+                f"{b}.torgb.weight": (ic, C(r), 1, 1),
+                f"{b}.torgb.bias": (ic,),
+                f"{b}.torgb.affine.weight": (C(r), w),
+                f"{b}.torgb.affine.bias": (C(r),),
+            }
         if syn["architecture"] == "resnet" and r > 4:
             out |= {f"{b}.skip.weight": (C(r), C(r // 2), 1, 1), f"{b}.skip.resample_filter": (4, 4)}
         r *= 2
@@ -678,11 +824,20 @@ def official_G_shapes(kw: dict) -> dict[str, tuple]:
 def official_D_shapes(kw: dict) -> dict[str, tuple]:
     kw = official_kwargs_to_ours("Discriminator", kw)
     c, R, ic, arch = kw["c_dim"], kw["img_resolution"], kw["img_channels"], kw["architecture"]
-    C = lambda r: min(kw["channel_base"] // r, kw["channel_max"])
+
+    def C(r):
+        return min(kw["channel_base"] // r, kw["channel_max"])
+
     cmap = (kw["cmap_dim"] or C(4)) if c else 0
     out = {}
-    conv = lambda p, o, i, k, bias=True: {f"{p}.weight": (o, i, k, k), f"{p}.resample_filter": (4, 4),
-                                          **({f"{p}.bias": (o,)} if bias else {})}
+
+    def conv(p, o, i, k, bias=True):
+        return {
+            f"{p}.weight": (o, i, k, k),
+            f"{p}.resample_filter": (4, 4),
+            **({f"{p}.bias": (o,)} if bias else {}),
+        }
+
     r = R
     while r >= 8:
         b = f"b{r}"
@@ -697,8 +852,12 @@ def official_D_shapes(kw: dict) -> dict[str, tuple]:
     if arch == "skip":
         out |= conv("b4.fromrgb", C(4), ic, 1)
     out |= conv("b4.conv", C(4), C(4) + 1, 3)
-    out |= {"b4.fc.weight": (C(4), 16 * C(4)), "b4.fc.bias": (C(4),),
-            "b4.out.weight": (cmap or 1, C(4)), "b4.out.bias": (cmap or 1,)}
+    out |= {
+        "b4.fc.weight": (C(4), 16 * C(4)),
+        "b4.fc.bias": (C(4),),
+        "b4.out.weight": (cmap or 1, C(4)),
+        "b4.out.bias": (cmap or 1,),
+    }
     if c:
         out |= {"mapping.embed.weight": (cmap, c), "mapping.embed.bias": (cmap,)}
         for i in range(8):

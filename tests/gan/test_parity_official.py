@@ -14,19 +14,22 @@ from pathlib import Path
 import pytest
 
 OFFICIAL = os.environ.get("GANSCAPES_OFFICIAL")
-pytestmark = pytest.mark.skipif(
-    not (OFFICIAL and (Path(OFFICIAL) / "training" / "training_loop.py").is_file()),
-    reason="set GANSCAPES_OFFICIAL to a checkout of NVlabs/stylegan2-ada-pytorch to compare with NVIDIA's loop",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (OFFICIAL and (Path(OFFICIAL) / "training" / "training_loop.py").is_file()),
+        reason="set GANSCAPES_OFFICIAL to a checkout of NVlabs/stylegan2-ada-pytorch to compare with NVIDIA's loop",
+    ),
+]
 
 
 def test_one_iteration_from_the_same_state_matches_nvidia(tmp_path):
     pytest.importorskip("scipy", reason="NVIDIA's augment.py imports scipy")
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import parity_official
-
     from ganscapes.data.prepare import PrepareConfig, prepare_dataset
     from ganscapes.data.sample import make_samples
+
+    import parity_official
 
     make_samples(tmp_path / "raw", n=64, seed=1, min_side=32, max_side=64, progress=False)
     data = tmp_path / "data.zip"

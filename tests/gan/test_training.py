@@ -20,6 +20,8 @@ from ganscapes.gan.train_config import TrainConfig
 from ganscapes.gan.train_state import list_snapshots, load_state
 from ganscapes.gan.training import train
 
+pytestmark = pytest.mark.slow  # training runs and torchrun
+
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
@@ -40,8 +42,19 @@ def other_dataset(tmp_path_factory) -> Path:
 
 
 def config(dataset: Path, outdir: Path, **changes) -> TrainConfig:
-    base = dict(data=str(dataset), outdir=str(outdir), cfg="tiny", batch=4, kimg=0.024, kimg_per_tick=0.008,
-                snap=1, metrics=[], workers=0, device="cpu", keep=20)
+    base = dict(
+        data=str(dataset),
+        outdir=str(outdir),
+        cfg="tiny",
+        batch=4,
+        kimg=0.024,
+        kimg_per_tick=0.008,
+        snap=1,
+        metrics=[],
+        workers=0,
+        device="cpu",
+        keep=20,
+    )
     base.update(changes)
     return TrainConfig(**base)
 
@@ -110,8 +123,11 @@ def test_resume_keeps_the_augmentation_probability(dataset, tmp_path):
 def test_transfer_learning_loads_networks_and_starts_fresh_counters(dataset, other_dataset, tmp_path):
     source = run(config(other_dataset, tmp_path / "src", kimg=0.016, p=0.3))
     messages = []
-    result = train(config(dataset, tmp_path / "dst", kimg=0.008, resume=str(source.snapshot), desc="other"),
-                   log=messages.append, progress=False)
+    result = train(
+        config(dataset, tmp_path / "dst", kimg=0.008, resume=str(source.snapshot), desc="other"),
+        log=messages.append,
+        progress=False,
+    )
     assert result.run_dir.parent == tmp_path / "dst"
     assert any("Transfer learning" in m for m in messages)
     state = load_state(list_snapshots(result.run_dir)[-1][2])
@@ -159,9 +175,32 @@ def _free_port() -> int:
 
 
 def _train_cmd(dataset: Path, outdir: Path, *extra: str) -> list[str]:
-    return ["-m", "ganscapes", "train", "--data", str(dataset), "--outdir", str(outdir), "--cfg", "tiny",
-            "--batch", "8", "--kimg", "0.04", "--aug", "ada", "--metrics", "", "--workers", "0", "--device", "cpu",
-            "--snap", "1000", *extra]
+    return [
+        "-m",
+        "ganscapes",
+        "train",
+        "--data",
+        str(dataset),
+        "--outdir",
+        str(outdir),
+        "--cfg",
+        "tiny",
+        "--batch",
+        "8",
+        "--kimg",
+        "0.04",
+        "--aug",
+        "ada",
+        "--metrics",
+        "",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--snap",
+        "1000",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("batch_gpu", [4, 2])
@@ -170,15 +209,28 @@ def test_two_gloo_processes_match_one_process(dataset, tmp_path, batch_gpu):
     them: same draws per global round, gradients summed, the path-length mean chained in
     the global order of rounds (5 iterations: Greg twice, Dreg once, ADA once)."""
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, *_train_cmd(dataset, tmp_path / "one", "--batch-gpu", str(batch_gpu))],
-                         env=env, capture_output=True, text=True, timeout=300)
+    one = subprocess.run(
+        [sys.executable, *_train_cmd(dataset, tmp_path / "one", "--batch-gpu", str(batch_gpu))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr[-3000:]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={env['MASTER_PORT']}", *_train_cmd(dataset, tmp_path / "two", "--batch-gpu", str(batch_gpu))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={env['MASTER_PORT']}",
+        *_train_cmd(dataset, tmp_path / "two", "--batch-gpu", str(batch_gpu)),
+    ]
     two = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
-    (_, model_a, state_a), (_, model_b, state_b) = (list_snapshots(next((tmp_path / d).iterdir()))[-1]
-                                                    for d in ("one", "two"))
+    (_, model_a, state_a), (_, model_b, state_b) = (
+        list_snapshots(next((tmp_path / d).iterdir()))[-1] for d in ("one", "two")
+    )
     a, b = load_file(str(model_a)), load_file(str(model_b))
     assert a.keys() == b.keys()
     for key in a:  # relative to the tensor's norm: only the order of summing the rounds differs
@@ -190,8 +242,11 @@ def test_two_gloo_processes_match_one_process(dataset, tmp_path, batch_gpu):
 
 
 def test_a_short_run_lowers_swd_against_its_data(dataset, tmp_path):
-    result = run(config(dataset, tmp_path, batch=8, kimg=0.16, kimg_per_tick=0.08, aug="noaug", metrics=["swd"],
-                        metric_images=24))
+    result = run(
+        config(
+            dataset, tmp_path, batch=8, kimg=0.16, kimg_per_tick=0.08, aug="noaug", metrics=["swd"], metric_images=24
+        )
+    )
     rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["kimg"] == pytest.approx(0.008)  # after the first iteration: still untrained
     assert rows[-1]["SWDx1e3_avg"] < 0.85 * rows[0]["SWDx1e3_avg"], rows
@@ -202,9 +257,34 @@ def test_sigterm_writes_a_snapshot_and_resume_continues(dataset, tmp_path):
     import time
 
     outdir = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "ganscapes", "train", "--data", str(dataset), "--outdir", str(outdir), "--cfg",
-           "tiny", "--batch", "4", "--kimg", "5", "--aug", "fixed", "--p", "0.25", "--metrics", "", "--workers", "0",
-           "--device", "cpu", "--snap", "1000"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ganscapes",
+        "train",
+        "--data",
+        str(dataset),
+        "--outdir",
+        str(outdir),
+        "--cfg",
+        "tiny",
+        "--batch",
+        "4",
+        "--kimg",
+        "5",
+        "--aug",
+        "fixed",
+        "--p",
+        "0.25",
+        "--metrics",
+        "",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--snap",
+        "1000",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list(outdir.glob("*/log.jsonl")):
@@ -218,9 +298,21 @@ def test_sigterm_writes_a_snapshot_and_resume_continues(dataset, tmp_path):
     kimg, model, state_path = list_snapshots(run_dir)[-1]
     state = load_state(state_path)
     assert 0 < state["cur_nimg"] < 5000 and state["augment_p"] == pytest.approx(0.25)
-    resumed = run(TrainConfig(data=str(dataset), outdir=str(outdir), cfg="tiny", batch=4, aug="fixed", p=0.0,
-                              kimg=state["cur_nimg"] / 1000 + 0.008, metrics=[], workers=0, device="cpu",
-                              resume="latest"))
+    resumed = run(
+        TrainConfig(
+            data=str(dataset),
+            outdir=str(outdir),
+            cfg="tiny",
+            batch=4,
+            aug="fixed",
+            p=0.0,
+            kimg=state["cur_nimg"] / 1000 + 0.008,
+            metrics=[],
+            workers=0,
+            device="cpu",
+            resume="latest",
+        )
+    )
     assert resumed.run_dir == run_dir and resumed.augment_p == pytest.approx(0.25)
 
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers_images import noise, png_bytes, solid, write, zip_bytes
 from PIL import Image
 
 from ganscapes.data.prepare import PrepareConfig, prepare_dataset
 from ganscapes.errors import UserError
 from ganscapes.gan.training_data import ImageDataset, InfiniteSampler
+
+from helpers_images import noise, png_bytes, solid, write, zip_bytes
 
 
 @pytest.fixture(scope="module")

@@ -59,9 +59,23 @@ def test_a_few_training_iterations_with_fp16_and_clamping(tmp_path):
     make_samples(tmp_path / "raw", n=32, seed=0, min_side=64, max_side=96, progress=False)
     data = tmp_path / "data.zip"
     prepare_dataset(tmp_path / "raw", data, PrepareConfig(res=64, workers=1), log=lambda _: None, progress=False)
-    result = train(TrainConfig(data=str(data), outdir=str(tmp_path / "runs"), cfg="auto", batch=8, kimg=0.064,
-                               kimg_per_tick=0.032, snap=1, metrics=["swd"], metric_images=32, workers=0,
-                               device="cuda"), log=lambda _: None, progress=False)
+    result = train(
+        TrainConfig(
+            data=str(data),
+            outdir=str(tmp_path / "runs"),
+            cfg="auto",
+            batch=8,
+            kimg=0.064,
+            kimg_per_tick=0.032,
+            snap=1,
+            metrics=["swd"],
+            metric_images=32,
+            workers=0,
+            device="cuda",
+        ),
+        log=lambda _: None,
+        progress=False,
+    )
     assert result.stopped_by == "done"
     cfg = load_state(list_snapshots(result.run_dir)[-1][2])["config"]
     assert cfg["G_kwargs"]["synthesis_kwargs"]["num_fp16_res"] == 4
@@ -69,9 +83,9 @@ def test_a_few_training_iterations_with_fp16_and_clamping(tmp_path):
 
 
 def test_generate_on_cuda_is_repeatable(tmp_path):
-    from helpers_models import tiny_model
-
     from ganscapes.make.generate import generate_images
+
+    from helpers_models import tiny_model
 
     model = tiny_model(32)
     generate_images(model, [0, 1, 2], device="cuda", out=tmp_path / "a", progress=False)

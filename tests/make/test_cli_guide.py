@@ -22,6 +22,7 @@ from ganscapes.gan.checkpoint import load_model, save_model
 from ganscapes.make.generate import generate_images
 from ganscapes.make.latents import render_ws
 from ganscapes.provenance import read_recipe
+
 from helpers_clip import assert_error, run_cli
 from helpers_models import tiny_model
 from helpers_tinyclip import TINY_CLIP, TINY_CLIP_ARGS, register_tiny_clip
@@ -68,7 +69,11 @@ def loads(monkeypatch):
 def models(tmp_path_factory):
     """Model files: the one searched, one with the same shapes but other weights, one of another size."""
     folder = tmp_path_factory.mktemp("models")
-    paths = {"tiny": folder / "tiny.safetensors", "other": folder / "other.safetensors", "big": folder / "big.safetensors"}
+    paths = {
+        "tiny": folder / "tiny.safetensors",
+        "other": folder / "other.safetensors",
+        "big": folder / "big.safetensors",
+    }
     save_model(paths["tiny"], tiny_model(res=16, seed=0))
     save_model(paths["other"], tiny_model(res=16, seed=1))
     save_model(paths["big"], tiny_model(res=32, seed=0))
@@ -86,8 +91,20 @@ def generated(models, tmp_path_factory):
 
 
 def guide(monkeypatch, model, out, *args) -> int:
-    return run_cli(monkeypatch, "guide", "--model", model, "--prompt", PROMPT, "--out", out, "--device", "cpu",
-                   *TINY_CLIP_ARGS, *args)
+    return run_cli(
+        monkeypatch,
+        "guide",
+        "--model",
+        model,
+        "--prompt",
+        PROMPT,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        *TINY_CLIP_ARGS,
+        *args,
+    )
 
 
 def read_png(path) -> np.ndarray:
@@ -102,8 +119,21 @@ def read_png(path) -> np.ndarray:
 
 def test_genetic_search_writes_pictures_that_reproduce(monkeypatch, capsys, models, tmp_path):
     out = tmp_path / "guided"
-    code = guide(monkeypatch, models["tiny"], out, "--method", "genetic", "--steps", "5", "--population", "6",
-                 "--keep", "2", "--seed", "3")
+    code = guide(
+        monkeypatch,
+        models["tiny"],
+        out,
+        "--method",
+        "genetic",
+        "--steps",
+        "5",
+        "--population",
+        "6",
+        "--keep",
+        "2",
+        "--seed",
+        "3",
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "Traceback" not in captured.err
@@ -119,7 +149,12 @@ def test_genetic_search_writes_pictures_that_reproduce(monkeypatch, capsys, mode
     assert best >= first
 
     assert sorted(p.name for p in out.iterdir()) == [
-        "best-01.png", "best-02.png", "history.csv", "history.png", "latents.npz", "strip.png"
+        "best-01.png",
+        "best-02.png",
+        "history.csv",
+        "history.png",
+        "latents.npz",
+        "strip.png",
     ]
     with open(out / "history.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -158,12 +193,30 @@ def test_genetic_search_writes_pictures_that_reproduce(monkeypatch, capsys, mode
 
 def test_adam_search_from_the_command_line_climbs(monkeypatch, capsys, models, tmp_path):
     out = tmp_path / "adam"
-    code = guide(monkeypatch, models["tiny"], out, "--steps", "20", "--population", "2", "--cutouts", "0",
-                 "--w-penalty", "0", "--keep", "1", "--space", "wplus")
+    code = guide(
+        monkeypatch,
+        models["tiny"],
+        out,
+        "--steps",
+        "20",
+        "--population",
+        "2",
+        "--cutouts",
+        "0",
+        "--w-penalty",
+        "0",
+        "--keep",
+        "1",
+        "--space",
+        "wplus",
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    m = re.match(r"adam: best CLIP score ([+-]\d\.\d{4}) \(from ([+-]\d\.\d{4}) at the start\) after 40 generator "
-                 r"evaluations; 1 picture\(s\)", captured.out)
+    m = re.match(
+        r"adam: best CLIP score ([+-]\d\.\d{4}) \(from ([+-]\d\.\d{4}) at the start\) after 40 generator "
+        r"evaluations; 1 picture\(s\)",
+        captured.out,
+    )
     assert m, captured.out
     assert float(m.group(1)) > float(m.group(2)) + 0.02
     assert read_recipe(out / "best-01.png")["search"]["space"] == "wplus"
@@ -180,8 +233,21 @@ def test_init_starts_from_the_picked_rows(monkeypatch, capsys, models, generated
     picked rows of generate's output, pixel for pixel, and the latents are theirs."""
     gen = generated["tiny"]
     out = tmp_path / "from-init"
-    code = guide(monkeypatch, models["tiny"], out, "--init", f"{gen.latents}:1,3", "--steps", "1",
-                 "--population", "2", "--cutouts", "0", "--keep", "2")
+    code = guide(
+        monkeypatch,
+        models["tiny"],
+        out,
+        "--init",
+        f"{gen.latents}:1,3",
+        "--steps",
+        "1",
+        "--population",
+        "2",
+        "--cutouts",
+        "0",
+        "--keep",
+        "2",
+    )
     assert code == 0, capsys.readouterr().err
     with np.load(gen.latents) as npz:
         picked = npz["w"][[1, 3]]
@@ -204,14 +270,25 @@ def test_init_starts_from_the_picked_rows(monkeypatch, capsys, models, generated
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("other", (r"The latents in .*latents\.npz were made by model [0-9a-f]{12}, not by this one "
-                   r"\([0-9a-f]{12}\); their pictures would not be the ones you picked\.")),
-        ("big", (r"The latents in .*latents\.npz are \[\d+, \d+\] per image, but this model needs \[\d+, \d+\] "
-                 r"\(num_ws, w_dim\): they come from another model\.")),
+        (
+            "other",
+            (
+                r"The latents in .*latents\.npz were made by model [0-9a-f]{12}, not by this one "
+                r"\([0-9a-f]{12}\); their pictures would not be the ones you picked\."
+            ),
+        ),
+        (
+            "big",
+            (
+                r"The latents in .*latents\.npz are \[\d+, \d+\] per image, but this model needs \[\d+, \d+\] "
+                r"\(num_ws, w_dim\): they come from another model\."
+            ),
+        ),
     ],
 )
-def test_init_from_another_models_latents_is_refused(monkeypatch, capsys, loads, models, generated, tmp_path,
-                                                     source, message):
+def test_init_from_another_models_latents_is_refused(
+    monkeypatch, capsys, loads, models, generated, tmp_path, source, message
+):
     out = tmp_path / "refused"
     code = guide(monkeypatch, models["tiny"], out, "--init", f"{generated[source].latents}:0")
     err = capsys.readouterr().err
@@ -227,8 +304,10 @@ def test_init_from_another_models_latents_is_refused(monkeypatch, capsys, loads,
     [
         ("{tmp}/missing.npz:0", "The latents file {tmp}/missing.npz does not exist."),
         ("{gen}:9", "Row 9 is not in {gen}, which has rows 0 to 3."),
-        ("{tmp}/latents.txt", ("Cannot read the latent selection '{tmp}/latents.txt'; write FILE.npz:0,1,2 "
-                               "(row numbers) or FILE.npz.")),
+        (
+            "{tmp}/latents.txt",
+            ("Cannot read the latent selection '{tmp}/latents.txt'; write FILE.npz:0,1,2 (row numbers) or FILE.npz."),
+        ),
     ],
     ids=["missing", "no-such-row", "not-npz"],
 )
@@ -247,8 +326,20 @@ def test_bad_init_is_one_line(monkeypatch, capsys, loads, models, generated, tmp
 
 def test_compare_runs_three_methods_at_one_budget(monkeypatch, capsys, models, tmp_path):
     out = tmp_path / "compare"
-    code = guide(monkeypatch, models["tiny"], out, "--compare", "--steps", "12", "--population", "4",
-                 "--cutouts", "1", "--keep", "2")
+    code = guide(
+        monkeypatch,
+        models["tiny"],
+        out,
+        "--compare",
+        "--steps",
+        "12",
+        "--population",
+        "4",
+        "--cutouts",
+        "1",
+        "--keep",
+        "2",
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     lines = captured.out.splitlines()
@@ -299,13 +390,26 @@ def test_compare_runs_three_methods_at_one_budget(monkeypatch, capsys, models, t
         (("--keep", "0"), "--keep must be at least 1, not 0."),
         (("--lr", "-1"), "--lr must be positive, not -1."),
         (("--cutouts", "-2"), "--cutouts must be 0 or more, not -2."),
-        (("--template", "no placeholder"), "The template 'no placeholder' must contain {} exactly once, where the phrase goes."),
+        (
+            ("--template", "no placeholder"),
+            "The template 'no placeholder' must contain {} exactly once, where the phrase goes.",
+        ),
     ],
 )
 def test_bad_settings_fail_before_the_model_is_loaded(monkeypatch, capsys, loads, tmp_path, args, message):
     # The model file does not exist: reaching it would be a different error.
-    code = run_cli(monkeypatch, "guide", "--model", tmp_path / "absent.safetensors", "--prompt", PROMPT,
-                   "--out", tmp_path / "o", *TINY_CLIP_ARGS, *args)
+    code = run_cli(
+        monkeypatch,
+        "guide",
+        "--model",
+        tmp_path / "absent.safetensors",
+        "--prompt",
+        PROMPT,
+        "--out",
+        tmp_path / "o",
+        *TINY_CLIP_ARGS,
+        *args,
+    )
     assert code == 1
     assert_error(capsys.readouterr().err, message)
     assert loads == {"model": 0, "clip": 0}
@@ -314,21 +418,53 @@ def test_bad_settings_fail_before_the_model_is_loaded(monkeypatch, capsys, loads
 
 def test_out_that_is_a_file_is_refused_before_loading(monkeypatch, capsys, loads, tmp_path):
     (tmp_path / "o").write_text("x")
-    code = run_cli(monkeypatch, "guide", "--model", tmp_path / "absent.safetensors", "--prompt", PROMPT,
-                   "--out", tmp_path / "o", *TINY_CLIP_ARGS)
+    code = run_cli(
+        monkeypatch,
+        "guide",
+        "--model",
+        tmp_path / "absent.safetensors",
+        "--prompt",
+        PROMPT,
+        "--out",
+        tmp_path / "o",
+        *TINY_CLIP_ARGS,
+    )
     assert code == 1
     assert_error(capsys.readouterr().err, f"--out {tmp_path / 'o'} exists and is not a folder.")
     assert loads == {"model": 0, "clip": 0}
 
 
 def test_missing_model_and_unknown_clip_are_one_line(monkeypatch, capsys, models, tmp_path):
-    code = run_cli(monkeypatch, "guide", "--model", tmp_path / "absent.safetensors", "--prompt", PROMPT,
-                   "--out", tmp_path / "o", *TINY_CLIP_ARGS)
+    code = run_cli(
+        monkeypatch,
+        "guide",
+        "--model",
+        tmp_path / "absent.safetensors",
+        "--prompt",
+        PROMPT,
+        "--out",
+        tmp_path / "o",
+        *TINY_CLIP_ARGS,
+    )
     assert code == 1
     assert_error(capsys.readouterr().err, f"Model file {tmp_path / 'absent.safetensors'} does not exist.")
 
-    code = run_cli(monkeypatch, "guide", "--model", models["tiny"], "--prompt", PROMPT, "--out", tmp_path / "o",
-                   "--device", "cpu", "--clip-model", "no-such-clip", "--clip-pretrained", "random")
+    code = run_cli(
+        monkeypatch,
+        "guide",
+        "--model",
+        models["tiny"],
+        "--prompt",
+        PROMPT,
+        "--out",
+        tmp_path / "o",
+        "--device",
+        "cpu",
+        "--clip-model",
+        "no-such-clip",
+        "--clip-pretrained",
+        "random",
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert_error(err, err.strip().removeprefix("ganscapes: error: "))
@@ -338,15 +474,16 @@ def test_missing_model_and_unknown_clip_are_one_line(monkeypatch, capsys, models
 def test_conditional_class_is_checked(monkeypatch, capsys, models, tmp_path):
     code = guide(monkeypatch, models["tiny"], tmp_path / "o", "--class", "1")
     assert code == 1
-    assert_error(capsys.readouterr().err,
-                 "--class 1 was given, but this model is unconditional (it has no classes).")
+    assert_error(capsys.readouterr().err, "--class 1 was given, but this model is unconditional (it has no classes).")
 
 
 def test_compare_with_too_small_a_budget_is_one_line(monkeypatch, capsys, loads, models, tmp_path):
     code = guide(monkeypatch, models["tiny"], tmp_path / "o", "--compare", "--steps", "1", "--population", "1")
     assert code == 1
-    assert_error(capsys.readouterr().err,
-                 "--compare needs a budget of at least 2 generator evaluations (--steps × --population).")
+    assert_error(
+        capsys.readouterr().err,
+        "--compare needs a budget of at least 2 generator evaluations (--steps × --population).",
+    )
     assert loads == {"model": 0, "clip": 0}  # refused before anything was loaded
     assert not (tmp_path / "o").exists()
 
@@ -355,8 +492,18 @@ def test_compare_with_too_small_a_budget_is_one_line(monkeypatch, capsys, loads,
 def test_unknown_choice_is_a_usage_error(monkeypatch, capsys, loads, tmp_path, option, value):
     """Choices are parsed by click (as every enum option of ganscapes): its usage error,
     exit 2, no traceback, nothing loaded."""
-    code = run_cli(monkeypatch, "guide", "--model", tmp_path / "absent.safetensors", "--prompt", PROMPT,
-                   "--out", tmp_path / "o", option, value)
+    code = run_cli(
+        monkeypatch,
+        "guide",
+        "--model",
+        tmp_path / "absent.safetensors",
+        "--prompt",
+        PROMPT,
+        "--out",
+        tmp_path / "o",
+        option,
+        value,
+    )
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err

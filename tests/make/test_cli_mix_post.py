@@ -15,6 +15,7 @@ from PIL import Image
 from ganscapes.gan.checkpoint import load_model, save_model
 from ganscapes.make.generate import generate_images
 from ganscapes.provenance import read_recipe
+
 from helpers_clip import assert_error, run_cli
 from helpers_images import noise, png_bytes, write
 from helpers_models import tiny_model
@@ -23,7 +24,11 @@ from helpers_models import tiny_model
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("models")
-    paths = {"tiny": folder / "tiny.safetensors", "other": folder / "other.safetensors", "small": folder / "small.safetensors"}
+    paths = {
+        "tiny": folder / "tiny.safetensors",
+        "other": folder / "other.safetensors",
+        "small": folder / "small.safetensors",
+    }
     save_model(paths["tiny"], tiny_model(res=32, seed=0))  # num_ws 8, aspect 1.27
     save_model(paths["other"], tiny_model(res=32, seed=1))  # same shapes, another hash
     save_model(paths["small"], tiny_model(res=16, seed=0))  # num_ws 6
@@ -49,8 +54,9 @@ def read_png(path) -> np.ndarray:
 
 def test_generate_post_writes_finished_pictures_at_the_models_aspect(models, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    code = run_cli(monkeypatch, "generate", "--model", models["tiny"], "--seeds", "0-2", "--out", out,
-                   "--device", "cpu", "--post")
+    code = run_cli(
+        monkeypatch, "generate", "--model", models["tiny"], "--seeds", "0-2", "--out", out, "--device", "cpu", "--post"
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert sorted(p.name for p in (out / "post").iterdir()) == ["seed0000.png", "seed0001.png", "seed0002.png"]
@@ -66,8 +72,21 @@ def test_generate_post_writes_finished_pictures_at_the_models_aspect(models, tmp
 
 def test_mix_post_writes_the_cells_finished(models, tmp_path, monkeypatch, capsys):
     out = tmp_path / "mix"
-    code = run_cli(monkeypatch, "mix", "--model", models["tiny"], "--forms", "1,2", "--styles", "5-7", "--out", out,
-                   "--device", "cpu", "--post")
+    code = run_cli(
+        monkeypatch,
+        "mix",
+        "--model",
+        models["tiny"],
+        "--forms",
+        "1,2",
+        "--styles",
+        "5-7",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--post",
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     names = sorted(f"F{i}-S{j}.png" for i in (1, 2) for j in (1, 2, 3))  # styles 5, 6, 7 are S1 to S3
@@ -89,8 +108,23 @@ def test_mix_post_writes_the_cells_finished(models, tmp_path, monkeypatch, capsy
 
 def test_mix_forms_from_a_latents_file(models, generated, tmp_path, monkeypatch, capsys):
     out = tmp_path / "mix"
-    code = run_cli(monkeypatch, "mix", "--model", models["tiny"], "--forms-from", f"{generated / 'latents.npz'}:4,1",
-                   "--styles", "9", "--layers", "none", "--out", out, "--device", "cpu", "--no-labels")
+    code = run_cli(
+        monkeypatch,
+        "mix",
+        "--model",
+        models["tiny"],
+        "--forms-from",
+        f"{generated / 'latents.npz'}:4,1",
+        "--styles",
+        "9",
+        "--layers",
+        "none",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--no-labels",
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "style layers none of 8" in captured.out
@@ -103,8 +137,24 @@ def test_mix_forms_from_a_latents_file(models, generated, tmp_path, monkeypatch,
 
 
 def test_mix_layer_spans_in_the_summary(models, tmp_path, monkeypatch, capsys):
-    code = run_cli(monkeypatch, "mix", "--model", models["tiny"], "--forms", "1", "--styles", "2", "--layers", "0,2,5-",
-                   "--out", tmp_path, "--device", "cpu", "--cell-size", "16")
+    code = run_cli(
+        monkeypatch,
+        "mix",
+        "--model",
+        models["tiny"],
+        "--forms",
+        "1",
+        "--styles",
+        "2",
+        "--layers",
+        "0,2,5-",
+        "--out",
+        tmp_path,
+        "--device",
+        "cpu",
+        "--cell-size",
+        "16",
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "style layers 0,2,5,6,7 of 8" in captured.out
@@ -115,20 +165,33 @@ def test_mix_layer_spans_in_the_summary(models, tmp_path, monkeypatch, capsys):
     "args, message",
     [
         (["--styles", "1"], "Give the forms with exactly one of --forms SEEDS or --forms-from FILE.npz:ROWS."),
-        (["--forms", "1", "--forms-from", "x.npz", "--styles", "1"],
-         "Give the forms with exactly one of --forms SEEDS or --forms-from FILE.npz:ROWS."),
+        (
+            ["--forms", "1", "--forms-from", "x.npz", "--styles", "1"],
+            "Give the forms with exactly one of --forms SEEDS or --forms-from FILE.npz:ROWS.",
+        ),
         (["--forms", "1"], "Give the styles with exactly one of --styles SEEDS or --styles-from FILE.npz:ROWS."),
-        (["--forms", "1", "--styles", "2", "--cell-size", "8"], "--cell-size must be between 16 and 2048 pixels, not 8."),
+        (
+            ["--forms", "1", "--styles", "2", "--cell-size", "8"],
+            "--cell-size must be between 16 and 2048 pixels, not 8.",
+        ),
         (["--forms", "1", "--styles", "2", "--batch", "0"], "--batch must be at least 1, not 0."),
-        (["--forms", "1", "--styles", "2", "--layers", "8-"],
-         "Layer 8 does not exist: this model has layers 0 to 7 (num_ws = 8)."),
+        (
+            ["--forms", "1", "--styles", "2", "--layers", "8-"],
+            "Layer 8 does not exist: this model has layers 0 to 7 (num_ws = 8).",
+        ),
         (["--forms", "1", "--styles", "2", "--layers", "5-2"], "The layer range '5-2' runs backwards; write 2-5."),
-        (["--forms", "1", "--styles", "2", "--layers", "upper"],
-         "Cannot read the layer range 'upper'; use coarse, middle, fine, all, none, 0-6, 8- or 0,2,4."),
-        (["--forms", "1", "--styles", "2", "--trunc-cutoff", "9"],
-         "--trunc-cutoff must be from 0 to 8 (the model's num_ws), not 9."),
-        (["--forms", "1", "--styles-from", "latents.npz:x"],
-         "Cannot read the latent selection 'latents.npz:x'; write FILE.npz:0,1,2 (row numbers) or FILE.npz."),
+        (
+            ["--forms", "1", "--styles", "2", "--layers", "upper"],
+            "Cannot read the layer range 'upper'; use coarse, middle, fine, all, none, 0-6, 8- or 0,2,4.",
+        ),
+        (
+            ["--forms", "1", "--styles", "2", "--trunc-cutoff", "9"],
+            "--trunc-cutoff must be from 0 to 8 (the model's num_ws), not 9.",
+        ),
+        (
+            ["--forms", "1", "--styles-from", "latents.npz:x"],
+            "Cannot read the latent selection 'latents.npz:x'; write FILE.npz:0,1,2 (row numbers) or FILE.npz.",
+        ),
     ],
 )
 def test_mix_errors(models, tmp_path, monkeypatch, capsys, args, message):
@@ -140,21 +203,60 @@ def test_mix_errors(models, tmp_path, monkeypatch, capsys, args, message):
 
 def test_mix_refuses_latents_of_another_model(models, generated, tmp_path, monkeypatch, capsys):
     latents = generated / "latents.npz"
-    code = run_cli(monkeypatch, "mix", "--model", models["other"], "--forms-from", f"{latents}:0", "--styles", "1",
-                   "--out", tmp_path / "a", "--device", "cpu")
+    code = run_cli(
+        monkeypatch,
+        "mix",
+        "--model",
+        models["other"],
+        "--forms-from",
+        f"{latents}:0",
+        "--styles",
+        "1",
+        "--out",
+        tmp_path / "a",
+        "--device",
+        "cpu",
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert_error(err, err.strip().removeprefix("ganscapes: error: "))
     assert f"The latents in {latents} were made by model " in err
     assert "their pictures would not be the ones you picked." in err
 
-    code = run_cli(monkeypatch, "mix", "--model", models["small"], "--forms", "1", "--styles-from", str(latents),
-                   "--out", tmp_path / "b", "--device", "cpu")
+    code = run_cli(
+        monkeypatch,
+        "mix",
+        "--model",
+        models["small"],
+        "--forms",
+        "1",
+        "--styles-from",
+        str(latents),
+        "--out",
+        tmp_path / "b",
+        "--device",
+        "cpu",
+    )
     assert code == 1
-    assert_error(capsys.readouterr().err, f"The latents in {latents} are [8, 32] per image, but this model needs "
-                                          "[6, 32] (num_ws, w_dim): they come from another model.")
-    code = run_cli(monkeypatch, "mix", "--model", models["tiny"], "--forms-from", f"{latents}:2,7", "--styles", "1",
-                   "--out", tmp_path / "c", "--device", "cpu")
+    assert_error(
+        capsys.readouterr().err,
+        f"The latents in {latents} are [8, 32] per image, but this model needs "
+        "[6, 32] (num_ws, w_dim): they come from another model.",
+    )
+    code = run_cli(
+        monkeypatch,
+        "mix",
+        "--model",
+        models["tiny"],
+        "--forms-from",
+        f"{latents}:2,7",
+        "--styles",
+        "1",
+        "--out",
+        tmp_path / "c",
+        "--device",
+        "cpu",
+    )
     assert code == 1
     assert_error(capsys.readouterr().err, f"Row 7 is not in {latents}, which has rows 0 to 4.")
 
@@ -191,8 +293,19 @@ def test_post_takes_the_aspect_from_the_recipe_the_model_or_nothing(models, gene
 
 @pytest.mark.parametrize("aspect, size", [("4:3", (32, 24)), ("2", (32, 16)), ("0.5", (32, 64))])
 def test_post_with_a_given_aspect(generated, tmp_path, monkeypatch, capsys, aspect, size):
-    code = run_cli(monkeypatch, "post", generated / "seed0002.png", "--out", tmp_path, "--aspect", aspect,
-                   "--low", "1", "--high", "99")
+    code = run_cli(
+        monkeypatch,
+        "post",
+        generated / "seed0002.png",
+        "--out",
+        tmp_path,
+        "--aspect",
+        aspect,
+        "--low",
+        "1",
+        "--high",
+        "99",
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "(option)" in captured.out and "stretch 1/99 %" in captured.out
@@ -235,7 +348,9 @@ def test_reproduce_a_generate_picture_and_write_it(models, generated, tmp_path, 
     assert read_recipe(written) == read_recipe(image)
 
 
-def test_reproduce_refuses_another_model_and_forced_reports_the_difference(models, generated, tmp_path, monkeypatch, capsys):
+def test_reproduce_refuses_another_model_and_forced_reports_the_difference(
+    models, generated, tmp_path, monkeypatch, capsys
+):
     image = generated / "seed0003.png"
     recipe = read_recipe(image)
     code = run_cli(monkeypatch, "reproduce", image, "--model", models["other"])
@@ -266,8 +381,10 @@ def test_reproduce_needs_a_recipe(models, tmp_path, monkeypatch, capsys):
     plain = write(tmp_path / "plain.png", png_bytes(noise(32, 32)))
     code = run_cli(monkeypatch, "reproduce", plain, "--model", models["tiny"])
     assert code == 1
-    assert_error(capsys.readouterr().err,
-                 f"{plain} carries no ganscapes recipe; only PNGs written by ganscapes can be reproduced.")
+    assert_error(
+        capsys.readouterr().err,
+        f"{plain} carries no ganscapes recipe; only PNGs written by ganscapes can be reproduced.",
+    )
     (tmp_path / "notes.png").write_text("not a picture")
     code = run_cli(monkeypatch, "reproduce", tmp_path / "notes.png", "--model", models["tiny"])
     assert code == 1
@@ -276,8 +393,25 @@ def test_reproduce_needs_a_recipe(models, tmp_path, monkeypatch, capsys):
 
 def test_reproduce_mix_outputs(models, generated, tmp_path, monkeypatch, capsys):
     out = tmp_path / "mix"
-    assert run_cli(monkeypatch, "mix", "--model", models["tiny"], "--forms-from", f"{generated / 'latents.npz'}:0",
-                   "--styles", "3", "--out", out, "--device", "cpu", "--noise-mode", "random") == 0
+    assert (
+        run_cli(
+            monkeypatch,
+            "mix",
+            "--model",
+            models["tiny"],
+            "--forms-from",
+            f"{generated / 'latents.npz'}:0",
+            "--styles",
+            "3",
+            "--out",
+            out,
+            "--device",
+            "cpu",
+            "--noise-mode",
+            "random",
+        )
+        == 0
+    )
     capsys.readouterr()
     for image in (out / "forms" / "F1.png", out / "styles" / "S1.png", out / "cells" / "F1-S1.png"):
         code = run_cli(monkeypatch, "reproduce", image, "--model", models["tiny"])
@@ -286,8 +420,23 @@ def test_reproduce_mix_outputs(models, generated, tmp_path, monkeypatch, capsys)
 
 def test_info_prints_the_recipe_with_arrays_abbreviated(models, generated, tmp_path, monkeypatch, capsys):
     out = tmp_path / "mix"
-    assert run_cli(monkeypatch, "mix", "--model", models["tiny"], "--forms-from", f"{generated / 'latents.npz'}:2",
-                   "--styles", "3", "--out", out, "--device", "cpu") == 0
+    assert (
+        run_cli(
+            monkeypatch,
+            "mix",
+            "--model",
+            models["tiny"],
+            "--forms-from",
+            f"{generated / 'latents.npz'}:2",
+            "--styles",
+            "3",
+            "--out",
+            out,
+            "--device",
+            "cpu",
+        )
+        == 0
+    )
     capsys.readouterr()
     code = run_cli(monkeypatch, "info", out / "cells" / "F1-S1.png")
     captured = capsys.readouterr()
@@ -307,17 +456,21 @@ def test_info_prints_the_recipe_with_arrays_abbreviated(models, generated, tmp_p
     plain = write(tmp_path / "plain.png", png_bytes(noise(8, 8)))
     code = run_cli(monkeypatch, "info", plain)
     assert code == 1
-    assert_error(capsys.readouterr().err,
-                 f"{plain} carries no ganscapes recipe; only PNGs written by ganscapes can be reproduced.")
+    assert_error(
+        capsys.readouterr().err,
+        f"{plain} carries no ganscapes recipe; only PNGs written by ganscapes can be reproduced.",
+    )
 
 
+@pytest.mark.slow
 def test_reproduce_in_a_real_shell(models, generated, tmp_path):
     """The exit status a script sees: 0 identical, 2 different, 1 refused."""
     env = {**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": "utf-8"}
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "ganscapes", *map(str, args)], capture_output=True, text=True,
-                              env=env, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "ganscapes", *map(str, args)], capture_output=True, text=True, env=env, timeout=120
+        )
 
     image = generated / "seed0004.png"
     proc = run("reproduce", image, "--model", models["other"], "--force")

@@ -21,6 +21,7 @@ from ganscapes.make.generate import (
     synthesis_options,
     to_uint8,
 )
+
 from helpers_models import tiny_model
 
 # ---------------------------------------------------------------------------------------
@@ -131,8 +132,13 @@ def read_png(path) -> np.ndarray:
 def test_generate_writes_pictures_and_latents(model, tmp_path):
     seeds = [0, 1, 2, 7, 12345]
     result = generate_images(model, seeds, psi=0.7, out=tmp_path / "out", progress=False)
-    assert [p.name for p in result.images] == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0007.png",
-                                              "seed12345.png"]
+    assert [p.name for p in result.images] == [
+        "seed0000.png",
+        "seed0001.png",
+        "seed0002.png",
+        "seed0007.png",
+        "seed12345.png",
+    ]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         [p.name for p in result.images] + ["latents.npz"]
     )
@@ -315,8 +321,9 @@ def test_compile_falls_back_when_it_fails(model, tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "compile", broken)
     lines = []
-    result = generate_images(model, [0, 1, 2], compile=True, batch=2, out=tmp_path / "c", progress=False,
-                             log=lines.append)
+    result = generate_images(
+        model, [0, 1, 2], compile=True, batch=2, out=tmp_path / "c", progress=False, log=lines.append
+    )
     assert not result.compiled
     assert lines == ["ganscapes: warning: torch.compile failed (no compiler here); running without it."]
     eager = generate_images(model, [0, 1, 2], batch=2, out=tmp_path / "e", progress=False)

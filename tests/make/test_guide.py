@@ -26,6 +26,7 @@ from ganscapes.make.generate import generate_images
 from ganscapes.make.latents import load_latent_rows, render_ws
 from ganscapes.make.reproduce import reproduce_file
 from ganscapes.provenance import decode_array, read_recipe, write_png
+
 from helpers_models import tiny_model
 from helpers_tinyclip import TINY_CLIP, tiny_clip
 
@@ -262,7 +263,9 @@ def test_w_space_refuses_rows_with_a_w_per_layer(G, scorer, loaded, tmp_path):
     init = load_latent_rows(f"{cut.latents}:0,1", loaded).ws
     with pytest.raises(UserError, match="--space wplus"):
         g.adam_search(G, scorer, g.GuideConfig(method="adam", steps=1, space="w"), CPU, init=init)
-    result = g.adam_search(G, scorer, g.GuideConfig(method="adam", steps=1, space="wplus", population=2, keep=2), CPU, init=init)
+    result = g.adam_search(
+        G, scorer, g.GuideConfig(method="adam", steps=1, space="wplus", population=2, keep=2), CPU, init=init
+    )
     assert {r.tobytes() for r in result.ws} == {r.tobytes() for r in init}
 
 
@@ -277,7 +280,13 @@ def test_saved_search_reproduces_its_pictures(G, scorer, loaded, encoder, tmp_pa
     paths = g.save_search(result, loaded, scorer, PROMPT, cfg, out, CPU)
     assert [p.name for p in paths] == ["best-01.png", "best-02.png", "best-03.png"]
     assert sorted(p.name for p in out.iterdir()) == [
-        "best-01.png", "best-02.png", "best-03.png", "history.csv", "history.png", "latents.npz", "strip.png"
+        "best-01.png",
+        "best-02.png",
+        "best-03.png",
+        "history.csv",
+        "history.png",
+        "latents.npz",
+        "strip.png",
     ]
 
     with np.load(out / "latents.npz") as npz:

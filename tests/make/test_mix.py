@@ -22,6 +22,7 @@ from ganscapes.make.mix import (
 )
 from ganscapes.make.pick import save_top_latents
 from ganscapes.provenance import decode_array, read_recipe
+
 from helpers_models import tiny_model
 
 CPU = torch.device("cpu")
@@ -192,7 +193,9 @@ def test_no_layers_gives_the_forms_and_all_layers_the_styles(model, tmp_path):
             assert np.array_equal(read_png(none.cells[j][i]), read_png(none.forms[i])), (i, j)
             assert np.array_equal(read_png(every.cells[j][i]), read_png(every.styles[j])), (i, j)
             cell = read_png(some.cells[j][i])
-            assert not np.array_equal(cell, read_png(some.forms[i])) and not np.array_equal(cell, read_png(some.styles[j]))
+            assert not np.array_equal(cell, read_png(some.forms[i])) and not np.array_equal(
+                cell, read_png(some.styles[j])
+            )
 
 
 def test_the_grid_holds_the_pictures_where_they_belong(model, tmp_path):
@@ -377,13 +380,19 @@ def test_parse_latent_spec(spec, path, rows):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("latents.txt:0", "Cannot read the latent selection 'latents.txt:0'; write FILE.npz:0,1,2 (row numbers) or FILE.npz."),
+        (
+            "latents.txt:0",
+            "Cannot read the latent selection 'latents.txt:0'; write FILE.npz:0,1,2 (row numbers) or FILE.npz.",
+        ),
         ("latents.npz:a", "Cannot read the latent selection 'latents.npz:a'"),
         ("latents.npz:0;1", "Cannot read the latent selection"),
         ("latents.npz:", "No rows named in 'latents.npz:'; write FILE.npz:0,1,2 or FILE.npz for all rows."),
         ("latents.npz:,", "No rows named in 'latents.npz:,'"),
         ("latents.npz:3-1", "The row range '3-1' in 'latents.npz:3-1' runs backwards."),
-        ("latents.npz:1--2", "Cannot read the row '1--2' in 'latents.npz:1--2'; rows are numbers and ranges such as 0-3."),
+        (
+            "latents.npz:1--2",
+            "Cannot read the row '1--2' in 'latents.npz:1--2'; rows are numbers and ranges such as 0-3.",
+        ),
     ],
 )
 def test_malformed_latent_specs(spec, message):

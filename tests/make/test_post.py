@@ -19,6 +19,7 @@ from ganscapes.make.post import (
     stretch_contrast,
 )
 from ganscapes.provenance import read_recipe
+
 from helpers_images import jpeg_bytes, noise, png_bytes, write
 from helpers_models import tiny_model
 

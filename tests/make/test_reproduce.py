@@ -19,6 +19,7 @@ from ganscapes.make.mix import file_latents, seed_latents, style_mix
 from ganscapes.make.post import PostSettings, post_files
 from ganscapes.make.reproduce import rebuild, reproduce_file
 from ganscapes.provenance import RECIPE_KEY, encode_array, read_recipe, write_png
+
 from helpers_images import noise, png_bytes, write
 from helpers_models import tiny_model
 
@@ -104,8 +105,13 @@ def test_mix_cells_forms_and_styles_are_rebuilt_exactly(model, loaded, tmp_path,
 
 def test_post_outputs_are_rebuilt_exactly(model, loaded, tmp_path):
     gen = generate_images(model, [1, 2, 3], noise_mode="random", batch=2, out=tmp_path / "gen", progress=False)
-    mix = style_mix(model, seed_latents(model.G_ema, [1], 1.0, None, None, CPU),
-                    seed_latents(model.G_ema, [2], 1.0, None, None, CPU), [4, 5], tmp_path / "mix")
+    mix = style_mix(
+        model,
+        seed_latents(model.G_ema, [1], 1.0, None, None, CPU),
+        seed_latents(model.G_ema, [2], 1.0, None, None, CPU),
+        [4, 5],
+        tmp_path / "mix",
+    )
     for settings, size in [
         (PostSettings(), (16, 13)),
         (PostSettings(low=2, high=97, aspect=1.5, width=40), (40, 27)),
@@ -170,7 +176,9 @@ def test_recipes_that_cannot_be_rebuilt(model, tmp_path):
     with pytest.raises(UserError, match=r"^The recipe in nohash\.png names no model_hash, so it cannot be rebuilt\.$"):
         reproduce_file(tmp_path / "nohash.png", model)
     write_png(tmp_path / "grid.png", pixels, {"kind": "mix-grid", "model_hash": model.model_hash})
-    with pytest.raises(UserError, match="^Cannot rebuild a recipe of kind 'mix-grid'; ganscapes rebuilds generate, latent, mix, post.$"):
+    with pytest.raises(
+        UserError, match="^Cannot rebuild a recipe of kind 'mix-grid'; ganscapes rebuilds generate, latent, mix, post.$"
+    ):
         reproduce_file(tmp_path / "grid.png", model)
     bad = {"kind": "mix", "model_hash": model.model_hash, "form": {"seed": 1}, "style": {"seed": 2}, "layers": [6]}
     with pytest.raises(UserError, match=r"mixes layers \[6\], but this model has layers 0 to 5"):

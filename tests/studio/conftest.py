@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from ganscapes.gan.checkpoint import save_model
+
 from helpers_models import tiny_model
 
 

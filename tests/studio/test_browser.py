@@ -35,6 +35,8 @@ from ganscapes.clip.encoder import WEIGHTS_ENV
 from ganscapes.gan.checkpoint import load_model
 from ganscapes.provenance import read_recipe
 
+pytestmark = pytest.mark.slow  # a studio server driven by Chromium
+
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT_ENV = "GANSCAPES_UPDATE_SCREENSHOT"
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "studio.png"
@@ -85,12 +87,33 @@ def server(model_file, tmp_path_factory):
         "PYTHONUNBUFFERED": "1",
     }
     env.pop(WEIGHTS_ENV, None)
-    command = [sys.executable, "-m", "ganscapes", "studio", "--model", "tiny.safetensors", "--out", "out",
-               "--port", str(port), "--clip-pretrained", "random", "--device", "cpu"]
+    command = [
+        sys.executable,
+        "-m",
+        "ganscapes",
+        "studio",
+        "--model",
+        "tiny.safetensors",
+        "--out",
+        "out",
+        "--port",
+        str(port),
+        "--clip-pretrained",
+        "random",
+        "--device",
+        "cpu",
+    ]
     log_path = folder / "server.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            command,
+            cwd=folder,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
         url = f"http://127.0.0.1:{port}/"
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
@@ -105,10 +128,18 @@ def server(model_file, tmp_path_factory):
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"the studio did not answer within {START_TIMEOUT} s:\n{log_path.read_text(errors='replace')}")
+                pytest.fail(
+                    f"the studio did not answer within {START_TIMEOUT} s:\n{log_path.read_text(errors='replace')}"
+                )
             time.sleep(0.25)
-        yield SimpleNamespace(url=url, port=port, out=folder / "out", log=log_path, proc=proc,
-                              model_hash=load_model(model_file).model_hash)
+        yield SimpleNamespace(
+            url=url,
+            port=port,
+            out=folder / "out",
+            log=log_path,
+            proc=proc,
+            model_hash=load_model(model_file).model_hash,
+        )
     finally:
         stop(proc)
     with socket.socket() as s:  # nothing is left listening
@@ -118,14 +149,16 @@ def server(model_file, tmp_path_factory):
 def wait_for_images(page, selector: str, count: int) -> list[int]:
     """Wait until exactly `count` images match `selector` and all have loaded; their natural widths."""
     images = page.locator(selector)
-    page.wait_for_function("([sel, n]) => document.querySelectorAll(sel).length === n", arg=[selector, count],
-                           timeout=STEP_TIMEOUT)
+    page.wait_for_function(
+        "([sel, n]) => document.querySelectorAll(sel).length === n", arg=[selector, count], timeout=STEP_TIMEOUT
+    )
     for k in range(count):
         images.nth(k).scroll_into_view_if_needed()  # gallery images load lazily
     page.wait_for_function(
         "([sel, n]) => { const im = [...document.querySelectorAll(sel)];"
         " return im.length === n && im.every(i => i.complete && i.naturalWidth > 0); }",
-        arg=[selector, count], timeout=STEP_TIMEOUT,
+        arg=[selector, count],
+        timeout=STEP_TIMEOUT,
     )
     return page.eval_on_selector_all(selector, "els => els.map(e => e.naturalWidth)")
 
@@ -158,7 +191,9 @@ def test_the_studio_in_chromium(server, tmp_path):
             context.route("**/*", route)
             page = context.new_page()
             page.set_default_timeout(STEP_TIMEOUT)
-            page.on("websocket", lambda ws: (requests.append(ws.url), None if local(ws.url) else outside.append(ws.url)))
+            page.on(
+                "websocket", lambda ws: (requests.append(ws.url), None if local(ws.url) else outside.append(ws.url))
+            )
             page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
             page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
             page.goto(server.url)
@@ -178,7 +213,8 @@ def test_the_studio_in_chromium(server, tmp_path):
             page.locator("#top input").fill("4")
             page.get_by_role("button", name="Paint from the prompt").click()
             expect(page.locator("#prompt-status p")).to_have_text(
-                re.compile(rf"^The 4 best of 12 for “{PROMPT}”: best score [+-]\d\.\d{{4}}\.$"))
+                re.compile(rf"^The 4 best of 12 for “{PROMPT}”: best score [+-]\d\.\d{{4}}\.$")
+            )
             assert wait_for_images(page, "#prompt-gallery img", 4) == [32] * 4
             captions = page.locator("#prompt-gallery .caption-label").all_inner_texts()
             assert [c.split(" · ")[0] for c in captions] == [f"#{k}" for k in (2, 3, 4, 5)], captions
@@ -190,7 +226,8 @@ def test_the_studio_in_chromium(server, tmp_path):
             page.get_by_role("tab", name="Mix").click()
             page.get_by_role("button", name="Mix", exact=True).click()
             expect(page.locator("#mix-status p")).to_have_text(
-                "Could not do that: Choose at least one form: catalog numbers such as 12, or seeds such as s7.")
+                "Could not do that: Choose at least one form: catalog numbers such as 12, or seeds such as s7."
+            )
             page.locator("#forms textarea").fill("#1, s3")
             page.locator("#styles textarea").fill("s4, s5")
             page.get_by_role("button", name="Mix", exact=True).click()
@@ -209,7 +246,8 @@ def test_the_studio_in_chromium(server, tmp_path):
             page.get_by_label("Width (0: keep)").fill("64")
             page.get_by_role("button", name="Finish", exact=True).click()
             expect(page.locator("#finish-status p")).to_have_text(
-                "Picture #10; the PNG carries its recipe (ganscapes info shows it).")
+                "Picture #10; the PNG carries its recipe (ganscapes info shows it)."
+            )
             with page.expect_download() as download:
                 page.locator("#download a").click()
             saved = tmp_path / "downloaded.png"

@@ -21,13 +21,29 @@ def add(catalog: Catalog, prompt: str | None, **fields) -> Entry:
 def test_add_and_get_round_trip(tmp_path):
     catalog = Catalog(tmp_path / "deep" / "folder" / "catalog.sqlite")  # the folder is made
     assert len(catalog) == 0 and catalog.get(1) is None
-    entry = catalog.add("requests/a/seed0007.png", "prompt", HASH, prompt="autumn woods", seed=7,
-                        latents="requests/a/latents.npz", row=3, score=0.25)
+    entry = catalog.add(
+        "requests/a/seed0007.png",
+        "prompt",
+        HASH,
+        prompt="autumn woods",
+        seed=7,
+        latents="requests/a/latents.npz",
+        row=3,
+        score=0.25,
+    )
     assert entry.id == 1 and len(catalog) == 1
     assert catalog.get(1) == entry
     assert catalog.get("1") == entry  # numbers from a text box
-    assert (entry.file, entry.kind, entry.prompt, entry.seed, entry.latents, entry.row, entry.score, entry.model_hash) == (
-        "requests/a/seed0007.png", "prompt", "autumn woods", 7, "requests/a/latents.npz", 3, 0.25, HASH)
+    assert (
+        entry.file,
+        entry.kind,
+        entry.prompt,
+        entry.seed,
+        entry.latents,
+        entry.row,
+        entry.score,
+        entry.model_hash,
+    ) == ("requests/a/seed0007.png", "prompt", "autumn woods", 7, "requests/a/latents.npz", 3, 0.25, HASH)
     assert entry.created > 0
     assert catalog.get(2) is None
     bare = catalog.add("requests/b/cell.png", "mix", HASH)
@@ -36,7 +52,9 @@ def test_add_and_get_round_trip(tmp_path):
 
 def test_caption_says_number_score_kind_and_seed(tmp_path):
     catalog = Catalog(tmp_path / "c.sqlite")
-    assert catalog.add("a.png", "prompt", HASH, seed=12, score=0.123456).caption == "#1 · score +0.123 · prompt · seed 12"
+    assert (
+        catalog.add("a.png", "prompt", HASH, seed=12, score=0.123456).caption == "#1 · score +0.123 · prompt · seed 12"
+    )
     assert catalog.add("b.png", "mix", HASH).caption == "#2 · mix"
     assert catalog.add("c.png", "seed", HASH, seed=0).caption == "#3 · seed · seed 0"  # seed 0 is a seed
 
@@ -64,17 +82,20 @@ def test_search_matches_prompt_substrings_case_insensitively(tmp_path):
     assert catalog.search("winter") == []
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("%", ["100% oil"]),
-    ("_", ["snake_case"]),
-    ("0% o", ["100% oil"]),
-    ("e_c", ["snake_case"]),
-    ("\\", ["back\\slash"]),
-    ("k\\s", ["back\\slash"]),
-    ("%%", []),
-    ("a%e", []),  # would match "snake_case" and "back\\slash" if % were a wildcard
-    ("s_a", []),  # would match "snake" … if _ were a wildcard
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("%", ["100% oil"]),
+        ("_", ["snake_case"]),
+        ("0% o", ["100% oil"]),
+        ("e_c", ["snake_case"]),
+        ("\\", ["back\\slash"]),
+        ("k\\s", ["back\\slash"]),
+        ("%%", []),
+        ("a%e", []),  # would match "snake_case" and "back\\slash" if % were a wildcard
+        ("s_a", []),  # would match "snake" … if _ were a wildcard
+    ],
+)
 def test_search_escapes_like_wildcards(tmp_path, text, expected):
     catalog = Catalog(tmp_path / "c.sqlite")
     for prompt in ("100% oil", "snake_case", "back\\slash", "plain words"):
@@ -119,7 +140,9 @@ def test_a_restarted_studio_keeps_its_catalog_and_pictures(model_file, tmp_path,
 
 
 def test_a_catalog_elsewhere_is_used_when_named(model_file, tmp_path):
-    studio = Studio(StudioConfig(model=model_file, out=tmp_path / "out", catalog=tmp_path / "cat" / "mine.sqlite", device="cpu"))
+    studio = Studio(
+        StudioConfig(model=model_file, out=tmp_path / "out", catalog=tmp_path / "cat" / "mine.sqlite", device="cpu")
+    )
     entry = studio.paint_seed(1, 0.7)
     assert not (tmp_path / "out" / "catalog.sqlite").exists()
     assert Catalog(tmp_path / "cat" / "mine.sqlite").get(entry.id) == entry

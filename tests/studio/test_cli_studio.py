@@ -13,6 +13,7 @@ import os
 import socket
 
 import pytest
+
 from helpers_clip import assert_error, run_cli
 
 
@@ -56,10 +57,13 @@ def test_a_missing_model_is_one_line(tmp_path, monkeypatch, capsys, no_launch):
     assert_free(port)
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("bad.safetensors", b"not a model", "is not a readable safetensors file"),
-    ("bad.pkl", b"\x80\x04garbage", "bad.pkl"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("bad.safetensors", b"not a model", "is not a readable safetensors file"),
+        ("bad.pkl", b"\x80\x04garbage", "bad.pkl"),
+    ],
+)
 def test_a_corrupt_model_is_one_line(tmp_path, monkeypatch, capsys, no_launch, name, content, message):
     port = free_port()
     path = tmp_path / name
@@ -78,7 +82,9 @@ def test_a_port_in_use_is_one_line(model_file, tmp_path, monkeypatch, capsys, no
         port = busy.getsockname()[1]
         assert run_cli(monkeypatch, *studio_args(model_file, tmp_path, port)) == 1
         _, err = capsys.readouterr()
-        assert_error(err, f"Cannot listen on 127.0.0.1:{port} (Address already in use); choose another --port or --host.")
+        assert_error(
+            err, f"Cannot listen on 127.0.0.1:{port} (Address already in use); choose another --port or --host."
+        )
     assert not (tmp_path / "out").exists()  # refused before the model was even read
     assert_free(port)
 
@@ -98,6 +104,7 @@ def test_without_gradio_the_command_says_how_to_install_it(model_file, tmp_path,
     assert_error(err, "The studio needs Gradio, an optional extra: pip install 'ganscapes[studio]'.")
 
 
+@pytest.mark.slow
 def test_the_studio_launches_quietly_on_loopback_and_warns_for_other_hosts(model_file, tmp_path, monkeypatch, capsys):
     """The page is built for real (without CLIP: offline, no weights); only Gradio's server start is replaced."""
     gr = pytest.importorskip("gradio", reason="Gradio is not installed (pip install 'ganscapes[studio]')")

@@ -31,6 +31,7 @@ from ganscapes.studio.core import (
     StudioConfig,
     StudioError,
 )
+
 from helpers_tinyclip import TINY_CLIP, register_tiny_clip
 
 PROMPT = "impressionist painting of autumn woods"
@@ -160,12 +161,18 @@ def test_paint_prompt_reports_progress_up_to_one(prompt_run):
 def test_paint_prompt_limits(studio):
     top_cpu = MAX_IMAGES["cpu"]
     assert studio.max_images == top_cpu and studio.default_images <= top_cpu
-    refused(studio, lambda: studio.paint_prompt(PROMPT, top_cpu + 1, 0.7, 4),
-            rf"^Generate between 1 and {top_cpu} pictures per request on this cpu, not {top_cpu + 1}\.$")
+    refused(
+        studio,
+        lambda: studio.paint_prompt(PROMPT, top_cpu + 1, 0.7, 4),
+        rf"^Generate between 1 and {top_cpu} pictures per request on this cpu, not {top_cpu + 1}\.$",
+    )
     refused(studio, lambda: studio.paint_prompt(PROMPT, 0, 0.7, 1), r"Generate between 1 and .* not 0\.")
     refused(studio, lambda: studio.paint_prompt(PROMPT, 5, 0.7, 6), r"^Top-k must be between 1 and 5, not 6\.$")
-    refused(studio, lambda: studio.paint_prompt(PROMPT, 100, 0.7, MAX_TOP + 1),
-            rf"^Top-k must be between 1 and {MAX_TOP}, not {MAX_TOP + 1}\.$")
+    refused(
+        studio,
+        lambda: studio.paint_prompt(PROMPT, 100, 0.7, MAX_TOP + 1),
+        rf"^Top-k must be between 1 and {MAX_TOP}, not {MAX_TOP + 1}\.$",
+    )
     refused(studio, lambda: studio.paint_prompt(PROMPT, 5, 0.7, 0), r"Top-k must be between 1 and 5, not 0\.")
     refused(studio, lambda: studio.paint_prompt(PROMPT, 5, -1.5, 2), r"^ψ must be between -1 and 2, not -1\.5\.$")
     refused(studio, lambda: studio.paint_prompt("   ", 5, 0.7, 2), r"prompt is empty|phrase is empty", error=UserError)
@@ -216,17 +223,22 @@ def test_mix_catalog_numbers_and_seeds(studio, seed_entry):
     w = studio.w_of(cells[0])  # F1-S1: the catalog picture's coarse and middle layers, seed 4's fine ones
     assert np.array_equal(w[:4], form[:4]) and np.array_equal(w[4:], style[4:])
     recipe = read_recipe(studio.path_of(cells[0]))
-    assert recipe["form"]["catalog"] == seed_entry.id and recipe["style"]["seed"] == 4 and recipe["layers"] == [4, 5, 6, 7]
+    assert (
+        recipe["form"]["catalog"] == seed_entry.id and recipe["style"]["seed"] == 4 and recipe["layers"] == [4, 5, 6, 7]
+    )
     assert reproduce_file(studio.path_of(cells[0]), studio.model).identical
 
 
-@pytest.mark.parametrize("layers, custom, expected", [
-    ("coarse", "", [0, 1, 2, 3]),
-    ("fine", "", [4, 5, 6, 7]),
-    ("custom", "2-5", [2, 3, 4, 5]),
-    ("custom", "1, 6-", [1, 6, 7]),
-    ("fine", "0-7", [4, 5, 6, 7]),  # the custom range counts only when custom is chosen
-])
+@pytest.mark.parametrize(
+    "layers, custom, expected",
+    [
+        ("coarse", "", [0, 1, 2, 3]),
+        ("fine", "", [4, 5, 6, 7]),
+        ("custom", "2-5", [2, 3, 4, 5]),
+        ("custom", "1, 6-", [1, 6, 7]),
+        ("fine", "0-7", [4, 5, 6, 7]),  # the custom range counts only when custom is chosen
+    ],
+)
 def test_mix_takes_the_chosen_layers_from_the_style(studio, layers, custom, expected):
     _, (cell,) = studio.mix("s1", "s2", layers, custom, psi=0.7)
     G = studio.model.G_ema
@@ -250,7 +262,11 @@ def test_mix_refuses_bad_lists(studio, seed_entry):
         ("", "s1", r"^Choose at least one form: catalog numbers such as 12, or seeds such as s7\.$"),
         (" , ;", "s1", r"Choose at least one form:"),
         ("s1", "", r"Choose at least one style:"),
-        (",".join(f"s{i}" for i in range(MAX_GRID + 1)), "s1", rf"^At most {MAX_GRID} forms per grid, not {MAX_GRID + 1}\.$"),
+        (
+            ",".join(f"s{i}" for i in range(MAX_GRID + 1)),
+            "s1",
+            rf"^At most {MAX_GRID} forms per grid, not {MAX_GRID + 1}\.$",
+        ),
         ("s1", ",".join(f"s{i}" for i in range(MAX_GRID + 1)), rf"At most {MAX_GRID} styles per grid"),
         ("#99999", "s1", r"^There is no picture #99999 in the catalog\.$"),
         ("s1", "99999", r"There is no picture #99999"),
@@ -264,11 +280,20 @@ def test_mix_refuses_bad_lists(studio, seed_entry):
 
 
 def test_mix_refuses_bad_layers(studio):
-    refused(studio, lambda: studio.mix("s1", "s2", "everything"),
-            r"^Layers must be one of coarse, middle, fine or custom, not 'everything'\.$")
-    refused(studio, lambda: studio.mix("s1", "s2", "custom", "four"), r"Cannot read the layer range 'four'", error=UserError)
-    refused(studio, lambda: studio.mix("s1", "s2", "custom", "6-9"), r"Layer 9 does not exist: this model has layers 0 to 7",
-            error=UserError)
+    refused(
+        studio,
+        lambda: studio.mix("s1", "s2", "everything"),
+        r"^Layers must be one of coarse, middle, fine or custom, not 'everything'\.$",
+    )
+    refused(
+        studio, lambda: studio.mix("s1", "s2", "custom", "four"), r"Cannot read the layer range 'four'", error=UserError
+    )
+    refused(
+        studio,
+        lambda: studio.mix("s1", "s2", "custom", "6-9"),
+        r"Layer 9 does not exist: this model has layers 0 to 7",
+        error=UserError,
+    )
     refused(studio, lambda: studio.mix("s1", "s2", "custom", "5-2"), r"runs backwards", error=UserError)
     # A range with no layer of this 32² model (8 layers: "middle" is empty) would give cells equal to the forms.
     refused(studio, lambda: studio.mix("s1", "s2", "middle"), r"^The layer range 'middle' names no layer of this model")
@@ -285,7 +310,11 @@ def test_empty_number_boxes_are_refused_with_a_sentence(studio, seed_entry):
 
 def test_mix_refuses_a_picture_without_a_latent(studio):
     bare = studio.catalog.add("requests/nowhere/x.png", "post", studio.model.model_hash)
-    refused(studio, lambda: studio.mix(f"#{bare.id}", "s1", "fine"), rf"^Picture #{bare.id} \(post\) has no latent to start from\.$")
+    refused(
+        studio,
+        lambda: studio.mix(f"#{bare.id}", "s1", "fine"),
+        rf"^Picture #{bare.id} \(post\) has no latent to start from\.$",
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -300,7 +329,9 @@ def test_guide_from_a_catalog_picture(studio, seed_entry):
     path = studio.path_of(best)
     recipe = read_recipe(path)
     assert recipe["kind"] == "latent" and recipe["score"] == pytest.approx(best.score, abs=1e-6)
-    assert recipe["search"]["steps"] == 3 and recipe["search"]["space"] == "w"  # a seed's latent is the same on every layer
+    assert (
+        recipe["search"]["steps"] == 3 and recipe["search"]["space"] == "w"
+    )  # a seed's latent is the same on every layer
     assert np.array_equal(painted(studio, best), pixels_of(path))
     assert reproduce_file(path, studio.model).identical
     assert plot.is_file() and plot.name == "history.png" and plot.is_relative_to(studio.out)
@@ -319,16 +350,26 @@ def test_guide_genetic_from_a_mixed_picture(studio):
 
 
 def test_guide_limits(studio, seed_entry):
-    refused(studio, lambda: studio.guide(seed_entry.id, PROMPT, "adam", 0), rf"^Steps must be between 1 and {MAX_GUIDE_STEPS}, not 0\.$")
+    refused(
+        studio,
+        lambda: studio.guide(seed_entry.id, PROMPT, "adam", 0),
+        rf"^Steps must be between 1 and {MAX_GUIDE_STEPS}, not 0\.$",
+    )
     refused(studio, lambda: studio.guide(seed_entry.id, PROMPT, "adam", MAX_GUIDE_STEPS + 1), r"Steps must be between")
     refused(studio, lambda: studio.guide("twelve", PROMPT, "adam", 2), r"^'twelve' is not a catalog number")
-    refused(studio, lambda: studio.guide(seed_entry.id, PROMPT, "sgd", 2), r"must be one of adam, genetic", error=UserError)
+    refused(
+        studio, lambda: studio.guide(seed_entry.id, PROMPT, "sgd", 2), r"must be one of adam, genetic", error=UserError
+    )
     refused(studio, lambda: studio.guide(seed_entry.id, "", "adam", 2), r"empty", error=UserError)
 
 
 def test_finish_writes_a_post_png_at_the_requested_size(studio, seed_entry):
     done = studio.finish(f"#{seed_entry.id}", 0.1, 99.9, "4:3", 48)
-    assert done.kind == "post" and (done.seed, done.latents, done.row) == (seed_entry.seed, seed_entry.latents, seed_entry.row)
+    assert done.kind == "post" and (done.seed, done.latents, done.row) == (
+        seed_entry.seed,
+        seed_entry.latents,
+        seed_entry.row,
+    )
     path = studio.path_of(done)
     assert path != studio.path_of(seed_entry) and path.suffix == ".png"
     assert path.name == studio.path_of(seed_entry).stem + "-finished.png"
@@ -342,12 +383,15 @@ def test_finish_writes_a_post_png_at_the_requested_size(studio, seed_entry):
     assert np.array_equal(studio.w_of(done), studio.w_of(seed_entry))  # a finished picture can be mixed again
 
 
-@pytest.mark.parametrize("aspect, width, size", [
-    ("auto", None, (32, 25)),  # the model's 1.27, the width kept
-    ("", 0, (32, 25)),
-    ("1", 40, (40, 40)),
-    ("2.5", None, (32, 13)),
-])
+@pytest.mark.parametrize(
+    "aspect, width, size",
+    [
+        ("auto", None, (32, 25)),  # the model's 1.27, the width kept
+        ("", 0, (32, 25)),
+        ("1", 40, (40, 40)),
+        ("2.5", None, (32, 13)),
+    ],
+)
 def test_finish_aspect_and_width(studio, seed_entry, aspect, width, size):
     with Image.open(studio.path_of(studio.finish(seed_entry.id, 1, 99, aspect, width))) as im:
         assert im.size == size
@@ -355,10 +399,20 @@ def test_finish_aspect_and_width(studio, seed_entry, aspect, width, size):
 
 def test_finish_refuses_bad_settings(studio, seed_entry):
     for aspect in ("wide", "4:0", "4:x"):
-        refused(studio, lambda aspect=aspect: studio.finish(seed_entry.id, 0.1, 99.9, aspect, None),
-                rf"^The aspect must be auto, a number such as 1\.27 or a ratio such as 4:3, not '{aspect}'\.$")
-    refused(studio, lambda: studio.finish(seed_entry.id, 50, 10, "auto", None), r"percentiles must satisfy", error=UserError)
-    refused(studio, lambda: studio.finish(seed_entry.id, 0.1, 99.9, "20", None), r"aspect must be between 0\.1 and 10", error=UserError)
+        refused(
+            studio,
+            lambda aspect=aspect: studio.finish(seed_entry.id, 0.1, 99.9, aspect, None),
+            rf"^The aspect must be auto, a number such as 1\.27 or a ratio such as 4:3, not '{aspect}'\.$",
+        )
+    refused(
+        studio, lambda: studio.finish(seed_entry.id, 50, 10, "auto", None), r"percentiles must satisfy", error=UserError
+    )
+    refused(
+        studio,
+        lambda: studio.finish(seed_entry.id, 0.1, 99.9, "20", None),
+        r"aspect must be between 0\.1 and 10",
+        error=UserError,
+    )
     refused(studio, lambda: studio.finish(99999, 0.1, 99.9, "auto", None), r"There is no picture #99999")
 
 
@@ -394,6 +448,7 @@ def opened_files():
     so one is installed once and records only while a test holds the list)."""
     state = _AUDIT
     if not state["installed"]:
+
         def hook(event, args):
             log = state["log"]
             if event == "open" and log is not None and args and isinstance(args[0], (str, bytes, os.PathLike)):
@@ -419,18 +474,31 @@ def test_catalog_rows_pointing_outside_are_refused_never_read(studio, seed_entry
     assert rel.startswith("../")
     h = studio.model.model_hash
     rows = [
-        studio.catalog.add(file="../../etc/passwd", kind="seed", model_hash=h, seed=1, latents="../../etc/passwd", row=0),
-        studio.catalog.add(file=str(outside / "seed.png"), kind="seed", model_hash=h, seed=1,
-                           latents=str(outside / "latents.npz"), row=0),
-        studio.catalog.add(file=f"{rel}/seed.png", kind="seed", model_hash=h, seed=1, latents=f"{rel}/latents.npz", row=0),
+        studio.catalog.add(
+            file="../../etc/passwd", kind="seed", model_hash=h, seed=1, latents="../../etc/passwd", row=0
+        ),
+        studio.catalog.add(
+            file=str(outside / "seed.png"),
+            kind="seed",
+            model_hash=h,
+            seed=1,
+            latents=str(outside / "latents.npz"),
+            row=0,
+        ),
+        studio.catalog.add(
+            file=f"{rel}/seed.png", kind="seed", model_hash=h, seed=1, latents=f"{rel}/latents.npz", row=0
+        ),
     ]
     opened_files.clear()
     for row in rows:
-        for call in (studio.path_of, studio.w_of,
-                     lambda e: studio.finish(e.id, 0.1, 99.9, "auto", None),
-                     lambda e: studio.mix(f"#{e.id}", "s1", "fine"),
-                     lambda e: studio.mix("s1", str(e.id), "fine"),
-                     lambda e: studio.guide(e.id, PROMPT, "adam", 2)):
+        for call in (
+            studio.path_of,
+            studio.w_of,
+            lambda e: studio.finish(e.id, 0.1, 99.9, "auto", None),
+            lambda e: studio.mix(f"#{e.id}", "s1", "fine"),
+            lambda e: studio.mix("s1", str(e.id), "fine"),
+            lambda e: studio.guide(e.id, PROMPT, "adam", 2),
+        ):
             refused(studio, lambda call=call, row=row: call(row), r"is outside the studio's folder\.$")
     leaked = [p for p in opened_files if "passwd" in p or str(outside) in p]
     assert leaked == [], leaked
@@ -450,12 +518,15 @@ def test_a_missing_model_stops_the_studio_with_one_sentence(tmp_path):
     assert not (tmp_path / "out").exists()  # nothing made before the model loaded
 
 
-@pytest.mark.parametrize("name, content", [
-    ("bad.safetensors", b"this is not a model at all"),
-    ("empty.safetensors", b""),
-    ("bad.pkl", b"\x80\x04not a pickle"),
-    ("model.txt", b"hello"),
-])
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("bad.safetensors", b"this is not a model at all"),
+        ("empty.safetensors", b""),
+        ("bad.pkl", b"\x80\x04not a pickle"),
+        ("model.txt", b"hello"),
+    ],
+)
 def test_a_corrupt_model_stops_the_studio_with_one_sentence(tmp_path, name, content):
     path = tmp_path / name
     path.write_bytes(content)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from ganscapes.cli.app import app
 from ganscapes.cli.shared import (
-    CLIP_MODEL, CLIP_PRETRAINED, CLIP_WEIGHTS,
+    CLIP_MODEL,
+    CLIP_PRETRAINED,
+    CLIP_WEIGHTS,
 )
 from ganscapes.errors import UserError
 
@@ -28,17 +29,24 @@ def demo(
     device: str = typer.Option("auto", "--device", help="auto, cuda, mps or cpu."),
     clip_model: str = CLIP_MODEL,
     clip_pretrained: str = CLIP_PRETRAINED,
-    clip_weights: Optional[Path] = CLIP_WEIGHTS,
+    clip_weights: Path | None = CLIP_WEIGHTS,
 ) -> None:
     """Run the whole pipeline on procedural paintings and write report.html (resumable)."""
     from ganscapes.demo.pipeline import DemoConfig, run_demo
 
     config = DemoConfig(
-        out=out, minutes=minutes, res=res, images=images, prompt=prompt, generate=generate, device=device,
-        clip_model=clip_model, clip_pretrained=clip_pretrained, clip_weights=clip_weights,
+        out=out,
+        minutes=minutes,
+        res=res,
+        images=images,
+        prompt=prompt,
+        generate=generate,
+        device=device,
+        clip_model=clip_model,
+        clip_pretrained=clip_pretrained,
+        clip_weights=clip_weights,
     )
     run_demo(config, log=lambda line: typer.echo(line))
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -51,11 +59,13 @@ def studio(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every network; warned)."),
     port: int = typer.Option(7860, "--port", help="Port to listen on."),
     out: Path = typer.Option(Path("studio-output"), "--out", help="Folder for the studio's pictures."),
-    catalog: Optional[Path] = typer.Option(None, "--catalog", help="SQLite catalog of every picture.", show_default="OUT/catalog.sqlite"),
+    catalog: Path | None = typer.Option(
+        None, "--catalog", help="SQLite catalog of every picture.", show_default="OUT/catalog.sqlite"
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cuda, mps or cpu."),
     clip_model: str = CLIP_MODEL,
     clip_pretrained: str = CLIP_PRETRAINED,
-    clip_weights: Optional[Path] = CLIP_WEIGHTS,
+    clip_weights: Path | None = CLIP_WEIGHTS,
 ) -> None:
     """A local web studio: paint from prompts and seeds, mix, guide, finish, browse the catalog."""
     import importlib.util
@@ -69,13 +79,24 @@ def studio(
         try:
             probe.bind((host, port))
         except OSError as e:
-            raise UserError(f"Cannot listen on {host}:{port} ({e.strerror or e}); choose another --port or --host.") from None
+            raise UserError(
+                f"Cannot listen on {host}:{port} ({e.strerror or e}); choose another --port or --host."
+            ) from None
     from ganscapes.studio.app import launch
     from ganscapes.studio.core import Studio, StudioConfig
 
-    config = StudioConfig(model=model, out=out, catalog=catalog, device=device, clip_model=clip_model,
-                          clip_pretrained=clip_pretrained, clip_weights=clip_weights)
-    launch(Studio(config), host=host, port=port, log=lambda line: typer.echo(line, err=line.startswith("ganscapes: warning")))
-
-
-
+    config = StudioConfig(
+        model=model,
+        out=out,
+        catalog=catalog,
+        device=device,
+        clip_model=clip_model,
+        clip_pretrained=clip_pretrained,
+        clip_weights=clip_weights,
+    )
+    launch(
+        Studio(config),
+        host=host,
+        port=port,
+        log=lambda line: typer.echo(line, err=line.startswith("ganscapes: warning")),
+    )

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from ganscapes.cli.app import app
 from ganscapes.cli.shared import (
+    CLIP_BATCH,
+    CLIP_CACHE,
+    CLIP_MODEL,
+    CLIP_PRETRAINED,
+    CLIP_WEIGHTS,
+    CLIP_WORKERS,
     DEVICE,
-    CLIP_BATCH, CLIP_CACHE, CLIP_MODEL, CLIP_PRETRAINED, CLIP_WEIGHTS, CLIP_WORKERS, NEGATIVE, TEMPLATE,
-    Device, clip_tools, echo_top, post_outputs, make_prompt,
+    NEGATIVE,
+    TEMPLATE,
+    Device,
+    clip_tools,
+    echo_top,
+    make_prompt,
+    post_outputs,
 )
 from ganscapes.errors import UserError
 
@@ -22,23 +32,27 @@ def curate(
     phrase: list[str] = typer.Option(
         ["impressionist landscape painting"], "--phrase", help="What a good training image is (repeat for several)."
     ),
-    refuse: Optional[int] = typer.Option(None, "--refuse", help="Refuse this many of the lowest-scored images.", show_default="none"),
-    refuse_fraction: Optional[float] = typer.Option(
+    refuse: int | None = typer.Option(
+        None, "--refuse", help="Refuse this many of the lowest-scored images.", show_default="none"
+    ),
+    refuse_fraction: float | None = typer.Option(
         None, "--refuse-fraction", help="Refuse this fraction of the images, e.g. 0.06.", show_default="none"
     ),
-    min_score: Optional[float] = typer.Option(
+    min_score: float | None = typer.Option(
         None, "--min-score", help="Refuse every image scoring below this.", show_default="none"
     ),
     negative: list[str] = NEGATIVE,
     template: list[str] = TEMPLATE,
     dry_run: bool = typer.Option(False, "--dry-run", help="Score and write the sheets, but move nothing."),
-    undo: bool = typer.Option(False, "--undo", help="Put the refused images back; the dataset is as before, byte for byte."),
+    undo: bool = typer.Option(
+        False, "--undo", help="Put the refused images back; the dataset is as before, byte for byte."
+    ),
     clip_model: str = CLIP_MODEL,
     clip_pretrained: str = CLIP_PRETRAINED,
-    clip_weights: Optional[Path] = CLIP_WEIGHTS,
-    cache: Optional[Path] = CLIP_CACHE,
+    clip_weights: Path | None = CLIP_WEIGHTS,
+    cache: Path | None = CLIP_CACHE,
     batch: int = CLIP_BATCH,
-    workers: Optional[int] = CLIP_WORKERS,
+    workers: int | None = CLIP_WORKERS,
     device: Device = DEVICE,
 ) -> None:
     """Score the training images with CLIP and move the worst to a salon des refusés."""
@@ -57,14 +71,17 @@ def curate(
     prompt = make_prompt(phrase, negative, template)
     encoder, emb_cache = clip_tools(clip_model, clip_pretrained, clip_weights, cache, device.value)
     with emb_cache:
-        result = curate_dataset(dataset, prompt, rule, encoder, emb_cache, dry_run=dry_run, batch=batch, workers=workers)
+        result = curate_dataset(
+            dataset, prompt, rule, encoder, emb_cache, dry_run=dry_run, batch=batch, workers=workers
+        )
     n, r = len(result.ranking), len(result.refused)
     for name, reason in result.unreadable:
         typer.echo(f"unreadable, skipped: {name} ({reason})", err=True)
     verb = "would refuse" if result.dry_run else "refused"
     where = "" if result.dry_run or not r else f", moved to {result.curation / 'salon_des_refuses'}"
     typer.echo(
-        f"Scored {n} image(s) against {prompt.describe()} ({result.encoded} encoded, {n - result.encoded} from the cache); "
+        f"Scored {n} image(s) against {prompt.describe()} "
+        f"({result.encoded} encoded, {n - result.encoded} from the cache); "
         f"{verb} {r}{where}. Scores: {result.scores_csv}; sheets: {result.top_sheet.name}, {result.bottom_sheet.name}."
     )
     if result.unreadable:
@@ -76,16 +93,18 @@ def rank(
     folder: Path = typer.Argument(..., help="A folder of images, e.g. the output of generate."),
     prompt: list[str] = typer.Option(..., "--prompt", help="What you want to see (repeat for several phrases)."),
     top: int = typer.Option(6, "--top", help="How many of the best to keep in top/."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for ranking.csv, top.png and top/.", show_default="FOLDER/ranked"),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for ranking.csv, top.png and top/.", show_default="FOLDER/ranked"
+    ),
     recursive: bool = typer.Option(False, "--recursive", help="Also rank images in subfolders."),
     negative: list[str] = NEGATIVE,
     template: list[str] = TEMPLATE,
     clip_model: str = CLIP_MODEL,
     clip_pretrained: str = CLIP_PRETRAINED,
-    clip_weights: Optional[Path] = CLIP_WEIGHTS,
-    cache: Optional[Path] = CLIP_CACHE,
+    clip_weights: Path | None = CLIP_WEIGHTS,
+    cache: Path | None = CLIP_CACHE,
     batch: int = CLIP_BATCH,
-    workers: Optional[int] = CLIP_WORKERS,
+    workers: int | None = CLIP_WORKERS,
     device: Device = DEVICE,
     post: bool = typer.Option(False, "--post", help="Also post-process the top picks into OUT/post/."),
 ) -> None:
@@ -117,5 +136,3 @@ def rank(
     )
     if post:
         post_outputs(outputs.top, out / "post")
-
-

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -47,7 +46,9 @@ def gather_wikiart(
     public_domain_only: bool = typer.Option(
         True, "--public-domain-only/--any-licence", help="Keep only paintings marked public domain."
     ),
-    max_images: Optional[int] = typer.Option(None, help="Stop when the folder holds this many images.", show_default="no limit"),
+    max_images: int | None = typer.Option(
+        None, help="Stop when the folder holds this many images.", show_default="no limit"
+    ),
     letters: str = typer.Option("abcdefghijklmnopqrstuvwxyz", help="Initial letters of the artist lists to walk."),
     base_url: str = typer.Option("https://www.wikiart.org", help="Site to crawl."),
     allow_host: list[str] = typer.Option(
@@ -101,7 +102,9 @@ def parse_aspect(value: str) -> float | None:
     try:
         return float(value.split(":")[0]) / float(value.split(":")[1]) if ":" in value else float(value)
     except (ValueError, ZeroDivisionError):
-        raise UserError(f"--aspect must be 'auto', a number such as 1.27, or a ratio such as 4:3, not {value!r}.")
+        raise UserError(
+            f"--aspect must be 'auto', a number such as 1.27, or a ratio such as 4:3, not {value!r}."
+        ) from None
 
 
 @app.command()
@@ -111,7 +114,7 @@ def prepare(
     res: int = typer.Option(1024, help="Output side in pixels (a power of two, 4 to 2048)."),
     format: Format = typer.Option(Format.CENTER_RECT, "--format", help="How to make pictures square."),
     aspect: str = typer.Option("auto", help="center-rect crop ratio: 'auto' (mean of the sources) or e.g. 1.27."),
-    workers: Optional[int] = typer.Option(None, help="Worker processes.", show_default="all cores"),
+    workers: int | None = typer.Option(None, help="Worker processes.", show_default="all cores"),
     min_size: int = typer.Option(0, help="Skip sources whose shorter side is below this many pixels (0: keep all)."),
     max_pixels: int = typer.Option(178_956_970, help="Skip sources with more pixels than this (decompression bombs)."),
     strict: bool = typer.Option(False, help="Fail, and leave the dataset unchanged, if any source is skipped."),
@@ -165,5 +168,3 @@ def dataset_info_cmd(dataset: Path = typer.Argument(..., help="A prepared datase
 
 # ---------------------------------------------------------------------------------------
 # generate, import-official
-
-

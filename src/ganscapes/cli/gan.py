@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from ganscapes.cli.app import app
 from ganscapes.cli.shared import (
     DEVICE,
-    Device, print_rows,
+    Device,
+    print_rows,
 )
 from ganscapes.errors import UserError
 
@@ -20,30 +20,40 @@ def train(
     data: Path = typer.Option(..., "--data", help="Prepared dataset (folder or .zip)."),
     outdir: Path = typer.Option(Path("runs"), "--outdir", help="Where numbered run folders go."),
     cfg: str = typer.Option("auto", help="Preset: auto, stylegan2, paper256, paper512, paper1024, cifar, tiny."),
-    kimg: Optional[float] = typer.Option(None, help="Train for this many thousand images.", show_default="preset (25000)"),
-    batch: Optional[int] = typer.Option(None, help="Total batch size.", show_default="preset"),
-    batch_gpu: Optional[int] = typer.Option(None, help="Images per device per round (gradient accumulation).", show_default="batch / devices"),
-    gamma: Optional[float] = typer.Option(None, help="R1 regularisation weight.", show_default="preset"),
+    kimg: float | None = typer.Option(None, help="Train for this many thousand images.", show_default="preset (25000)"),
+    batch: int | None = typer.Option(None, help="Total batch size.", show_default="preset"),
+    batch_gpu: int | None = typer.Option(
+        None, help="Images per device per round (gradient accumulation).", show_default="batch / devices"
+    ),
+    gamma: float | None = typer.Option(None, help="R1 regularisation weight.", show_default="preset"),
     aug: str = typer.Option("ada", help="Augmentation: ada (adaptive p), fixed (keep --p), noaug."),
     p: float = typer.Option(0.0, "--p", help="Starting augmentation probability (also in ada mode)."),
     target: float = typer.Option(0.6, help="ADA target for the overfitting heuristic r_t."),
-    augpipe: str = typer.Option("bgc", help="Augmentations: blit, geom, color, filter, noise, cutout, bg, bgc, bgcf, bgcfn, bgcfnc."),
-    subset: Optional[int] = typer.Option(None, help="Train on a random subset of this many images (chosen by --seed).", show_default="all"),
+    augpipe: str = typer.Option(
+        "bgc", help="Augmentations: blit, geom, color, filter, noise, cutout, bg, bgc, bgcf, bgcfn, bgcfnc."
+    ),
+    subset: int | None = typer.Option(
+        None, help="Train on a random subset of this many images (chosen by --seed).", show_default="all"
+    ),
     mirror: bool = typer.Option(False, help="Add x-flipped copies of the dataset."),
     cond: bool = typer.Option(False, help="Condition on the dataset's labels."),
     freezed: int = typer.Option(0, help="Freeze-D: keep the first N layers of D fixed."),
     fp32: bool = typer.Option(False, help="No float16 and no clamping (as train.py --fp32)."),
     snap: int = typer.Option(50, help="Snapshot every N ticks."),
     kimg_per_tick: float = typer.Option(4.0, help="Thousands of images per tick (a progress line in log.jsonl)."),
-    snap_minutes: Optional[float] = typer.Option(None, help="Also snapshot after this many minutes.", show_default="off"),
+    snap_minutes: float | None = typer.Option(None, help="Also snapshot after this many minutes.", show_default="off"),
     keep: int = typer.Option(5, help="Snapshots to keep (plus the best by SWD)."),
     metrics: str = typer.Option("swd", help="Metrics at snapshots, comma-separated ('' for none)."),
     metric_images: int = typer.Option(512, help="Images per set for the snapshot metrics."),
     seed: int = typer.Option(0, help="Random seed."),
-    max_hours: Optional[float] = typer.Option(None, help="Stop with a snapshot before this many hours.", show_default="off"),
+    max_hours: float | None = typer.Option(
+        None, help="Stop with a snapshot before this many hours.", show_default="off"
+    ),
     workers: int = typer.Option(3, help="Data-loading worker processes."),
     device: str = typer.Option("auto", help="auto, cuda, mps or cpu."),
-    resume: Optional[str] = typer.Option(None, help="'latest' (continue the newest run exactly) or a model file (transfer learning).", show_default="off"),
+    resume: str | None = typer.Option(
+        None, help="'latest' (continue the newest run exactly) or a model file (transfer learning).", show_default="off"
+    ),
     dry_run: bool = typer.Option(False, help="Print the resolved configuration and exit."),
 ) -> None:
     """Train StyleGAN2-ADA on a prepared dataset (resumable; torchrun for several GPUs)."""
@@ -53,18 +63,42 @@ def train(
     from ganscapes.gan.training import train as run_training
 
     config = TrainConfig(
-        data=str(data), outdir=str(outdir), cfg=cfg, kimg=kimg, batch=batch, batch_gpu=batch_gpu, gamma=gamma,
-        aug=aug, p=p, target=target, augpipe=augpipe, subset=subset, mirror=mirror, cond=cond, freezed=freezed, fp32=fp32,
-        snap=snap, snap_minutes=snap_minutes, kimg_per_tick=kimg_per_tick, keep=keep, metrics=[m for m in metrics.split(",") if m.strip()],
-        metric_images=metric_images, seed=seed, max_hours=max_hours, workers=workers, device=device, resume=resume,
+        data=str(data),
+        outdir=str(outdir),
+        cfg=cfg,
+        kimg=kimg,
+        batch=batch,
+        batch_gpu=batch_gpu,
+        gamma=gamma,
+        aug=aug,
+        p=p,
+        target=target,
+        augpipe=augpipe,
+        subset=subset,
+        mirror=mirror,
+        cond=cond,
+        freezed=freezed,
+        fp32=fp32,
+        snap=snap,
+        snap_minutes=snap_minutes,
+        kimg_per_tick=kimg_per_tick,
+        keep=keep,
+        metrics=[m for m in metrics.split(",") if m.strip()],
+        metric_images=metric_images,
+        seed=seed,
+        max_hours=max_hours,
+        workers=workers,
+        device=device,
+        resume=resume,
     )
     result = run_training(config, dry_run=dry_run)
     if dry_run:
         typer.echo(json.dumps(result, indent=2))
         return
-    typer.echo(f"Run {result.run_dir}: {result.kimg:.1f} kimg, augment p {result.augment_p:.3f}; "
-               f"last snapshot {result.snapshot}.")
-
+    typer.echo(
+        f"Run {result.run_dir}: {result.kimg:.1f} kimg, augment p {result.augment_p:.3f}; "
+        f"last snapshot {result.snapshot}."
+    )
 
 
 @app.command("import-official")
@@ -96,7 +130,6 @@ def import_official(
     )
 
 
-
 # ---------------------------------------------------------------------------------------
 # env
 
@@ -109,7 +142,6 @@ def env() -> None:
     print_rows(environment_report())
 
 
-
 # ---------------------------------------------------------------------------------------
 # metrics
 
@@ -119,18 +151,22 @@ def metrics_cmd(
     model: Path = typer.Option(..., "--model", help="Model file: a ganscapes .safetensors or an official NVIDIA .pkl."),
     data: Path = typer.Option(..., "--data", help="The dataset to compare with (folder or .zip)."),
     metrics: str = typer.Option("swd", "--metrics", help="Comma-separated: swd, fid50k_full, kid50k_full."),
-    num: Optional[int] = typer.Option(
-        None, "--num", help="Generated images per metric (SWD: also real images).",
+    num: int | None = typer.Option(
+        None,
+        "--num",
+        help="Generated images per metric (SWD: also real images).",
         show_default="the protocol: swd 16384 (at most the dataset), fid/kid 50000",
     ),
     batch: int = typer.Option(16, "--batch", help="Images per network call."),
     device: Device = DEVICE,
-    inception: Optional[Path] = typer.Option(
-        None, "--inception", help="NVIDIA's inception-2015-12-05.pt, for FID and KID (runs its TorchScript).",
+    inception: Path | None = typer.Option(
+        None,
+        "--inception",
+        help="NVIDIA's inception-2015-12-05.pt, for FID and KID (runs its TorchScript).",
         show_default="$GANSCAPES_INCEPTION",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed for the fakes, the real subset and the metrics' randomness."),
-    out: Optional[Path] = typer.Option(
+    out: Path | None = typer.Option(
         None, "--out", help="Append the results as one JSON line to this file.", show_default="none"
     ),
 ) -> None:
@@ -145,15 +181,19 @@ def metrics_cmd(
     names = parse_metrics(metrics)
     dev = resolve_device(device.value)
     loaded = load_model(model, device=dev)
-    run = run_metrics(loaded, data, names, num_images=num, batch=batch, device=dev, seed=seed,
-                      inception=inception, progress=True)
+    run = run_metrics(
+        loaded, data, names, num_images=num, batch=batch, device=dev, seed=seed, inception=inception, progress=True
+    )
     width = max(len(n) for n in names)
     for name in names:
         counts = run.counts[name]
         sizes = f"{counts['reals']} reals, {counts['fakes']} fakes"
         if name == "swd":
-            levels = ", ".join(f"{k.removeprefix('SWDx1e3_')}: {v:.4f}" for k, v in run.results.items()
-                               if k.startswith("SWDx1e3_") and k != "SWDx1e3_avg")
+            levels = ", ".join(
+                f"{k.removeprefix('SWDx1e3_')}: {v:.4f}"
+                for k, v in run.results.items()
+                if k.startswith("SWDx1e3_") and k != "SWDx1e3_avg"
+            )
             line = f"{run.results['SWDx1e3_avg']:.4f}  (SWDx1e3_avg; per level {levels}; {sizes})"
         else:
             line = f"{run.results[name]:.4f}  ({sizes})"
@@ -169,10 +209,8 @@ def metrics_cmd(
             "seed": seed,
             "device": run.device,
             "seconds": round(run.seconds, 3),
-            "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
-
-

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from ganscapes.cli.app import app
 from ganscapes.cli.data import parse_aspect
 from ganscapes.cli.shared import (
+    CLIP_BATCH,
+    CLIP_CACHE,
+    CLIP_MODEL,
+    CLIP_PRETRAINED,
+    CLIP_WEIGHTS,
+    CLIP_WORKERS,
     DEVICE,
-    CLIP_BATCH, CLIP_CACHE, CLIP_MODEL, CLIP_PRETRAINED, CLIP_WEIGHTS, CLIP_WORKERS, NEGATIVE, TEMPLATE,
-    Device, NoiseMode, clip_tools, echo_top, post_outputs, make_prompt,
+    NEGATIVE,
+    TEMPLATE,
+    Device,
+    NoiseMode,
+    clip_tools,
+    echo_top,
+    make_prompt,
+    post_outputs,
 )
 from ganscapes.errors import UserError
 
@@ -24,13 +35,13 @@ def generate(
     seeds: str = typer.Option(..., "--seeds", help="Seeds, e.g. 0-999 or 0-99,200,300-310 (ranges inclusive)."),
     out: Path = typer.Option(..., "--out", help="Folder for seedNNNN.png and latents.npz."),
     psi: float = typer.Option(1.0, "--psi", help="Truncation psi: 1 = no truncation, smaller = closer to the average."),
-    trunc_cutoff: Optional[int] = typer.Option(
+    trunc_cutoff: int | None = typer.Option(
         None, "--trunc-cutoff", help="Truncate only the first N of the num_ws layers.", show_default="all layers"
     ),
     noise_mode: NoiseMode = typer.Option(
         NoiseMode.CONST, "--noise-mode", help="Per-pixel noise: the stored const maps, random, or none."
     ),
-    class_idx: Optional[int] = typer.Option(
+    class_idx: int | None = typer.Option(
         None, "--class", help="Class index; required for conditional models, refused for others.", show_default="none"
     ),
     batch: int = typer.Option(8, "--batch", help="Images per network call (rounded up to a multiple of 4)."),
@@ -39,22 +50,25 @@ def generate(
         False, "--compile/--no-compile", help="torch.compile the synthesis network (falls back if it fails)."
     ),
     prompt: list[str] = typer.Option(
-        [], "--prompt", help="Rank the pictures by CLIP similarity to this (repeat for several).", show_default="no ranking"
+        [],
+        "--prompt",
+        help="Rank the pictures by CLIP similarity to this (repeat for several).",
+        show_default="no ranking",
     ),
     top: int = typer.Option(6, "--top", help="With --prompt: how many of the best to keep in OUT/ranked/top/."),
     negative: list[str] = NEGATIVE,
     template: list[str] = TEMPLATE,
     clip_model: str = CLIP_MODEL,
     clip_pretrained: str = CLIP_PRETRAINED,
-    clip_weights: Optional[Path] = CLIP_WEIGHTS,
-    cache: Optional[Path] = CLIP_CACHE,
+    clip_weights: Path | None = CLIP_WEIGHTS,
+    cache: Path | None = CLIP_CACHE,
     clip_batch: int = CLIP_BATCH,
-    workers: Optional[int] = CLIP_WORKERS,
+    workers: int | None = CLIP_WORKERS,
     post: bool = typer.Option(
         False, "--post", help="Also post-process the pictures (the top picks with --prompt) into a post/ folder."
     ),
 ) -> None:
-    """Make pictures from a model, one per seed, with their latents (seed, z, w); optionally keep the best for a prompt."""
+    """Make pictures from a model, one per seed, with their latents (seed, z, w); optionally the best for a prompt."""
     from ganscapes.make.generate import generate_images, parse_seeds
 
     seed_list = parse_seeds(seeds)
@@ -90,35 +104,54 @@ def generate(
 
         encoder, emb_cache = clip
         with emb_cache:
-            ranking, outputs = rank_generated(result, encoder, the_prompt, top, emb_cache, batch=clip_batch, workers=workers)
+            ranking, outputs = rank_generated(
+                result, encoder, the_prompt, top, emb_cache, batch=clip_batch, workers=workers
+            )
         echo_top(ranking, top, result.out)
-        typer.echo(f"Ranked by {the_prompt.describe()}: {outputs.table}; the top {top} with their latents in {outputs.top_dir}.")
+        typer.echo(
+            f"Ranked by {the_prompt.describe()}: {outputs.table}; "
+            f"the top {top} with their latents in {outputs.top_dir}."
+        )
     if post:
         picks = outputs.top if clip is not None else result.images
         post_outputs(picks, (outputs.top_dir.parent if clip is not None else result.out) / "post")
-
 
 
 @app.command()
 def mix(
     model: Path = typer.Option(..., "--model", help="Model file: a ganscapes .safetensors or an official NVIDIA .pkl."),
     out: Path = typer.Option(..., "--out", help="Folder for grid.png, forms/, styles/, cells/ and mix.npz."),
-    forms: Optional[str] = typer.Option(None, "--forms", help="Seeds of the form pictures (columns), e.g. 1-7.", show_default="none"),
-    styles: Optional[str] = typer.Option(None, "--styles", help="Seeds of the style pictures (rows), e.g. 10,11,12.", show_default="none"),
-    forms_from: Optional[str] = typer.Option(
-        None, "--forms-from", help="Form latents from a latents.npz: FILE.npz:0,1,2 (rows) or FILE.npz.", show_default="none"
+    forms: str | None = typer.Option(
+        None, "--forms", help="Seeds of the form pictures (columns), e.g. 1-7.", show_default="none"
     ),
-    styles_from: Optional[str] = typer.Option(
+    styles: str | None = typer.Option(
+        None, "--styles", help="Seeds of the style pictures (rows), e.g. 10,11,12.", show_default="none"
+    ),
+    forms_from: str | None = typer.Option(
+        None,
+        "--forms-from",
+        help="Form latents from a latents.npz: FILE.npz:0,1,2 (rows) or FILE.npz.",
+        show_default="none",
+    ),
+    styles_from: str | None = typer.Option(
         None, "--styles-from", help="Style latents from a latents.npz: FILE.npz:0,1 or FILE.npz.", show_default="none"
     ),
     layers: str = typer.Option(
         "fine", "--layers", help="Layers taken from the style: coarse, middle, fine, all, none, 0-6, 8-, 0,2,4."
     ),
     psi: float = typer.Option(1.0, "--psi", help="Truncation psi for seeds (latents from files are used as stored)."),
-    trunc_cutoff: Optional[int] = typer.Option(None, "--trunc-cutoff", help="Truncate only the first N layers.", show_default="all layers"),
-    noise_mode: NoiseMode = typer.Option(NoiseMode.CONST, "--noise-mode", help="Per-pixel noise: const, random or none."),
-    class_idx: Optional[int] = typer.Option(None, "--class", help="Class index for conditional models.", show_default="none"),
-    cell_size: Optional[int] = typer.Option(None, "--cell-size", help="Side of a grid cell in pixels.", show_default="model resolution, at most 256"),
+    trunc_cutoff: int | None = typer.Option(
+        None, "--trunc-cutoff", help="Truncate only the first N layers.", show_default="all layers"
+    ),
+    noise_mode: NoiseMode = typer.Option(
+        NoiseMode.CONST, "--noise-mode", help="Per-pixel noise: const, random or none."
+    ),
+    class_idx: int | None = typer.Option(
+        None, "--class", help="Class index for conditional models.", show_default="none"
+    ),
+    cell_size: int | None = typer.Option(
+        None, "--cell-size", help="Side of a grid cell in pixels.", show_default="model resolution, at most 256"
+    ),
     labels: bool = typer.Option(True, "--labels/--no-labels", help="Write F1…, S1… on the grid's headers."),
     batch: int = typer.Option(8, "--batch", help="Pictures per network call."),
     device: Device = DEVICE,
@@ -153,10 +186,22 @@ def mix(
         return file_latents(spec, loaded)
 
     result = style_mix(
-        loaded, latents(form_seeds, forms_from), latents(style_seeds, styles_from), chosen, out,
-        noise_mode=noise_mode.value, device=dev, cell_size=cell_size, labels=labels, batch=batch,
+        loaded,
+        latents(form_seeds, forms_from),
+        latents(style_seeds, styles_from),
+        chosen,
+        out,
+        noise_mode=noise_mode.value,
+        device=dev,
+        cell_size=cell_size,
+        labels=labels,
+        batch=batch,
     )
-    span = f"{chosen[0]}-{chosen[-1]}" if chosen and chosen == list(range(chosen[0], chosen[-1] + 1)) else ",".join(map(str, chosen)) or "none"
+    span = (
+        f"{chosen[0]}-{chosen[-1]}"
+        if chosen and chosen == list(range(chosen[0], chosen[-1] + 1))
+        else ",".join(map(str, chosen)) or "none"
+    )
     typer.echo(
         f"{len(result.forms)} forms x {len(result.styles)} styles, style layers {span} of {G.num_ws}: "
         f"{result.grid}; cells in {out / 'cells'}; latents in {result.latents}."
@@ -181,10 +226,14 @@ def post(
     low: float = typer.Option(0.1, "--low", help="Percentile mapped to 0, per channel."),
     high: float = typer.Option(99.9, "--high", help="Percentile mapped to 255, per channel."),
     aspect: str = typer.Option(
-        "auto", "--aspect", help="Width/height to restore: auto (the training data's, from the recipe or --model), or e.g. 1.27."
+        "auto",
+        "--aspect",
+        help="Width/height to restore: auto (the training data's, from the recipe or --model), or e.g. 1.27.",
     ),
-    width: Optional[int] = typer.Option(None, "--width", help="Output width in pixels.", show_default="the picture's width"),
-    model: Optional[Path] = typer.Option(
+    width: int | None = typer.Option(
+        None, "--width", help="Output width in pixels.", show_default="the picture's width"
+    ),
+    model: Path | None = typer.Option(
         None, "--model", help="With --aspect auto: take the aspect from this model's metadata.", show_default="none"
     ),
 ) -> None:
@@ -212,9 +261,13 @@ def post(
 def reproduce(
     image: Path = typer.Argument(..., help="A PNG written by ganscapes (generate, rank, mix, post)."),
     model: Path = typer.Option(..., "--model", help="The model that made it."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder to write the rebuilt PNG into.", show_default="do not write"),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder to write the rebuilt PNG into.", show_default="do not write"
+    ),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the model's hash differs from the recipe's."),
-    device: Device = typer.Option(Device.CPU, "--device", help="Device; pictures are bit-exact on the one that made them."),
+    device: Device = typer.Option(
+        Device.CPU, "--device", help="Device; pictures are bit-exact on the one that made them."
+    ),
 ) -> None:
     """Rebuild a picture from the recipe it carries and compare: exit 0 if identical, 2 if not."""
     from ganscapes.gan.checkpoint import load_model
@@ -265,8 +318,6 @@ def _abbreviate(value):
     return value
 
 
-
-
 # ---------------------------------------------------------------------------------------
 # guide
 
@@ -286,20 +337,26 @@ def guide(
     model: Path = typer.Option(..., "--model", help="Model file: a ganscapes .safetensors or an official NVIDIA .pkl."),
     prompt: list[str] = typer.Option(..., "--prompt", help="What you want to see (repeat for several phrases)."),
     out: Path = typer.Option(..., "--out", help="Folder for best-NN.png, latents.npz, history.csv/.png, strip.png."),
-    method: Method = typer.Option(Method.ADAM, "--method", help="adam: gradient ascent; genetic: evolution, no gradients."),
+    method: Method = typer.Option(
+        Method.ADAM, "--method", help="adam: gradient ascent; genetic: evolution, no gradients."
+    ),
     space: Space = typer.Option(Space.W, "--space", help="w: one w for all layers; wplus: one w per layer."),
     steps: int = typer.Option(100, "--steps", help="adam: optimisation steps; genetic: generations."),
-    population: Optional[int] = typer.Option(
+    population: int | None = typer.Option(
         None, "--population", help="adam: parallel starts; genetic: population size.", show_default="adam 4, genetic 16"
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the starting latents and of every random choice."),
-    init: str = typer.Option("random", "--init", help="Start from random latents or from FILE.npz:ROWS (a latents file)."),
+    init: str = typer.Option(
+        "random", "--init", help="Start from random latents or from FILE.npz:ROWS (a latents file)."
+    ),
     psi: float = typer.Option(0.7, "--psi", help="Truncation psi of the random starting latents."),
     lr: float = typer.Option(0.05, "--lr", help="adam: peak learning rate."),
     cutouts: int = typer.Option(8, "--cutouts", help="adam: random crops CLIP sees per picture and step."),
     w_penalty: float = typer.Option(0.01, "--w-penalty", help="adam: weight of the pull towards w_avg."),
     keep: int = typer.Option(4, "--keep", help="Best pictures to save."),
-    class_idx: Optional[int] = typer.Option(None, "--class", help="Class index for conditional models.", show_default="none"),
+    class_idx: int | None = typer.Option(
+        None, "--class", help="Class index for conditional models.", show_default="none"
+    ),
     compare: bool = typer.Option(
         False, "--compare", help="Run generate-and-rank, adam and genetic at the same budget and compare."
     ),
@@ -307,7 +364,7 @@ def guide(
     template: list[str] = TEMPLATE,
     clip_model: str = CLIP_MODEL,
     clip_pretrained: str = CLIP_PRETRAINED,
-    clip_weights: Optional[Path] = CLIP_WEIGHTS,
+    clip_weights: Path | None = CLIP_WEIGHTS,
     device: Device = DEVICE,
 ) -> None:
     """Search latent space for a prompt with CLIP: gradient ascent (adam) or a genetic algorithm."""
@@ -319,8 +376,17 @@ def guide(
     from ganscapes.make import guide as g
 
     cfg = g.GuideConfig(
-        method=method.value, space=space.value, steps=steps, population=population, seed=seed, psi=psi, lr=lr,
-        cutouts=cutouts, w_penalty=w_penalty, keep=keep, class_idx=class_idx,
+        method=method.value,
+        space=space.value,
+        steps=steps,
+        population=population,
+        seed=seed,
+        psi=psi,
+        lr=lr,
+        cutouts=cutouts,
+        w_penalty=w_penalty,
+        keep=keep,
+        class_idx=class_idx,
     )
     the_prompt = make_prompt(prompt, negative, template)
     if out.exists() and not out.is_dir():
@@ -378,8 +444,6 @@ def guide(
     first = result.history[0]["best"]
     typer.echo(
         f"{cfg.method}: best CLIP score {float(result.scores[0]):+.4f} (from {first:+.4f} at the start) after "
-        f"{result.evaluations} generator evaluations; {len(paths)} picture(s) in {out}, history in {out / 'history.csv'}."
+        f"{result.evaluations} generator evaluations; {len(paths)} picture(s) in {out}, "
+        f"history in {out / 'history.csv'}."
     )
-
-
-

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -34,7 +33,10 @@ CLIP_PRETRAINED = typer.Option(
     "openai", "--clip-pretrained", help="open_clip pretrained tag ('random': random weights, for tests)."
 )
 CLIP_WEIGHTS = typer.Option(
-    None, "--clip-weights", help="Local CLIP weights file (for offline machines).", show_default="$GANSCAPES_CLIP_WEIGHTS"
+    None,
+    "--clip-weights",
+    help="Local CLIP weights file (for offline machines).",
+    show_default="$GANSCAPES_CLIP_WEIGHTS",
 )
 CLIP_CACHE = typer.Option(
     None, "--cache", help="Folder for the embedding cache.", show_default="$GANSCAPES_CACHE or ~/.cache/ganscapes"
@@ -45,12 +47,14 @@ CLIP_WORKERS = typer.Option(
 )
 NEGATIVE = typer.Option([], "--negative", help="Phrase to score against (repeat for several).", show_default="none")
 TEMPLATE = typer.Option(
-    [], "--template", help="Template such as 'a painting of {}', averaged over (repeat).", show_default="phrase as written"
+    [],
+    "--template",
+    help="Template such as 'a painting of {}', averaged over (repeat).",
+    show_default="phrase as written",
 )
 
 
-
-def clip_tools(model: str, pretrained: str, weights: Optional[Path], cache: Optional[Path], device: str):
+def clip_tools(model: str, pretrained: str, weights: Path | None, cache: Path | None, device: str):
     """The encoder and its embedding cache for a command's CLIP options."""
     from ganscapes.clip.cache import EmbeddingCache
     from ganscapes.clip.encoder import ClipSpec, load_clip
@@ -65,16 +69,11 @@ def make_prompt(phrases: list[str], negatives: list[str], templates: list[str]):
     return Prompt(tuple(phrases), tuple(negatives), tuple(templates))
 
 
-
 def echo_top(ranking, top: int, root: Path) -> None:
     from ganscapes.clip.rank import display_name
 
     for k in range(top):
         typer.echo(f"{k + 1:4d}  {ranking.scores[k]:+.4f}  {display_name(ranking.refs[k], root)}")
-
-
-
-
 
 
 def post_outputs(images: list[Path], out: Path, model_aspect: float | None = None) -> None:
@@ -87,11 +86,7 @@ def post_outputs(images: list[Path], out: Path, model_aspect: float | None = Non
     typer.echo(f"Post-processed {len(result.outputs)} picture(s) into {out} at aspect {aspect:.3f}{note}.")
 
 
-
 def print_rows(rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         typer.echo(f"{key.ljust(width)}  {value}")
-
-
-

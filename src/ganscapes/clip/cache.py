@@ -66,7 +66,11 @@ class EmbeddingCache:
             # Only a cache: set the damaged index aside and start again.
             aside = path.with_name(f"{INDEX}.damaged-{int(time.time())}")
             os.replace(path, aside)
-            print(f"ganscapes: warning: the embedding index {path} was damaged; moved it to {aside.name} and started afresh.", file=sys.stderr)
+            print(
+                f"ganscapes: warning: the embedding index {path} was damaged; "
+                f"moved it to {aside.name} and started afresh.",
+                file=sys.stderr,
+            )
             db = sqlite3.connect(path, timeout=60)
             db.executescript(SCHEMA)
             return db
@@ -127,7 +131,9 @@ class EmbeddingCache:
             np.save(f, embeddings, allow_pickle=False)
         rel = path.relative_to(self.root).as_posix()
         with self._db:
-            shard = self._db.execute("INSERT INTO shards (model_id, file) VALUES (?, ?)", (self.model_id, rel)).lastrowid
+            shard = self._db.execute(
+                "INSERT INTO shards (model_id, file) VALUES (?, ?)", (self.model_id, rel)
+            ).lastrowid
             self._db.executemany(
                 "INSERT OR REPLACE INTO embeddings (model_id, digest, shard, row) VALUES (?, ?, ?, ?)",
                 [(self.model_id, d, shard, i) for i, d in enumerate(digests)],

@@ -51,7 +51,9 @@ class RefuseRule:
     def __post_init__(self) -> None:
         given = [v is not None for v in (self.count, self.fraction, self.min_score)]
         if sum(given) != 1:
-            raise UserError("Say how many to refuse with exactly one of --refuse N, --refuse-fraction F or --min-score S.")
+            raise UserError(
+                "Say how many to refuse with exactly one of --refuse N, --refuse-fraction F or --min-score S."
+            )
         if self.count is not None and self.count < 0:
             raise UserError(f"--refuse must be 0 or more, not {self.count}.")
         if self.fraction is not None and not 0 <= self.fraction < 1:
@@ -145,7 +147,11 @@ def curate_dataset(
             "version": 1,
             "dataset": str(dataset.resolve()),
             "container": "zip" if is_zip else "folder",
-            "prompt": {"positives": list(prompt.positives), "negatives": list(prompt.negatives), "templates": list(prompt.templates)},
+            "prompt": {
+                "positives": list(prompt.positives),
+                "negatives": list(prompt.negatives),
+                "templates": list(prompt.templates),
+            },
             "rule": rule.describe(),
             "clip_model": ranking.model_id,
             "images": len(names),
@@ -179,7 +185,9 @@ def _check_owner(state_path: Path, dataset: Path, record: dict | None = None) ->
             return
     owner = record.get("dataset") if isinstance(record, dict) else None
     if owner and Path(owner).name != dataset.resolve().name:  # names only: moving both together is fine
-        raise UserError(f"{state_path.parent} holds the curation of {owner}, not of {dataset}; move one of them elsewhere.")
+        raise UserError(
+            f"{state_path.parent} holds the curation of {owner}, not of {dataset}; move one of them elsewhere."
+        )
 
 
 def _rel_name(ref: ImageRef, dataset: Path) -> str:

@@ -56,7 +56,9 @@ def folder_refs(folder: Path, recursive: bool = True) -> list[ImageRef]:
     paths = [
         p
         for p in pattern
-        if p.is_file() and is_image_name(p.name) and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        if p.is_file()
+        and is_image_name(p.name)
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
     return [ImageRef(p) for p in sorted(paths)]
 

@@ -112,7 +112,9 @@ def load_clip(spec: ClipSpec = ClipSpec(), device: str | torch.device = "cpu") -
         tag_cfg = open_clip.get_pretrained_cfg(name, spec.pretrained)
         if not tag_cfg:
             tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
-            raise UserError(f"open_clip has no pretrained weights {spec.pretrained!r} for {name}; its tags are: {tags}.")
+            raise UserError(
+                f"open_clip has no pretrained weights {spec.pretrained!r} for {name}; its tags are: {tags}."
+            )
     elif spec.weights is not None and spec.pretrained != RANDOM:
         # The tag still says how the file was trained (QuickGELU, preprocessing).
         tag_cfg = open_clip.get_pretrained_cfg(name, spec.pretrained)

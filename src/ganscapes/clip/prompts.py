@@ -31,12 +31,17 @@ class Prompt:
         object.__setattr__(self, "positives", tuple(p.strip() for p in self.positives))
         object.__setattr__(self, "negatives", tuple(p.strip() for p in self.negatives))
         if not self.positives:
-            raise UserError("The prompt is empty; give at least one phrase, e.g. --prompt \"impressionist painting of autumn woods\".")
+            raise UserError(
+                'The prompt is empty; give at least one phrase, e.g. --prompt "impressionist painting of autumn woods".'
+            )
         for phrase in self.positives + self.negatives:
             if not phrase:
                 raise UserError("A prompt phrase is empty; remove it or write some words.")
             if len(phrase) > MAX_PHRASE_CHARS:
-                raise UserError(f"The phrase {phrase[:40]!r}… is longer than {MAX_PHRASE_CHARS} characters; CLIP reads about 60 words.")
+                raise UserError(
+                    f"The phrase {phrase[:40]!r}… is longer than {MAX_PHRASE_CHARS} characters; "
+                    "CLIP reads about 60 words."
+                )
         for t in self.templates:
             if t.count("{}") != 1:
                 raise UserError(f"The template {t!r} must contain {{}} exactly once, where the phrase goes.")

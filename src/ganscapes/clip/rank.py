@@ -124,7 +124,10 @@ def write_ranking(ranking: Ranking, out: Path, top: int, root: Path | None = Non
 
     sheet = save_contact_sheet(
         out / TOP_SHEET,
-        [(ref.read_bytes, f"#{k + 1} {s:+.4f}") for k, (ref, s) in enumerate(zip(ranking.refs[:top], ranking.scores[:top]))],
+        [
+            (ref.read_bytes, f"#{k + 1} {s:+.4f}")
+            for k, (ref, s) in enumerate(zip(ranking.refs[:top], ranking.scores[:top]))
+        ],
     )
     return RankOutputs(table=table, sheet=sheet, top_dir=top_dir, top=written)
 

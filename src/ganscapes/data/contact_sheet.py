@@ -6,8 +6,8 @@ picks; one look tells whether the phrase did what was meant.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 

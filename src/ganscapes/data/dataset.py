@@ -14,9 +14,9 @@ import json
 import os
 import shutil
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from ganscapes.data.images import is_image_name
 from ganscapes.errors import UserError
@@ -60,7 +60,7 @@ class Dataset:
         if self._zip is not None:
             self._zip.close()
 
-    def __enter__(self) -> "Dataset":
+    def __enter__(self) -> Dataset:
         return self
 
     def __exit__(self, *exc) -> None:

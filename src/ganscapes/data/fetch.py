@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import fnmatch
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -105,7 +105,7 @@ def host_allowed(url: str, base_host: str, patterns: tuple[str, ...] | list[str]
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
-        parts.port  # raises ValueError for a malformed port
+        _ = parts.port  # raises ValueError for a malformed port
     except ValueError:
         return False
     if parts.scheme not in ("http", "https") or not host:
@@ -167,7 +167,9 @@ class Fetcher:
             except _Retry as e:
                 if attempt >= self.retries:
                     tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
-                    raise FetchError(url, f"{e.reason} (gave up after {tries})", transient=True, status=e.status) from None
+                    raise FetchError(
+                        url, f"{e.reason} (gave up after {tries})", transient=True, status=e.status
+                    ) from None
                 wait = e.retry_after if e.retry_after is not None else self.backoff * (2**attempt)
                 self._sleep(min(max(wait, 0.0), MAX_RETRY_WAIT))
                 attempt += 1
@@ -238,7 +240,7 @@ class Fetcher:
     def close(self) -> None:
         self.session.close()
 
-    def __enter__(self) -> "Fetcher":
+    def __enter__(self) -> Fetcher:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
 
 from tqdm import tqdm
 
@@ -172,4 +172,3 @@ def is_safe_member(name: str) -> bool:
     if normalized.startswith("/") or (len(normalized) > 1 and normalized[1] == ":"):
         return False
     return ".." not in PurePosixPath(normalized).parts
-

@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 MANIFEST_NAME = "manifest.jsonl"
 
@@ -39,7 +39,7 @@ class RawRecord:
         return json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RawRecord":
+    def from_dict(cls, data: dict) -> RawRecord:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -87,7 +87,7 @@ class ManifestWriter:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> "ManifestWriter":
+    def __enter__(self) -> ManifestWriter:
         return self
 
     def __exit__(self, *exc) -> None:

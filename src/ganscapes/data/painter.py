@@ -49,32 +49,68 @@ class _Light:
 
 _LIGHTS = (
     _Light(
-        "day", "on a clear day",
+        "day",
+        "on a clear day",
         ((0.0, (60, 108, 188)), (0.55, (118, 162, 214)), (1.0, (200, 214, 226))),
-        (246, 244, 236), (176, 184, 204), (1, 5),
-        (255, 251, 228), (255, 246, 214), 0.45, (0.1, 0.5),
-        (1.0, 1.0, 1.0), (0, 0, 0), 0.0, (70, 110, 150),
+        (246, 244, 236),
+        (176, 184, 204),
+        (1, 5),
+        (255, 251, 228),
+        (255, 246, 214),
+        0.45,
+        (0.1, 0.5),
+        (1.0, 1.0, 1.0),
+        (0, 0, 0),
+        0.0,
+        (70, 110, 150),
     ),
     _Light(
-        "dawn", "at dawn",
+        "dawn",
+        "at dawn",
         ((0.0, (92, 118, 178)), (0.5, (196, 170, 196)), (1.0, (250, 212, 164))),
-        (250, 204, 192), (170, 150, 175), (0, 4),
-        (255, 238, 196), (255, 214, 170), 0.75, (0.55, 0.95),
-        (0.92, 0.86, 0.88), (18, 8, 14), 0.1, (90, 100, 140),
+        (250, 204, 192),
+        (170, 150, 175),
+        (0, 4),
+        (255, 238, 196),
+        (255, 214, 170),
+        0.75,
+        (0.55, 0.95),
+        (0.92, 0.86, 0.88),
+        (18, 8, 14),
+        0.1,
+        (90, 100, 140),
     ),
     _Light(
-        "dusk", "at dusk",
+        "dusk",
+        "at dusk",
         ((0.0, (44, 50, 104)), (0.45, (168, 96, 112)), (1.0, (250, 162, 80))),
-        (232, 124, 98), (112, 72, 104), (0, 4),
-        (255, 206, 112), (255, 168, 86), 0.8, (0.5, 0.95),
-        (0.70, 0.56, 0.56), (26, 8, 20), 0.1, (70, 60, 100),
+        (232, 124, 98),
+        (112, 72, 104),
+        (0, 4),
+        (255, 206, 112),
+        (255, 168, 86),
+        0.8,
+        (0.5, 0.95),
+        (0.70, 0.56, 0.56),
+        (26, 8, 20),
+        0.1,
+        (70, 60, 100),
     ),
     _Light(
-        "overcast", "on a grey day",
+        "overcast",
+        "on a grey day",
         ((0.0, (128, 134, 146)), (0.6, (172, 176, 180)), (1.0, (208, 208, 202))),
-        (222, 222, 218), (140, 144, 156), (3, 8),
-        (236, 236, 226), (226, 224, 214), 0.15, (0.15, 0.5),
-        (0.9, 0.9, 0.92), (4, 4, 6), 0.4, (100, 110, 120),
+        (222, 222, 218),
+        (140, 144, 156),
+        (3, 8),
+        (236, 236, 226),
+        (226, 224, 214),
+        0.15,
+        (0.15, 0.5),
+        (0.9, 0.9, 0.92),
+        (4, 4, 6),
+        0.4,
+        (100, 110, 120),
     ),
 )
 _LIGHT_WEIGHTS = (0.35, 0.2, 0.25, 0.2)
@@ -98,30 +134,42 @@ _SEASONS = (
     _Season(
         "spring",
         ((104, 150, 62), (136, 176, 78), (90, 134, 74)),
-        (192, 212, 112), (58, 92, 52),
+        (192, 212, 112),
+        (58, 92, 52),
         ((236, 200, 206), (236, 224, 120), (162, 202, 122), (196, 170, 204)),
-        ((74, 122, 54), (118, 166, 70), (150, 180, 90)), (196, 222, 128), 0.0,
+        ((74, 122, 54), (118, 166, 70), (150, 180, 90)),
+        (196, 222, 128),
+        0.0,
     ),
     _Season(
         "summer",
         ((90, 128, 50), (168, 158, 70), (118, 140, 58)),
-        (216, 196, 110), (44, 74, 36),
+        (216, 196, 110),
+        (44, 74, 36),
         ((204, 64, 42), (226, 192, 82), (92, 132, 172), (150, 170, 70)),
-        ((40, 82, 36), (66, 108, 44), (54, 96, 50)), (146, 176, 82), 0.0,
+        ((40, 82, 36), (66, 108, 44), (54, 96, 50)),
+        (146, 176, 82),
+        0.0,
     ),
     _Season(
         "autumn",
         ((150, 110, 56), (122, 108, 56), (176, 132, 62)),
-        (222, 172, 92), (82, 56, 36),
+        (222, 172, 92),
+        (82, 56, 36),
         ((192, 72, 36), (222, 172, 62), (112, 102, 52), (150, 90, 110)),
-        ((192, 92, 36), (212, 150, 46), (150, 62, 30), (130, 110, 40)), (242, 194, 84), 0.15,
+        ((192, 92, 36), (212, 150, 46), (150, 62, 30), (130, 110, 40)),
+        (242, 194, 84),
+        0.15,
     ),
     _Season(
         "winter",
         ((222, 224, 230), (204, 208, 220), (192, 190, 188)),
-        (246, 246, 248), (140, 150, 178),
+        (246, 246, 248),
+        (140, 150, 178),
         ((150, 172, 212), (132, 116, 102), (240, 236, 226), (180, 170, 190)),
-        ((48, 70, 56), (70, 84, 68), (94, 82, 70)), (214, 222, 228), 0.5,
+        ((48, 70, 56), (70, 84, 68), (94, 82, 70)),
+        (214, 222, 228),
+        0.5,
     ),
 )
 
@@ -158,7 +206,7 @@ class _Dabs:
     colour: np.ndarray  # (n, 3) float
 
     @staticmethod
-    def concat(batches: list["_Dabs"]) -> "_Dabs":
+    def concat(batches: list[_Dabs]) -> _Dabs:
         names = ("x", "y", "length", "width", "angle", "colour")
         return _Dabs(*(np.concatenate([getattr(b, f) for b in batches]) for f in names))
 
@@ -266,11 +314,19 @@ def _vary_light(rng: np.random.Generator, light: _Light) -> _Light:
         return tuple(float(np.clip(a + s * b + rng.normal(0, 4), 0, 255)) for a, b in zip(c, shift))
 
     return _Light(
-        light.name, light.phrase,
+        light.name,
+        light.phrase,
         tuple((p, v(c)) for p, c in light.sky),
-        v(light.cloud, 0.5), v(light.cloud_shade), light.clouds,
-        light.sun, light.halo, light.sun_chance, light.sun_height,
-        light.land_mult, tuple(a + 0.5 * b for a, b in zip(light.land_add, shift)), light.desaturate,
+        v(light.cloud, 0.5),
+        v(light.cloud_shade),
+        light.clouds,
+        light.sun,
+        light.halo,
+        light.sun_chance,
+        light.sun_height,
+        light.land_mult,
+        tuple(a + 0.5 * b for a, b in zip(light.land_add, shift)),
+        light.desaturate,
         v(light.water),
     )
 
@@ -313,7 +369,7 @@ def _ridge(rng: np.random.Generator, w: int, rough: float) -> np.ndarray:
     x = np.arange(w, dtype=np.float64) / w
     out = np.zeros(w)
     for j in range(rng.integers(3, 6)):
-        f = rng.uniform(0.4, 1.4) * (1.7 ** j) * (1 + 0.5 * rough)
+        f = rng.uniform(0.4, 1.4) * (1.7**j) * (1 + 0.5 * rough)
         out += rng.uniform(0.5, 1.0) / (1.0 + j * (1.8 - rough)) * np.sin(2 * math.pi * f * x + rng.uniform(0, 6.3))
     lo, hi = out.min(), out.max()
     return (out - lo) / (hi - lo + 1e-9)
@@ -687,8 +743,11 @@ def _paint_tree(cv, draw, scene, light, season, x, y, ground) -> None:
     tw = max(1, int(round(height * (0.06 if kind != "poplar" else 0.045))))
     top = (x + lean, y - height * top_frac)
     draw.line([(x, y), top], fill=tuple(int(c) for c in np.clip(trunk, 0, 255)), width=tw)
-    draw.line([(x + tw * 0.4 * cv.light_side, y), (top[0] + tw * 0.3 * cv.light_side, top[1])],
-              fill=tuple(int(c) for c in np.clip(trunk * 1.35 + 10, 0, 255)), width=max(1, tw // 2))
+    draw.line(
+        [(x + tw * 0.4 * cv.light_side, y), (top[0] + tw * 0.3 * cv.light_side, top[1])],
+        fill=tuple(int(c) for c in np.clip(trunk * 1.35 + 10, 0, 255)),
+        width=max(1, tw // 2),
+    )
 
     if bare:
         _paint_branches(cv, draw, x + lean, y - height * top_frac, height, trunk)
@@ -760,7 +819,6 @@ def _paint_branches(cv, draw, x, y, height, trunk) -> None:
         if ln > height * 0.06:
             for side in (-1, 1):
                 stack.append((ex, ey, ang + side * rng.uniform(0.25, 0.7), ln * rng.uniform(0.6, 0.8), max(1, wd - 1)))
-
 
 
 def scene_title(scene: _Scene, index: int) -> str:

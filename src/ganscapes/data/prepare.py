@@ -20,9 +20,9 @@ import os
 import shutil
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from tqdm import tqdm
 
@@ -375,7 +375,7 @@ def _remove_if_empty(folder: Path) -> None:
         pass  # it holds finished work that a re-run will reuse
 
 
-def _dataset_files(kept: list[Probe], cache: "_PreparedCache", manifest: dict):
+def _dataset_files(kept: list[Probe], cache: _PreparedCache, manifest: dict):
     """Lazily, so that images from an old zip are read one at a time, not all at once."""
     for i, p in enumerate(kept):
         yield image_name(i), cache.source_for(p.sha256)
@@ -478,7 +478,9 @@ def _manifest(src, cfg, settings, result, kept, cache, origins) -> dict:
         }
         origin = origins.get(p.source.rel)
         if origin is not None:
-            item["origin"] = {k: v for k, v in asdict(origin).items() if v not in (None, {}) and k not in ("file", "bytes")}
+            item["origin"] = {
+                k: v for k, v in asdict(origin).items() if v not in (None, {}) and k not in ("file", "bytes")
+            }
         images.append(item)
     return {
         "kind": MANIFEST_KIND,

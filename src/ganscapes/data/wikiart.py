@@ -19,9 +19,9 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup, CData, NavigableString
@@ -235,7 +235,9 @@ def _strings(node, sep: bool = False) -> Iterator[str]:
 
 def _meta(soup: BeautifulSoup, prop: str) -> str | None:
     for tag in soup.find_all("meta"):
-        if (tag.get("property") or tag.get("name") or "").strip().lower() == prop and (tag.get("content") or "").strip():
+        if (tag.get("property") or tag.get("name") or "").strip().lower() == prop and (
+            tag.get("content") or ""
+        ).strip():
             return tag["content"].strip()
     return None
 
@@ -267,7 +269,7 @@ def validate_config(config: CrawlConfig) -> None:
 
     parts = urlsplit(config.base_url or "")
     try:
-        parts.port
+        _ = parts.port  # raises ValueError for a malformed port
     except ValueError:
         bad(f"The base URL {config.base_url!r} has an invalid port.")
     if parts.scheme not in ("http", "https") or not parts.hostname:

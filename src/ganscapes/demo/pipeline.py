@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ganscapes.errors import UserError
 from ganscapes.fileio import write_bytes_atomic
@@ -83,7 +83,9 @@ class Demo:
                     return state
             except (json.JSONDecodeError, UnicodeDecodeError):
                 pass
-            self.log(f"ganscapes: warning: {self.state_path} is damaged; starting the record afresh (files are reused).")
+            self.log(
+                f"ganscapes: warning: {self.state_path} is damaged; starting the record afresh (files are reused)."
+            )
         return {"steps": {}, "config": None}
 
     def _save(self) -> None:

@@ -43,33 +43,50 @@ def write_report(demo) -> Path:
     finals = sorted((out / "final").glob("*.png"))
     if finals:
         ranked = steps.get("post", {}).get("facts", {}).get("source") == "ranked"
-        caption = (f"The {len(finals)} paintings CLIP ranked closest to “{html.escape(demo.cfg.prompt)}”"
-                   if ranked else f"The first {len(finals)} generated paintings")
-        parts.append(f"<h2>Final paintings</h2><p>{caption}, contrast-stretched and back at the dataset's aspect ratio.</p>")
+        caption = (
+            f"The {len(finals)} paintings CLIP ranked closest to “{html.escape(demo.cfg.prompt)}”"
+            if ranked
+            else f"The first {len(finals)} generated paintings"
+        )
+        parts.append(
+            f"<h2>Final paintings</h2><p>{caption}, contrast-stretched and back at the dataset's aspect ratio.</p>"
+        )
         parts.append('<div class="gallery">' + "".join(img(p, p.name, "final") for p in finals) + "</div>")
     grid = out / "mix" / "grid.png"
     if grid.is_file():
-        parts.append("<h2>Style mixing</h2><p>Forms F1–F7 along the top, styles S1–S3 down the left; each cell has "
-                     "its column's composition and its row's fine layers (colours, texture).</p>")
+        parts.append(
+            "<h2>Style mixing</h2><p>Forms F1–F7 along the top, styles S1–S3 down the left; each cell has "
+            "its column's composition and its row's fine layers (colours, texture).</p>"
+        )
         parts.append(img(grid, "style mixing grid", "wide"))
     sheets = [(out / "dataset-sheet.png", "The first training images (center-rect crops)")]
     curation = steps.get("curate", {}).get("facts", {}).get("curation")
     if curation:
-        sheets += [(Path(curation) / "top.png", "CLIP's 24 best-scored training images"),
-                   (Path(curation) / "bottom.png", "CLIP's 24 worst — the salon des refusés starts here")]
+        sheets += [
+            (Path(curation) / "top.png", "CLIP's 24 best-scored training images"),
+            (Path(curation) / "bottom.png", "CLIP's 24 worst — the salon des refusés starts here"),
+        ]
     parts.append("<h2>The dataset</h2>")
     for path, caption in sheets:
         if path.is_file():
-            parts.append(f"<figure>{img(path, caption, 'wide')}<figcaption>{html.escape(caption)}</figcaption></figure>")
+            parts.append(
+                f"<figure>{img(path, caption, 'wide')}<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
     if run:
         fakes = sorted(run.glob("fakes*.png"))
         if fakes:
-            parts.append("<h2>Training</h2>" + f"<figure>{img(fakes[-1], 'generator samples', 'wide')}"
-                         f"<figcaption>G_ema's pictures of fixed seeds at the last snapshot ({html.escape(fakes[-1].name)})"
-                         "</figcaption></figure>")
+            parts.append(
+                "<h2>Training</h2>" + f"<figure>{img(fakes[-1], 'generator samples', 'wide')}"
+                f"<figcaption>G_ema's pictures of fixed seeds at the last snapshot ({html.escape(fakes[-1].name)})"
+                "</figcaption></figure>"
+            )
         for path, caption in plots:
-            parts.append(f"<figure>{img(path, caption, 'plot')}<figcaption>{html.escape(caption)}</figcaption></figure>")
-    parts.append("<h2>Every command</h2><p>Each step as a command you can run yourself (from the folder the demo ran in):</p>")
+            parts.append(
+                f"<figure>{img(path, caption, 'plot')}<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+    parts.append(
+        "<h2>Every command</h2><p>Each step as a command you can run yourself (from the folder the demo ran in):</p>"
+    )
     parts.append("<pre>" + "\n".join(html.escape(c) for c in _commands(steps)) + "</pre>")
     parts.append("</body></html>\n")
     path = out / REPORT
@@ -110,8 +127,13 @@ def _figures_table(steps: dict) -> str:
         if fact("train", "swd") is not None:
             rows.append(("SWD ×10³ (average, lower is better)", f"{fact('train', 'swd'):.2f}"))
     if fact("generate", "images"):
-        rows.append(("generated", f"{fact('generate', 'images')} paintings, "
-                                   f"{1 / max(fact('generate', 'seconds_per_image'), 1e-9):.1f} per second"))
+        rows.append(
+            (
+                "generated",
+                f"{fact('generate', 'images')} paintings, "
+                f"{1 / max(fact('generate', 'seconds_per_image'), 1e-9):.1f} per second",
+            )
+        )
     picks = fact("rank", "picks")
     if picks:
         rows.append(("best CLIP score", f"{picks[0]['score']:+.4f} ({html.escape(picks[0]['file'])})"))
@@ -154,11 +176,20 @@ def _plots(run: Path, folder: Path) -> list[tuple[Path, str]]:
         return [p[0] for p in pts], [p[1] for p in pts]
 
     plot("losses", "Losses", [(k, *column(k)) for k in ("loss/G", "loss/D_real", "loss/D_fake", "loss/r1")], "loss")
-    plot("ada", "Adaptive augmentation: p and the overfitting heuristic r_t",
-         [("p", *column("augment_p")), ("r_t", *column("ada/r_t"))], "value")
+    plot(
+        "ada",
+        "Adaptive augmentation: p and the overfitting heuristic r_t",
+        [("p", *column("augment_p")), ("r_t", *column("ada/r_t"))],
+        "value",
+    )
     swd = [(m["kimg"], m["SWDx1e3_avg"]) for m in metrics if m.get("SWDx1e3_avg") is not None]
-    plot("swd", "Sliced Wasserstein distance ×10³ at snapshots", [("SWD avg", [a for a, _ in swd], [b for _, b in swd])],
-         "SWD ×10³", marker="o")
+    plot(
+        "swd",
+        "Sliced Wasserstein distance ×10³ at snapshots",
+        [("SWD avg", [a for a, _ in swd], [b for _, b in swd])],
+        "SWD ×10³",
+        marker="o",
+    )
     plot("speed", "Seconds per kimg", [("sec/kimg", *column("sec_per_kimg"))], "seconds")
     return made
 

@@ -67,8 +67,13 @@ def prepare(demo: Demo) -> None:
         with Dataset(demo.dataset) as ds:
             items = [(ImageRef(demo.dataset, n).read_bytes, n.split("/")[-1]) for n in ds.image_names[:SHEET_COUNT]]
         save_contact_sheet(demo.out / "dataset-sheet.png", items, thumb=96)
-        return {"res": res, "images": result.images, "mean_aspect": result.mean_aspect, "aspect": result.aspect,
-                "skipped": len(result.skipped)}
+        return {
+            "res": res,
+            "images": result.images,
+            "mean_aspect": result.mean_aspect,
+            "aspect": result.aspect,
+            "skipped": len(result.skipped),
+        }
 
     _timed(demo, Step("prepare", demo.cmd("prepare", demo.raw, "--out", demo.dataset, "--res", res)), work)
 
@@ -113,12 +118,43 @@ def train(demo: Demo) -> bool:
     resume = "latest" if snaps else None
     kimg_per_tick = 0.1 if c.minutes < 2 else 0.25
     demo.log(f"4/8 train: the tiny preset with ADA for {left / 60:.1f} more minute(s) ({c.device})")
-    args = ["train", "--data", demo.dataset, "--outdir", demo.runs, "--cfg", "tiny", "--kimg", 10000,
-            "--max-hours", f"{left / 3600:.4f}", "--snap", 1000, "--kimg-per-tick", kimg_per_tick,
-            "--metric-images", c.metric_images, "--workers", 1, "--device", c.device, "--seed", c.seed]
+    args = [
+        "train",
+        "--data",
+        demo.dataset,
+        "--outdir",
+        demo.runs,
+        "--cfg",
+        "tiny",
+        "--kimg",
+        10000,
+        "--max-hours",
+        f"{left / 3600:.4f}",
+        "--snap",
+        1000,
+        "--kimg-per-tick",
+        kimg_per_tick,
+        "--metric-images",
+        c.metric_images,
+        "--workers",
+        1,
+        "--device",
+        c.device,
+        "--seed",
+        c.seed,
+    ]
     config = TrainConfig(
-        data=str(demo.dataset), outdir=str(demo.runs), cfg="tiny", kimg=10000, max_hours=left / 3600, snap=1000,
-        kimg_per_tick=kimg_per_tick, metric_images=c.metric_images, workers=1, device=c.device, seed=c.seed,
+        data=str(demo.dataset),
+        outdir=str(demo.runs),
+        cfg="tiny",
+        kimg=10000,
+        max_hours=left / 3600,
+        snap=1000,
+        kimg_per_tick=kimg_per_tick,
+        metric_images=c.metric_images,
+        workers=1,
+        device=c.device,
+        seed=c.seed,
         resume=resume,
     )
     if resume:
@@ -134,9 +170,14 @@ def train(demo: Demo) -> bool:
 
         model = load_model(result.snapshot)
         return {
-            "run": str(result.run_dir), "snapshot": str(result.snapshot), "kimg": result.kimg,
-            "augment_p": result.augment_p, "stopped_by": result.stopped_by, "model_hash": model.model_hash,
-            "swd": _last_swd(result.run_dir), "train_seconds": spent + (time.time() - start),
+            "run": str(result.run_dir),
+            "snapshot": str(result.snapshot),
+            "kimg": result.kimg,
+            "augment_p": result.augment_p,
+            "stopped_by": result.stopped_by,
+            "model_hash": model.model_hash,
+            "swd": _last_swd(result.run_dir),
+            "train_seconds": spent + (time.time() - start),
             "commands": previous.get("commands", []) + [step.command],  # one per session of training
         }
 
@@ -165,8 +206,19 @@ def generate(demo: Demo) -> None:
     n = demo.cfg.generate
     demo.log(f"5/8 generate: {n} paintings with psi {PSI}")
     out = demo.out / "generated"
-    command = demo.cmd("generate", "--model", facts["snapshot"], "--seeds", f"0-{n - 1}", "--psi", PSI, "--out", out,
-                       "--device", demo.cfg.device)
+    command = demo.cmd(
+        "generate",
+        "--model",
+        facts["snapshot"],
+        "--seeds",
+        f"0-{n - 1}",
+        "--psi",
+        PSI,
+        "--out",
+        out,
+        "--device",
+        demo.cfg.device,
+    )
 
     def work():
         result = generate_images(model, range(n), psi=PSI, device=demo.cfg.device, out=out, progress=False)
@@ -212,8 +264,21 @@ def mix(demo: Demo) -> None:
         return
     demo.log("7/8 mix: 7 forms x 3 styles, the styles' fine layers on the forms' composition")
     out = demo.out / "mix"
-    command = demo.cmd("mix", "--model", facts["snapshot"], "--forms", "0-6", "--styles", "7-9", "--psi", PSI,
-                       "--out", out, "--device", demo.cfg.device)
+    command = demo.cmd(
+        "mix",
+        "--model",
+        facts["snapshot"],
+        "--forms",
+        "0-6",
+        "--styles",
+        "7-9",
+        "--psi",
+        PSI,
+        "--out",
+        out,
+        "--device",
+        demo.cfg.device,
+    )
 
     def work():
         from ganscapes.device import resolve_device
@@ -243,7 +308,9 @@ def post(demo: Demo) -> None:
     else:
         picks = sorted(generated.glob("seed*.png"))[: demo.cfg.top]
     out = demo.out / "final"
-    demo.log(f"8/8 post: contrast stretch and the {'top picks' if ranked else 'first pictures'} back to the dataset's aspect")
+    demo.log(
+        f"8/8 post: contrast stretch and the {'top picks' if ranked else 'first pictures'} back to the dataset's aspect"
+    )
     command = demo.cmd("post", *picks, "--out", out)
 
     def work():
@@ -251,7 +318,11 @@ def post(demo: Demo) -> None:
 
         shutil.rmtree(out, ignore_errors=True)  # ours: only this run's finals
         result = post_files(picks, out, PostSettings(), model_aspect=model.meta.get("aspect"))
-        return {"model_hash": model.model_hash, "source": source, "images": [p.name for p in result.outputs],
-                "aspect": result.aspects[0][0]}
+        return {
+            "model_hash": model.model_hash,
+            "source": source,
+            "images": [p.name for p in result.outputs],
+            "aspect": result.aspects[0][0],
+        }
 
     _timed(demo, Step("post", command), work)

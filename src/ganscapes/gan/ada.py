@@ -33,8 +33,15 @@ class AdaController:
     result); it gets the float64 tensor [sign sum, count] at each update, on every process.
     """
 
-    def __init__(self, target: float = 0.6, interval: int = 4, ada_kimg: float = 500, *, batch_size: int,
-                 reduce_fn: Callable[[torch.Tensor], torch.Tensor | None] | None = None):
+    def __init__(
+        self,
+        target: float = 0.6,
+        interval: int = 4,
+        ada_kimg: float = 500,
+        *,
+        batch_size: int,
+        reduce_fn: Callable[[torch.Tensor], torch.Tensor | None] | None = None,
+    ):
         if interval < 1 or int(interval) != interval:
             raise ValueError(f"interval must be a positive integer, not {interval!r}.")
         if ada_kimg <= 0 or batch_size < 1:

@@ -43,9 +43,18 @@ from ganscapes.gan.ops import setup_filter, upsample2d
 # pair, so the geometric resampling is an identity when the transform is; sym2 seeds the
 # filter bank.
 SYM6 = (
-    0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633,
-    0.4910559419267466, 0.787641141030194, 0.3379294217276218, -0.07263752278646252,
-    -0.021060292512300564, 0.04472490177066578, 0.0017677118642428036, -0.007800708325034148,
+    0.015404109327027373,
+    0.0034907120842174702,
+    -0.11799011114819057,
+    -0.048311742585633,
+    0.4910559419267466,
+    0.787641141030194,
+    0.3379294217276218,
+    -0.07263752278646252,
+    -0.021060292512300564,
+    0.04472490177066578,
+    0.0017677118642428036,
+    -0.007800708325034148,
 )
 SYM2 = (-0.12940952255092145, 0.22414386804185735, 0.836516303737469, 0.48296291314469025)
 
@@ -176,12 +185,16 @@ def _rotate3d(v, theta, n, device):
     x, y, z = (float(e) for e in v[:3])
     c, s = torch.cos(theta), torch.sin(theta)
     cc = 1 - c
-    return _matrix([
-        [x * x * cc + c, x * y * cc - z * s, x * z * cc + y * s, 0],
-        [y * x * cc + z * s, y * y * cc + c, y * z * cc - x * s, 0],
-        [z * x * cc - y * s, z * y * cc + x * s, z * z * cc + c, 0],
-        [0, 0, 0, 1],
-    ], n, device)
+    return _matrix(
+        [
+            [x * x * cc + c, x * y * cc - z * s, x * z * cc + y * s, 0],
+            [y * x * cc + z * s, y * y * cc + c, y * z * cc - x * s, 0],
+            [z * x * cc - y * s, z * y * cc + x * s, z * z * cc + c, 0],
+            [0, 0, 0, 1],
+        ],
+        n,
+        device,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -198,27 +211,73 @@ class AugmentPipe(torch.nn.Module):
     and is saved with the pipe.
     """
 
-    def __init__(self,
-                 xflip=0, rotate90=0, xint=0, xint_max=0.125,
-                 scale=0, rotate=0, aniso=0, xfrac=0, scale_std=0.2, rotate_max=1, aniso_std=0.2, xfrac_std=0.125,
-                 brightness=0, contrast=0, lumaflip=0, hue=0, saturation=0,
-                 brightness_std=0.2, contrast_std=0.5, hue_max=1, saturation_std=1,
-                 imgfilter=0, imgfilter_bands=(1, 1, 1, 1), imgfilter_std=1,
-                 noise=0, cutout=0, noise_std=0.1, cutout_size=0.5):
+    def __init__(
+        self,
+        xflip=0,
+        rotate90=0,
+        xint=0,
+        xint_max=0.125,
+        scale=0,
+        rotate=0,
+        aniso=0,
+        xfrac=0,
+        scale_std=0.2,
+        rotate_max=1,
+        aniso_std=0.2,
+        xfrac_std=0.125,
+        brightness=0,
+        contrast=0,
+        lumaflip=0,
+        hue=0,
+        saturation=0,
+        brightness_std=0.2,
+        contrast_std=0.5,
+        hue_max=1,
+        saturation_std=1,
+        imgfilter=0,
+        imgfilter_bands=(1, 1, 1, 1),
+        imgfilter_std=1,
+        noise=0,
+        cutout=0,
+        noise_std=0.1,
+        cutout_size=0.5,
+    ):
         super().__init__()
         imgfilter_bands = [float(b) for b in imgfilter_bands]
         if len(imgfilter_bands) != 4:
             raise ValueError(f"imgfilter_bands needs one strength per band (4), not {len(imgfilter_bands)}.")
-        self.init_kwargs = copy.deepcopy({
-            "xflip": xflip, "rotate90": rotate90, "xint": xint, "xint_max": xint_max,
-            "scale": scale, "rotate": rotate, "aniso": aniso, "xfrac": xfrac,
-            "scale_std": scale_std, "rotate_max": rotate_max, "aniso_std": aniso_std, "xfrac_std": xfrac_std,
-            "brightness": brightness, "contrast": contrast, "lumaflip": lumaflip, "hue": hue, "saturation": saturation,
-            "brightness_std": brightness_std, "contrast_std": contrast_std, "hue_max": hue_max,
-            "saturation_std": saturation_std,
-            "imgfilter": imgfilter, "imgfilter_bands": imgfilter_bands, "imgfilter_std": imgfilter_std,
-            "noise": noise, "cutout": cutout, "noise_std": noise_std, "cutout_size": cutout_size,
-        })
+        self.init_kwargs = copy.deepcopy(
+            {
+                "xflip": xflip,
+                "rotate90": rotate90,
+                "xint": xint,
+                "xint_max": xint_max,
+                "scale": scale,
+                "rotate": rotate,
+                "aniso": aniso,
+                "xfrac": xfrac,
+                "scale_std": scale_std,
+                "rotate_max": rotate_max,
+                "aniso_std": aniso_std,
+                "xfrac_std": xfrac_std,
+                "brightness": brightness,
+                "contrast": contrast,
+                "lumaflip": lumaflip,
+                "hue": hue,
+                "saturation": saturation,
+                "brightness_std": brightness_std,
+                "contrast_std": contrast_std,
+                "hue_max": hue_max,
+                "saturation_std": saturation_std,
+                "imgfilter": imgfilter,
+                "imgfilter_bands": imgfilter_bands,
+                "imgfilter_std": imgfilter_std,
+                "noise": noise,
+                "cutout": cutout,
+                "noise_std": noise_std,
+                "cutout_size": cutout_size,
+            }
+        )
         for key, value in self.init_kwargs.items():
             setattr(self, key, value if key == "imgfilter_bands" else float(value))
 

@@ -364,7 +364,6 @@ def _lower_first(text: str) -> str:
     return text if text.endswith(".") else text + "."
 
 
-
 def _to_device(model: Model, device: str | torch.device) -> Model:
     device = torch.device(device)
     model.G_ema = model.G_ema.to(device).eval().requires_grad_(False)

@@ -59,8 +59,21 @@ PRESETS: dict[str, Preset] = {
     # Ours, for CPUs: 64-wide layers, 32-d latents, no fp16. channel_base 2048 gives 64
     # channels up to 32², then 32 at 64², 16 at 128².
     "tiny": Preset(
-        "tiny", 1, 100, 8, 4, 2048 / 32768, 0.0025, 0.1, 1, 0.05, 2,
-        z_dim=32, w_dim=32, channel_max=64, num_fp16_res=0,
+        "tiny",
+        1,
+        100,
+        8,
+        4,
+        2048 / 32768,
+        0.0025,
+        0.1,
+        1,
+        0.05,
+        2,
+        z_dim=32,
+        w_dim=32,
+        channel_max=64,
+        num_fp16_res=0,
     ),
 }
 PRESET_NAMES = ("auto", *PRESETS)

@@ -73,8 +73,9 @@ def _r1_from_logits(logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return grads.square().sum(dim=[1, 2, 3])
 
 
-def r1_penalty(D: Callable, real_img: torch.Tensor, real_c: torch.Tensor, augment_pipe: Callable | None = None,
-               **D_kwargs) -> torch.Tensor:
+def r1_penalty(
+    D: Callable, real_img: torch.Tensor, real_c: torch.Tensor, augment_pipe: Callable | None = None, **D_kwargs
+) -> torch.Tensor:
     """Per-sample R1 penalty `Σ_CHW (∂ΣD(A(x))/∂x)²`, shape [N], not yet weighted by γ/2.
 
     The gradient is taken w.r.t. the un-augmented images through the (differentiable)
@@ -111,8 +112,20 @@ class StyleGAN2Loss:
     `force_fp32=None` means fp32 off CUDA and the networks' own fp16 layers on CUDA.
     """
 
-    def __init__(self, G, D, augment_pipe=None, r1_gamma=10.0, style_mixing_prob=0.9, pl_weight=2.0,
-                 pl_batch_shrink=2, pl_decay=0.01, force_fp32=None, on_real_logits=None, ada=None):
+    def __init__(
+        self,
+        G,
+        D,
+        augment_pipe=None,
+        r1_gamma=10.0,
+        style_mixing_prob=0.9,
+        pl_weight=2.0,
+        pl_batch_shrink=2,
+        pl_decay=0.01,
+        force_fp32=None,
+        on_real_logits=None,
+        ada=None,
+    ):
         if on_real_logits is not None and ada is not None:
             raise ValueError("Give on_real_logits or ada, not both.")
         self.G, self.D = G, D
@@ -320,8 +333,15 @@ class NetworkPhases:
         return torch.optim.Adam(params, lr=self.lr, betas=self.betas, eps=self.eps)
 
 
-def training_phases(G_reg_interval: int | None = 4, D_reg_interval: int | None = 16, *, lr_G: float, lr_D: float,
-                    betas: tuple[float, float] = (0.0, 0.99), eps: float = 1e-8) -> dict[str, NetworkPhases]:
+def training_phases(
+    G_reg_interval: int | None = 4,
+    D_reg_interval: int | None = 16,
+    *,
+    lr_G: float,
+    lr_D: float,
+    betas: tuple[float, float] = (0.0, 0.99),
+    eps: float = 1e-8,
+) -> dict[str, NetworkPhases]:
     """{"G": ..., "D": ...}, in the official order Gmain, Greg, Dmain, Dreg.
 
     Lazy regularisation (StyleGAN2 paper §3.1; the phase setup of NVIDIA's
@@ -338,8 +358,9 @@ def training_phases(G_reg_interval: int | None = 4, D_reg_interval: int | None =
             interval = int(interval)
             ratio = interval / (interval + 1)
             phases = (Phase(f"{name}main", 1), Phase(f"{name}reg", interval))
-            out[name] = NetworkPhases(name, phases, interval, ratio, lr * ratio,
-                                      (betas[0] ** ratio, betas[1] ** ratio), eps)
+            out[name] = NetworkPhases(
+                name, phases, interval, ratio, lr * ratio, (betas[0] ** ratio, betas[1] ** ratio), eps
+            )
         else:
             out[name] = NetworkPhases(name, (Phase(f"{name}both", 1),), None, 1.0, lr, tuple(betas), eps)
     return out

@@ -59,8 +59,20 @@ class Conv2dLayer(nn.Module):
     With `trainable=False` (Freeze-D) weight and bias are buffers under the same names.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, bias=True, activation="linear", up=1, down=1,
-                 resample_filter=(1, 3, 3, 1), conv_clamp=None, channels_last=False, trainable=True):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        bias=True,
+        activation="linear",
+        up=1,
+        down=1,
+        resample_filter=(1, 3, 3, 1),
+        conv_clamp=None,
+        channels_last=False,
+        trainable=True,
+    ):
         super().__init__()
         self.activation = activation
         self.up, self.down = up, down
@@ -82,8 +94,15 @@ class Conv2dLayer(nn.Module):
     def forward(self, x, gain=1):
         w = self.weight * self.weight_gain
         b = self.bias.to(x.dtype) if self.bias is not None else None
-        x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up, down=self.down,
-                            padding=self.padding, flip_weight=(self.up == 1))
+        x = conv2d_resample(
+            x,
+            w.to(x.dtype),
+            self.resample_filter,
+            up=self.up,
+            down=self.down,
+            padding=self.padding,
+            flip_weight=(self.up == 1),
+        )
         act_gain = self.act_gain * gain
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, b, act=self.activation, gain=act_gain, clamp=act_clamp)
@@ -99,8 +118,19 @@ class MappingNetwork(nn.Module):
     Also tracks w_avg, the centre that truncation pulls towards.
     """
 
-    def __init__(self, z_dim, c_dim, w_dim, num_ws, num_layers=8, embed_features=None, layer_features=None,
-                 activation="lrelu", lr_multiplier=0.01, w_avg_beta=0.995):
+    def __init__(
+        self,
+        z_dim,
+        c_dim,
+        w_dim,
+        num_ws,
+        num_layers=8,
+        embed_features=None,
+        layer_features=None,
+        activation="lrelu",
+        lr_multiplier=0.01,
+        w_avg_beta=0.995,
+    ):
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
         self.num_layers = num_layers
@@ -115,7 +145,9 @@ class MappingNetwork(nn.Module):
         if c_dim > 0:
             self.embed = FullyConnectedLayer(c_dim, embed_features)
         for i in range(num_layers):
-            layer = FullyConnectedLayer(features[i], features[i + 1], activation=activation, lr_multiplier=lr_multiplier)
+            layer = FullyConnectedLayer(
+                features[i], features[i + 1], activation=activation, lr_multiplier=lr_multiplier
+            )
             setattr(self, f"fc{i}", layer)
         if num_ws is not None and w_avg_beta is not None:
             self.register_buffer("w_avg", torch.zeros([w_dim]))
@@ -152,8 +184,18 @@ class MappingNetwork(nn.Module):
 # Synthesis network (`training/networks.py` `SynthesisLayer`, `ToRGBLayer`, `SynthesisBlock`, `SynthesisNetwork`)
 
 
-def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_filter=None, demodulate=True,
-                     flip_weight=True, fused_modconv=True):
+def modulated_conv2d(
+    x,
+    weight,
+    styles,
+    noise=None,
+    up=1,
+    padding=0,
+    resample_filter=None,
+    demodulate=True,
+    flip_weight=True,
+    fused_modconv=True,
+):
     """Modulate the weight per sample by its styles, demodulate, convolve (StyleGAN2 §2.2; `training/networks.py`).
 
     The fused form is one grouped convolution over the whole batch; the unfused form
@@ -161,7 +203,7 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_fi
     usually faster for larger batches on CPU.
     """
     N = x.shape[0]
-    O, I, kh, kw = weight.shape
+    O, I, kh, kw = weight.shape  # noqa: E741 (out, in: the paper's names)
     if x.dtype == torch.float16 and demodulate:
         # Pre-normalise so fp16 cannot overflow; demodulation cancels both factors.
         weight = weight * (1 / np.sqrt(I * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
@@ -196,8 +238,20 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_fi
 class SynthesisLayer(nn.Module):
     """Modulated 3×3 convolution (optionally 2× up), noise, bias, lrelu, clamp."""
 
-    def __init__(self, in_channels, out_channels, w_dim, resolution, kernel_size=3, up=1, use_noise=True,
-                 activation="lrelu", resample_filter=(1, 3, 3, 1), conv_clamp=None, channels_last=False):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        w_dim,
+        resolution,
+        kernel_size=3,
+        up=1,
+        use_noise=True,
+        activation="lrelu",
+        resample_filter=(1, 3, 3, 1),
+        conv_clamp=None,
+        channels_last=False,
+    ):
         super().__init__()
         self.resolution = resolution
         self.up = up
@@ -227,9 +281,17 @@ class SynthesisLayer(nn.Module):
             noise = torch.randn([x.shape[0], 1, out_res, out_res], device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
-        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
-                             resample_filter=self.resample_filter, flip_weight=(self.up == 1),
-                             fused_modconv=fused_modconv)
+        x = modulated_conv2d(
+            x,
+            self.weight,
+            styles,
+            noise=noise,
+            up=self.up,
+            padding=self.padding,
+            resample_filter=self.resample_filter,
+            flip_weight=(self.up == 1),
+            fused_modconv=fused_modconv,
+        )
         act_gain = self.act_gain * gain
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=act_gain, clamp=act_clamp)
@@ -258,9 +320,21 @@ class ToRGBLayer(nn.Module):
 class SynthesisBlock(nn.Module):
     """One resolution of the synthesis network: [const or conv0 (up 2)], conv1, torgb."""
 
-    def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, is_last, architecture="skip",
-                 resample_filter=(1, 3, 3, 1), conv_clamp=None, use_fp16=False, fp16_channels_last=False,
-                 **layer_kwargs):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        w_dim,
+        resolution,
+        img_channels,
+        is_last,
+        architecture="skip",
+        resample_filter=(1, 3, 3, 1),
+        conv_clamp=None,
+        use_fp16=False,
+        fp16_channels_last=False,
+        **layer_kwargs,
+    ):
         super().__init__()
         if architecture not in ("orig", "skip", "resnet"):
             raise UserError(f"Unknown synthesis architecture {architecture!r}.")
@@ -278,25 +352,50 @@ class SynthesisBlock(nn.Module):
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
         else:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim=w_dim, resolution=resolution, up=2,
-                                        resample_filter=resample_filter, conv_clamp=conv_clamp,
-                                        channels_last=self.channels_last, **layer_kwargs)
+            self.conv0 = SynthesisLayer(
+                in_channels,
+                out_channels,
+                w_dim=w_dim,
+                resolution=resolution,
+                up=2,
+                resample_filter=resample_filter,
+                conv_clamp=conv_clamp,
+                channels_last=self.channels_last,
+                **layer_kwargs,
+            )
             self.num_conv += 1
-        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim=w_dim, resolution=resolution,
-                                    conv_clamp=conv_clamp, channels_last=self.channels_last, **layer_kwargs)
+        self.conv1 = SynthesisLayer(
+            out_channels,
+            out_channels,
+            w_dim=w_dim,
+            resolution=resolution,
+            conv_clamp=conv_clamp,
+            channels_last=self.channels_last,
+            **layer_kwargs,
+        )
         self.num_conv += 1
         if is_last or architecture == "skip":
-            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp,
-                                    channels_last=self.channels_last)
+            self.torgb = ToRGBLayer(
+                out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp, channels_last=self.channels_last
+            )
             self.num_torgb += 1
         if in_channels != 0 and architecture == "resnet":
-            self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2,
-                                    resample_filter=resample_filter, channels_last=self.channels_last)
+            self.skip = Conv2dLayer(
+                in_channels,
+                out_channels,
+                kernel_size=1,
+                bias=False,
+                up=2,
+                resample_filter=resample_filter,
+                channels_last=self.channels_last,
+            )
 
     def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, **layer_kwargs):
         w_iter = iter(ws.unbind(dim=1))
         dtype = _block_dtype(self.use_fp16, force_fp32, ws.device)
-        memory_format = torch.channels_last if self.channels_last and dtype == torch.float16 else torch.contiguous_format
+        memory_format = (
+            torch.channels_last if self.channels_last and dtype == torch.float16 else torch.contiguous_format
+        )
         if fused_modconv is None:
             # The official choice on CUDA. On CPUs oneDNN runs one shared convolution about
             # twice as fast as a grouped one, and both compute the same function.
@@ -344,8 +443,9 @@ def fp16_resolution(img_resolution: int, num_fp16_res: int) -> int:
 class SynthesisNetwork(nn.Module):
     """ws → image, block by block from 4² to the output resolution ('skip' architecture)."""
 
-    def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=0,
-                 **block_kwargs):
+    def __init__(
+        self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=0, **block_kwargs
+    ):
         super().__init__()
         if not (img_resolution >= 4 and img_resolution & (img_resolution - 1) == 0):
             raise UserError(f"The resolution must be a power of two of at least 4, not {img_resolution}.")
@@ -360,9 +460,16 @@ class SynthesisNetwork(nn.Module):
         for res in self.block_resolutions:
             in_channels = channels[res // 2] if res > 4 else 0
             is_last = res == self.img_resolution
-            block = SynthesisBlock(in_channels, channels[res], w_dim=w_dim, resolution=res,
-                                   img_channels=img_channels, is_last=is_last, use_fp16=(res >= fp16_res),
-                                   **block_kwargs)
+            block = SynthesisBlock(
+                in_channels,
+                channels[res],
+                w_dim=w_dim,
+                resolution=res,
+                img_channels=img_channels,
+                is_last=is_last,
+                use_fp16=(res >= fp16_res),
+                **block_kwargs,
+            )
             self.num_ws += block.num_conv
             if is_last:
                 self.num_ws += block.num_torgb
@@ -390,13 +497,21 @@ class Generator(nn.Module):
         mapping_kwargs = dict(mapping_kwargs or {})
         synthesis_kwargs = dict(synthesis_kwargs or {})
         self.init_kwargs = copy.deepcopy(
-            dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-                 mapping_kwargs=mapping_kwargs, synthesis_kwargs=synthesis_kwargs)
+            dict(
+                z_dim=z_dim,
+                c_dim=c_dim,
+                w_dim=w_dim,
+                img_resolution=img_resolution,
+                img_channels=img_channels,
+                mapping_kwargs=mapping_kwargs,
+                synthesis_kwargs=synthesis_kwargs,
+            )
         )
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-                                          **synthesis_kwargs)
+        self.synthesis = SynthesisNetwork(
+            w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs
+        )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
 
@@ -412,9 +527,22 @@ class Generator(nn.Module):
 class DiscriminatorBlock(nn.Module):
     """fromrgb (first block), conv0, conv1 (down 2), and a 1×1 down skip in 'resnet'."""
 
-    def __init__(self, in_channels, tmp_channels, out_channels, resolution, img_channels, first_layer_idx,
-                 architecture="resnet", activation="lrelu", resample_filter=(1, 3, 3, 1), conv_clamp=None,
-                 use_fp16=False, fp16_channels_last=False, freeze_layers=0):
+    def __init__(
+        self,
+        in_channels,
+        tmp_channels,
+        out_channels,
+        resolution,
+        img_channels,
+        first_layer_idx,
+        architecture="resnet",
+        activation="lrelu",
+        resample_filter=(1, 3, 3, 1),
+        conv_clamp=None,
+        use_fp16=False,
+        fp16_channels_last=False,
+        freeze_layers=0,
+    ):
         super().__init__()
         if architecture not in ("orig", "skip", "resnet"):
             raise UserError(f"Unknown discriminator architecture {architecture!r}.")
@@ -436,19 +564,44 @@ class DiscriminatorBlock(nn.Module):
 
         common = dict(resample_filter=resample_filter, channels_last=self.channels_last)
         if in_channels == 0 or architecture == "skip":
-            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, kernel_size=1, activation=activation,
-                                       conv_clamp=conv_clamp, trainable=trainable(), **common)
-        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, kernel_size=3, activation=activation,
-                                 conv_clamp=conv_clamp, trainable=trainable(), **common)
-        self.conv1 = Conv2dLayer(tmp_channels, out_channels, kernel_size=3, activation=activation, down=2,
-                                 conv_clamp=conv_clamp, trainable=trainable(), **common)
+            self.fromrgb = Conv2dLayer(
+                img_channels,
+                tmp_channels,
+                kernel_size=1,
+                activation=activation,
+                conv_clamp=conv_clamp,
+                trainable=trainable(),
+                **common,
+            )
+        self.conv0 = Conv2dLayer(
+            tmp_channels,
+            tmp_channels,
+            kernel_size=3,
+            activation=activation,
+            conv_clamp=conv_clamp,
+            trainable=trainable(),
+            **common,
+        )
+        self.conv1 = Conv2dLayer(
+            tmp_channels,
+            out_channels,
+            kernel_size=3,
+            activation=activation,
+            down=2,
+            conv_clamp=conv_clamp,
+            trainable=trainable(),
+            **common,
+        )
         if architecture == "resnet":
-            self.skip = Conv2dLayer(tmp_channels, out_channels, kernel_size=1, bias=False, down=2,
-                                    trainable=trainable(), **common)
+            self.skip = Conv2dLayer(
+                tmp_channels, out_channels, kernel_size=1, bias=False, down=2, trainable=trainable(), **common
+            )
 
     def forward(self, x, img, force_fp32=False):
         dtype = _block_dtype(self.use_fp16, force_fp32, (x if x is not None else img).device)
-        memory_format = torch.channels_last if self.channels_last and dtype == torch.float16 else torch.contiguous_format
+        memory_format = (
+            torch.channels_last if self.channels_last and dtype == torch.float16 else torch.contiguous_format
+        )
         if x is not None:
             x = x.to(dtype=dtype, memory_format=memory_format)
         if self.in_channels == 0 or self.architecture == "skip":
@@ -495,8 +648,19 @@ class MinibatchStdLayer(nn.Module):
 class DiscriminatorEpilogue(nn.Module):
     """The 4×4 end of D: mbstd, conv, fc, out, and the projection onto the label embedding."""
 
-    def __init__(self, in_channels, cmap_dim, resolution, img_channels, architecture="resnet", mbstd_group_size=4,
-                 mbstd_num_channels=1, activation="lrelu", conv_clamp=None, only_block=False):
+    def __init__(
+        self,
+        in_channels,
+        cmap_dim,
+        resolution,
+        img_channels,
+        architecture="resnet",
+        mbstd_group_size=4,
+        mbstd_num_channels=1,
+        activation="lrelu",
+        conv_clamp=None,
+        only_block=False,
+    ):
         super().__init__()
         self.in_channels = in_channels
         self.cmap_dim = cmap_dim
@@ -506,11 +670,13 @@ class DiscriminatorEpilogue(nn.Module):
         # 'skip' adds the image at every scale; a 4×4 D has no blocks, so its epilogue reads the image.
         self.reads_image = architecture == "skip" or only_block
         if self.reads_image:
-            self.fromrgb = Conv2dLayer(img_channels, in_channels, kernel_size=1, activation=activation,
-                                       conv_clamp=conv_clamp)
+            self.fromrgb = Conv2dLayer(
+                img_channels, in_channels, kernel_size=1, activation=activation, conv_clamp=conv_clamp
+            )
         self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
-        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation,
-                                conv_clamp=conv_clamp)
+        self.conv = Conv2dLayer(
+            in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation, conv_clamp=conv_clamp
+        )
         self.fc = FullyConnectedLayer(in_channels * resolution**2, in_channels, activation=activation)
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
@@ -532,18 +698,40 @@ class DiscriminatorEpilogue(nn.Module):
 class Discriminator(nn.Module):
     """image, c → logit: resnet blocks from the image resolution down to 8², then the epilogue."""
 
-    def __init__(self, c_dim, img_resolution, img_channels, architecture="resnet", channel_base=32768,
-                 channel_max=512, num_fp16_res=0, conv_clamp=None, cmap_dim=None, block_kwargs=None,
-                 mapping_kwargs=None, epilogue_kwargs=None):
+    def __init__(
+        self,
+        c_dim,
+        img_resolution,
+        img_channels,
+        architecture="resnet",
+        channel_base=32768,
+        channel_max=512,
+        num_fp16_res=0,
+        conv_clamp=None,
+        cmap_dim=None,
+        block_kwargs=None,
+        mapping_kwargs=None,
+        epilogue_kwargs=None,
+    ):
         super().__init__()
         block_kwargs = dict(block_kwargs or {})
         mapping_kwargs = dict(mapping_kwargs or {})
         epilogue_kwargs = dict(epilogue_kwargs or {})
         self.init_kwargs = copy.deepcopy(
-            dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels, architecture=architecture,
-                 channel_base=channel_base, channel_max=channel_max, num_fp16_res=num_fp16_res,
-                 conv_clamp=conv_clamp, cmap_dim=cmap_dim, block_kwargs=block_kwargs,
-                 mapping_kwargs=mapping_kwargs, epilogue_kwargs=epilogue_kwargs)
+            dict(
+                c_dim=c_dim,
+                img_resolution=img_resolution,
+                img_channels=img_channels,
+                architecture=architecture,
+                channel_base=channel_base,
+                channel_max=channel_max,
+                num_fp16_res=num_fp16_res,
+                conv_clamp=conv_clamp,
+                cmap_dim=cmap_dim,
+                block_kwargs=block_kwargs,
+                mapping_kwargs=mapping_kwargs,
+                epilogue_kwargs=epilogue_kwargs,
+            )
         )
         if not (img_resolution >= 4 and img_resolution & (img_resolution - 1) == 0):
             raise UserError(f"The resolution must be a power of two of at least 4, not {img_resolution}.")
@@ -563,14 +751,22 @@ class Discriminator(nn.Module):
         layer_idx = 0
         for res in self.block_resolutions:
             in_channels = channels[res] if res < img_resolution else 0
-            block = DiscriminatorBlock(in_channels, channels[res], channels[res // 2], resolution=res,
-                                       first_layer_idx=layer_idx, use_fp16=(res >= fp16_res),
-                                       **block_kwargs, **common)
+            block = DiscriminatorBlock(
+                in_channels,
+                channels[res],
+                channels[res // 2],
+                resolution=res,
+                first_layer_idx=layer_idx,
+                use_fp16=(res >= fp16_res),
+                **block_kwargs,
+                **common,
+            )
             setattr(self, f"b{res}", block)
             layer_idx += block.num_layers
         if c_dim > 0:
-            self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
-                                          **mapping_kwargs)
+            self.mapping = MappingNetwork(
+                z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None, **mapping_kwargs
+            )
         if img_resolution == 4:
             epilogue_kwargs["only_block"] = True
         self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **common)
@@ -607,8 +803,22 @@ def num_parameters(module: nn.Module) -> int:
 
 
 __all__ = [
-    "Conv2dLayer", "Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "FullyConnectedLayer",
-    "Generator", "MappingNetwork", "MinibatchStdLayer", "SynthesisBlock", "SynthesisLayer", "SynthesisNetwork",
-    "ToRGBLayer", "build_discriminator", "build_generator", "channels_per_resolution", "fp16_resolution",
-    "modulated_conv2d", "num_parameters",
+    "Conv2dLayer",
+    "Discriminator",
+    "DiscriminatorBlock",
+    "DiscriminatorEpilogue",
+    "FullyConnectedLayer",
+    "Generator",
+    "MappingNetwork",
+    "MinibatchStdLayer",
+    "SynthesisBlock",
+    "SynthesisLayer",
+    "SynthesisNetwork",
+    "ToRGBLayer",
+    "build_discriminator",
+    "build_generator",
+    "channels_per_resolution",
+    "fp16_resolution",
+    "modulated_conv2d",
+    "num_parameters",
 ]

@@ -165,8 +165,7 @@ def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
-                       metadata=None):
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
     """`torch._utils._rebuild_tensor_v2` with its arguments checked; hooks and metadata are
     ignored (a snapshot's tensors have none), so nothing callable is attached to a tensor."""
     if not isinstance(storage, _Storage):
@@ -174,8 +173,13 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     dtype, untyped = storage.dtype, storage.untyped
     if not (_is_int(storage_offset) and storage_offset >= 0):
         raise _Corrupt("a tensor with a bad storage offset")
-    if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride)
-            and all(_is_int(s) and s >= 0 for s in size) and all(_is_int(s) and s >= 0 for s in stride)):
+    if not (
+        isinstance(size, tuple)
+        and isinstance(stride, tuple)
+        and len(size) == len(stride)
+        and all(_is_int(s) and s >= 0 for s in size)
+        and all(_is_int(s) and s >= 0 for s in stride)
+    ):
         raise _Corrupt("a tensor with a bad shape or stride")
     if backward_hooks is not None and not isinstance(backward_hooks, dict):
         raise _Corrupt("a tensor with bad hooks")
@@ -260,8 +264,12 @@ class _GuardedArray(np.ndarray):
 def _numpy_frombuffer(buffer, dtype, shape, order="C"):
     """`numpy.core.numeric._frombuffer`: how protocol 5 pickles arrays (Python 3.14's default)."""
     _check_dtype(dtype)
-    if not (isinstance(buffer, (bytes, bytearray)) and isinstance(shape, tuple)
-            and all(_is_int(s) and s >= 0 for s in shape) and order in ("C", "F")):
+    if not (
+        isinstance(buffer, (bytes, bytearray))
+        and isinstance(shape, tuple)
+        and all(_is_int(s) and s >= 0 for s in shape)
+        and order in ("C", "F")
+    ):
         raise _Corrupt("a numpy array with bad data")
     count = int(np.prod(shape, dtype=np.int64))
     if count * dtype.itemsize != len(buffer):
@@ -304,7 +312,8 @@ class _SafeUnpickler(pickle.Unpickler):
         if module.startswith("dnnlib.tflib"):
             raise _Unsafe(
                 f"{module}.{name}",
-                "{file} is a legacy TensorFlow StyleGAN pickle (" + f"{module}.{name}"
+                "{file} is a legacy TensorFlow StyleGAN pickle ("
+                + f"{module}.{name}"
                 + "); ganscapes reads only PyTorch snapshots from stylegan2-ada-pytorch and does not "
                 "support TensorFlow pickles yet.",
             )
@@ -391,8 +400,20 @@ _MAX_DEPTH = 32  # official trees are 4 levels deep; deeper means damaged or hos
 # Constructor argument order, for snapshots whose networks were built with positional args.
 _POSITIONAL = {
     "Generator": ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs"),
-    "Discriminator": ("c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max",
-                      "num_fp16_res", "conv_clamp", "cmap_dim", "block_kwargs", "mapping_kwargs", "epilogue_kwargs"),
+    "Discriminator": (
+        "c_dim",
+        "img_resolution",
+        "img_channels",
+        "architecture",
+        "channel_base",
+        "channel_max",
+        "num_fp16_res",
+        "conv_clamp",
+        "cmap_dim",
+        "block_kwargs",
+        "mapping_kwargs",
+        "epilogue_kwargs",
+    ),
 }
 
 
@@ -435,8 +456,14 @@ def read_official_pickle(path: str | Path) -> OfficialSnapshot:
         augment_p = _augment_p(data.get("augment_pipe"))
     except _Corrupt as e:
         raise refuse(f"it holds {e}") from None
-    return OfficialSnapshot(path=path, G_ema=nets["G_ema"], G=nets["G"], D=nets["D"],
-                            training_set_kwargs=training_set_kwargs, augment_p=augment_p)
+    return OfficialSnapshot(
+        path=path,
+        G_ema=nets["G_ema"],
+        G=nets["G"],
+        D=nets["D"],
+        training_set_kwargs=training_set_kwargs,
+        augment_p=augment_p,
+    )
 
 
 def _init_kwargs(stub: PersistentStub) -> dict:
@@ -473,8 +500,12 @@ def _collect(stub: PersistentStub, prefix: str, out: OrderedDict, depth: int) ->
     buffers = state.get("_buffers", {})
     non_persistent = state.get("_non_persistent_buffers_set", set())
     modules = state.get("_modules", {})
-    if not (isinstance(params, dict) and isinstance(buffers, dict) and isinstance(modules, dict)
-            and isinstance(non_persistent, (set, frozenset))):
+    if not (
+        isinstance(params, dict)
+        and isinstance(buffers, dict)
+        and isinstance(modules, dict)
+        and isinstance(non_persistent, (set, frozenset))
+    ):
         raise _Corrupt(f"a module ({where}) whose parameters, buffers or children are not dicts")
     for kind, entries in (("parameter", params), ("buffer", buffers)):
         for name, value in entries.items():
@@ -560,7 +591,6 @@ def _list_keys(d: dict) -> str:
     return ", ".join(keys) if keys else "none"
 
 
-
 # ---------------------------------------------------------------------------------------
 # Official parameter names → ours
 
@@ -590,19 +620,35 @@ STATE_DICT_TABLE: tuple[NameRule, ...] = (
     # Generator: synthesis network (`training/networks.py` `SynthesisNetwork`, `SynthesisBlock`)
     NameRule("G", r"synthesis\.b4\.const", r"\g<0>", "the learned 4×4 input [C4, 4, 4]"),
     NameRule("G", rf"synthesis\.{_R}\.resample_filter", r"\g<0>", "buffer: block FIR [4,4] for the img upsampling"),
-    NameRule("G", rf"{_SYN_CONV}\.(?:weight|bias|noise_strength)", r"\g<0>",
-             "modulated 3×3 conv (conv0 upsamples); noise_strength is a scalar"),
-    NameRule("G", rf"{_SYN_CONV}\.(?:noise_const|resample_filter)", r"\g<0>",
-             "buffers: const-mode noise [r, r] and the layer's FIR [4,4]"),
+    NameRule(
+        "G",
+        rf"{_SYN_CONV}\.(?:weight|bias|noise_strength)",
+        r"\g<0>",
+        "modulated 3×3 conv (conv0 upsamples); noise_strength is a scalar",
+    ),
+    NameRule(
+        "G",
+        rf"{_SYN_CONV}\.(?:noise_const|resample_filter)",
+        r"\g<0>",
+        "buffers: const-mode noise [r, r] and the layer's FIR [4,4]",
+    ),
     NameRule("G", rf"{_SYN_CONV}\.affine\.(?:weight|bias)", r"\g<0>", "w → styles FC (bias init 1)"),
     NameRule("G", rf"synthesis\.{_R}\.torgb\.(?:weight|bias)", r"\g<0>", "modulated 1×1 conv to image channels"),
     NameRule("G", rf"synthesis\.{_R}\.torgb\.affine\.(?:weight|bias)", r"\g<0>", "torgb's w → styles FC"),
-    NameRule("G", rf"synthesis\.{_R8}\.skip\.(?:weight|resample_filter)", r"\g<0>",
-             "1×1 up skip without bias ('resnet' G architecture only)"),
+    NameRule(
+        "G",
+        rf"synthesis\.{_R8}\.skip\.(?:weight|resample_filter)",
+        r"\g<0>",
+        "1×1 up skip without bias ('resnet' G architecture only)",
+    ),
     # Discriminator (`training/networks.py` `Discriminator`); Freeze-D keeps frozen weights
     # as buffers under the same names
-    NameRule("D", rf"{_R}\.fromrgb\.(?:weight|bias|resample_filter)", r"\g<0>",
-             "1×1 image → features: top block; every block and b4 in 'skip'"),
+    NameRule(
+        "D",
+        rf"{_R}\.fromrgb\.(?:weight|bias|resample_filter)",
+        r"\g<0>",
+        "1×1 image → features: top block; every block and b4 in 'skip'",
+    ),
     NameRule("D", rf"{_R8}\.conv[01]\.(?:weight|bias|resample_filter)", r"\g<0>", "3×3 convs; conv1 downsamples"),
     NameRule("D", rf"{_R8}\.skip\.(?:weight|resample_filter)", r"\g<0>", "1×1 down skip without bias ('resnet')"),
     NameRule("D", rf"{_R8}\.resample_filter", r"\g<0>", "buffer: block FIR [4,4] for the img downsampling"),
@@ -656,16 +702,36 @@ def map_official_state_dict(state: dict[str, torch.Tensor], network: str) -> Ord
 
 # Defaults of the official classes (`training/networks.py`), in constructor order, filled
 # in when a pickle does not record a key, so that our records never depend on our own class defaults.
-_G_DEFAULTS = {"z_dim": 512, "c_dim": 0, "w_dim": 512, "img_resolution": None, "img_channels": 3,
-               "mapping_kwargs": {}, "synthesis_kwargs": {}}
+_G_DEFAULTS = {
+    "z_dim": 512,
+    "c_dim": 0,
+    "w_dim": 512,
+    "img_resolution": None,
+    "img_channels": 3,
+    "mapping_kwargs": {},
+    "synthesis_kwargs": {},
+}
 _G_MAPPING_DEFAULTS = {"num_layers": 8}
 _G_SYNTHESIS_DEFAULTS = {
-    "channel_base": 32768, "channel_max": 512, "num_fp16_res": 0, "conv_clamp": None, "architecture": "skip",
+    "channel_base": 32768,
+    "channel_max": 512,
+    "num_fp16_res": 0,
+    "conv_clamp": None,
+    "architecture": "skip",
 }
 _D_DEFAULTS = {
-    "c_dim": 0, "img_resolution": None, "img_channels": 3, "architecture": "resnet", "channel_base": 32768,
-    "channel_max": 512, "num_fp16_res": 0, "conv_clamp": None, "cmap_dim": None, "block_kwargs": {},
-    "mapping_kwargs": {}, "epilogue_kwargs": {},
+    "c_dim": 0,
+    "img_resolution": None,
+    "img_channels": 3,
+    "architecture": "resnet",
+    "channel_base": 32768,
+    "channel_max": 512,
+    "num_fp16_res": 0,
+    "conv_clamp": None,
+    "cmap_dim": None,
+    "block_kwargs": {},
+    "mapping_kwargs": {},
+    "epilogue_kwargs": {},
 }
 _D_EPILOGUE_DEFAULTS = {"mbstd_group_size": 4}
 
@@ -692,8 +758,11 @@ def official_kwargs_to_ours(class_name: str, init_kwargs: dict) -> dict:
     """
     kwargs = _drop_known(copy.deepcopy(dict(init_kwargs)))
     if class_name == "Generator":
-        what, defaults, nested = "generator", _G_DEFAULTS, {
-            "mapping_kwargs": _G_MAPPING_DEFAULTS, "synthesis_kwargs": _G_SYNTHESIS_DEFAULTS}
+        what, defaults, nested = (
+            "generator",
+            _G_DEFAULTS,
+            {"mapping_kwargs": _G_MAPPING_DEFAULTS, "synthesis_kwargs": _G_SYNTHESIS_DEFAULTS},
+        )
     elif class_name == "Discriminator":
         what, defaults, nested = "discriminator", _D_DEFAULTS, {"epilogue_kwargs": _D_EPILOGUE_DEFAULTS}
     else:

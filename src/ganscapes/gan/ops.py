@@ -80,7 +80,15 @@ def _pad_or_crop(x: torch.Tensor, padding) -> torch.Tensor:
     return x[:, :, max(-py0, 0) : H - max(-py1, 0), max(-px0, 0) : W - max(-px1, 0)]
 
 
-def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1, padding=(0, 0, 0, 0), gain: float = 1.0, flip_filter: bool = False) -> torch.Tensor:
+def upfirdn2d(
+    x: torch.Tensor,
+    f: torch.Tensor,
+    up: int = 1,
+    down: int = 1,
+    padding=(0, 0, 0, 0),
+    gain: float = 1.0,
+    flip_filter: bool = False,
+) -> torch.Tensor:
     """Upsample by zero insertion, pad (negative: crop), FIR-filter, downsample (`torch_utils/ops/upfirdn2d.py`).
 
     The general reference form; the networks use the faster `upsample2d` /
@@ -150,7 +158,15 @@ def _filter_strided(x: torch.Tensor, f: torch.Tensor, stride: int) -> torch.Tens
 # Bias and activation
 
 
-def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: str = "linear", alpha: float = 0.2, gain: float | None = None, clamp: float | None = None) -> torch.Tensor:
+def bias_act(
+    x: torch.Tensor,
+    b: torch.Tensor | None = None,
+    dim: int = 1,
+    act: str = "linear",
+    alpha: float = 0.2,
+    gain: float | None = None,
+    clamp: float | None = None,
+) -> torch.Tensor:
     """Add bias along `dim`, activate, scale by gain (default: the activation's), clamp.
 
     The order and default gains of `bias_act` in NVIDIA's `torch_utils/ops/bias_act.py`.
@@ -199,7 +215,16 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
 # Resampling convolutions (`torch_utils/ops/conv2d_resample.py`)
 
 
-def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1, down: int = 1, padding: int = 0, groups: int = 1, flip_weight: bool = True) -> torch.Tensor:
+def conv2d_resample(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    f: torch.Tensor | None = None,
+    up: int = 1,
+    down: int = 1,
+    padding: int = 0,
+    groups: int = 1,
+    flip_weight: bool = True,
+) -> torch.Tensor:
     """Convolution with optional 2× FIR up- or downsampling (`torch_utils/ops/conv2d_resample.py`).
 
     `flip_weight=True` is a plain `F.conv2d` (a correlation); False flips the kernel (a
@@ -211,7 +236,7 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
     if up == 2:
         if kh == 1 and kw == 1:
             return conv2d_resample(upsample2d(x, f), w, groups=groups, flip_weight=flip_weight)
-        O, I = w.shape[0], w.shape[1]  # conv_transpose2d wants [in, out/groups, k, k]
+        O, I = w.shape[0], w.shape[1]  # noqa: E741 -- conv_transpose2d wants [in, out/groups, k, k]
         wt = w.reshape(groups, O // groups, I, kh, kw).transpose(1, 2).reshape(groups * I, O // groups, kh, kw)
         if flip_weight:
             wt = wt.flip([2, 3])

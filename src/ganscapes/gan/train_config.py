@@ -63,11 +63,17 @@ def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: 
         raise UserError(f"--augpipe must be one of {', '.join(AUGPIPE_SPECS)}, not {c.augpipe!r}.")
     if c.cfg not in PRESET_NAMES:
         raise UserError(f"--cfg must be one of {', '.join(PRESET_NAMES)}, not {c.cfg!r}.")
-    for name, value, low in [("--p", c.p, 0), ("--target", c.target, 0), ("--snap", c.snap, 1), ("--keep", c.keep, 1),
-                             ("--freezed", c.freezed, 0), ("--workers", c.workers, 0),
-                             ("--kimg-per-tick", c.kimg_per_tick, 1e-6),
-                             ("--ada-kimg", c.ada_kimg if c.ada_kimg is not None else 1, 1e-6),
-                             ("--subset", c.subset if c.subset is not None else 1, 1)]:
+    for name, value, low in [
+        ("--p", c.p, 0),
+        ("--target", c.target, 0),
+        ("--snap", c.snap, 1),
+        ("--keep", c.keep, 1),
+        ("--freezed", c.freezed, 0),
+        ("--workers", c.workers, 0),
+        ("--kimg-per-tick", c.kimg_per_tick, 1e-6),
+        ("--ada-kimg", c.ada_kimg if c.ada_kimg is not None else 1, 1e-6),
+        ("--subset", c.subset if c.subset is not None else 1, 1),
+    ]:
         if value < low:
             raise UserError(f"{name} must be at least {low}, not {value}.")
     if c.target > 1:

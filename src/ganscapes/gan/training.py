@@ -28,15 +28,16 @@ import json
 import math
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from ganscapes import __version__
+from ganscapes.device import resolve_device
 from ganscapes.errors import UserError
 from ganscapes.fileio import (
     append_jsonl,
@@ -48,7 +49,6 @@ from ganscapes.fileio import (
 )
 from ganscapes.gan import distributed as dist_utils
 from ganscapes.gan.checkpoint import Model, load_model, save_model
-from ganscapes.device import resolve_device
 from ganscapes.gan.networks import build_discriminator, build_generator
 from ganscapes.gan.ops import to_uint8
 from ganscapes.gan.train_config import (
@@ -131,7 +131,9 @@ class _Stop:
             signal.signal(sig, handler)
 
 
-def _load_resume(config: TrainConfig, fingerprint: Callable[[dict], str]) -> tuple[Path | None, dict | None, Path | None]:
+def _load_resume(
+    config: TrainConfig, fingerprint: Callable[[dict], str]
+) -> tuple[Path | None, dict | None, Path | None]:
     """(run folder to continue, its training state, or a model file for transfer learning).
 
     A snapshot is continued exactly when its data is the data at hand, seen the way that
@@ -163,8 +165,9 @@ def _load_resume(config: TrainConfig, fingerprint: Callable[[dict], str]) -> tup
 # The loop
 
 
-def train(config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True,
-          dry_run: bool = False) -> TrainResult | dict:
+def train(
+    config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True, dry_run: bool = False
+) -> TrainResult | dict:
     """Train (or, with `dry_run`, only resolve and return the configuration)."""
     world, rank, local_rank = dist_utils.world_info()
     device = resolve_device(config.device)
@@ -173,8 +176,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     is_main = rank == 0
     say = log if is_main else (lambda _m: None)
 
-    dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror, max_size=config.subset,
-                           seed=config.seed)
+    dataset = ImageDataset(
+        config.data, use_labels=config.cond, xflip=config.mirror, max_size=config.subset, seed=config.seed
+    )
     fingerprint = dataset.fingerprint()
 
     def run_fingerprint(run_cfg: dict) -> str:
@@ -186,17 +190,25 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     if state is not None:
         cfg = dict(state["config"])
         # What may change on a resume: how long, how often, where it runs.
-        cfg.update({k: v for k, v in {
-            "kimg": config.kimg if config.kimg is not None else cfg["kimg"],
-            "max_hours": config.max_hours, "snap_minutes": config.snap_minutes,
-            "workers": config.workers, "device": config.device,
-        }.items()})
+        cfg.update(
+            {
+                k: v
+                for k, v in {
+                    "kimg": config.kimg if config.kimg is not None else cfg["kimg"],
+                    "max_hours": config.max_hours,
+                    "snap_minutes": config.snap_minutes,
+                    "workers": config.workers,
+                    "device": config.device,
+                }.items()
+            }
+        )
         if cfg["world_size"] != world:
             raise UserError(f"This run was trained on {cfg['world_size']} process(es); resume it with the same number.")
         run_view = (cfg["mirror"], cfg["cond"], cfg.get("subset"), cfg["seed"])
         if run_view != (config.mirror, config.cond, config.subset, config.seed):  # the run's own data view wins
-            dataset = ImageDataset(config.data, use_labels=cfg["cond"], xflip=cfg["mirror"], max_size=cfg.get("subset"),
-                                   seed=cfg["seed"])
+            dataset = ImageDataset(
+                config.data, use_labels=cfg["cond"], xflip=cfg["mirror"], max_size=cfg.get("subset"), seed=cfg["seed"]
+            )
             fingerprint = dataset.fingerprint()
     else:
         cfg = resolve(config, dataset.resolution, dataset.num_channels, dataset.label_dim, world)
@@ -204,8 +216,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
         return cfg
 
     if dataset.num_images < SMALL_DATASET:
-        say(f"warning: {dataset.name} has only {dataset.num_images} images; GANs need thousands. Consider transfer "
-            "learning (--resume a model trained on more data) and Freeze-D (--freezed 4).")
+        say(
+            f"warning: {dataset.name} has only {dataset.num_images} images; GANs need thousands. Consider transfer "
+            "learning (--resume a model trained on more data) and Freeze-D (--freezed 4)."
+        )
 
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = False  # as NVIDIA's train.py: TF32 would blur the p = 0 identity
@@ -226,13 +240,25 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     if cfg["aug"] == "ada":
         from ganscapes.gan.ada import AdaController
 
-        ada = AdaController(target=cfg["target"], interval=4, ada_kimg=cfg["ada_kimg"], batch_size=cfg["batch"],
-                            reduce_fn=dist_utils.all_reduce_sum if world > 1 else None)
+        ada = AdaController(
+            target=cfg["target"],
+            interval=4,
+            ada_kimg=cfg["ada_kimg"],
+            batch_size=cfg["batch"],
+            reduce_fn=dist_utils.all_reduce_sum if world > 1 else None,
+        )
 
     from ganscapes.gan.loss import StyleGAN2Loss
 
-    loss = StyleGAN2Loss(G, D, augment_pipe=pipe, r1_gamma=cfg["r1_gamma"], style_mixing_prob=cfg["style_mixing_prob"],
-                         pl_weight=cfg["pl_weight"], ada=ada)
+    loss = StyleGAN2Loss(
+        G,
+        D,
+        augment_pipe=pipe,
+        r1_gamma=cfg["r1_gamma"],
+        style_mixing_prob=cfg["style_mixing_prob"],
+        pl_weight=cfg["pl_weight"],
+        ada=ada,
+    )
     phases, opts = _phases(G, D, cfg)
 
     cur_nimg, cur_tick, batch_idx, train_seconds = 0, 0, 0, 0.0
@@ -293,8 +319,13 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     stopped_by = "done"
     last_snapshot = None
     best = _read_best(run_dir, say) if is_main else {}
-    bar = tqdm(total=total_nimg / 1000, initial=cur_nimg / 1000, unit="kimg", disable=not (progress and is_main),
-               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}]")
+    bar = tqdm(
+        total=total_nimg / 1000,
+        initial=cur_nimg / 1000,
+        unit="kimg",
+        disable=not (progress and is_main),
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}]",
+    )
 
     with _Stop() as stop:
         while cur_nimg < total_nimg:
@@ -312,7 +343,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
                 module.requires_grad_(True)
                 phase_ok = True
 
-                def round_latents(r: int) -> tuple[torch.Tensor, torch.Tensor]:
+                def round_latents(
+                    r: int, batch_idx=batch_idx, phase_idx=phase_idx
+                ) -> tuple[torch.Tensor, torch.Tensor]:
                     torch.manual_seed(round_seed(cfg["seed"], batch_idx, phase_idx, rank * rounds_per_rank + r))
                     return torch.randn([batch_gpu, G.z_dim], device=device), dataset.sample_labels(batch_gpu).to(device)
 
@@ -325,8 +358,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
                     gen_z, gen_c = round_latents(r)
                     if pl_means is not None:
                         loss.pl_mean.copy_(pl_means[rank * rounds_per_rank + r])
-                    stats = loss.accumulate_gradients(phase["name"], real_img[r], real_c[r], gen_z, gen_c,
-                                                      gain=phase["interval"])
+                    stats = loss.accumulate_gradients(
+                        phase["name"], real_img[r], real_c[r], gen_z, gen_c, gain=phase["interval"]
+                    )
                     round_sums.add_round()
                     for k, v in stats.items():
                         tick_stats.setdefault(k, []).append(v)
@@ -354,8 +388,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
                 say(f"warning: non-finite loss at {cur_nimg / 1000:.2f} kimg; that step was skipped.")
                 if bad_steps >= MAX_BAD_STEPS:
                     stopped_by = "non-finite"
-                    say(f"Stopping: {MAX_BAD_STEPS} steps in a row had non-finite losses; the last good snapshot "
-                        f"is kept in {run_dir}. Try a lower learning rate or a larger --gamma.")
+                    say(
+                        f"Stopping: {MAX_BAD_STEPS} steps in a row had non-finite losses; the last good snapshot "
+                        f"is kept in {run_dir}. Try a lower learning rate or a larger --gamma."
+                    )
                     break
 
             _update_ema(G, G_ema, cfg, cur_nimg, batch)
@@ -395,13 +431,35 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
                 reason = dist_utils.any_stop(reason, device)
             if cfg["max_hours"] is not None and (now - start_time + row["sec_per_tick"]) > cfg["max_hours"] * 3600:
                 reason = reason or "max-hours"
-            want_snapshot = (done or cur_tick % cfg["snap"] == 0 or reason is not None
-                             or (cfg["snap_minutes"] and now - last_snapshot_time > cfg["snap_minutes"] * 60))
+            want_snapshot = (
+                done
+                or cur_tick % cfg["snap"] == 0
+                or reason is not None
+                or (cfg["snap_minutes"] and now - last_snapshot_time > cfg["snap_minutes"] * 60)
+            )
             unfinished = None
             if want_snapshot and is_main:
                 last_snapshot, metrics, unfinished = _snapshot(
-                    run_dir, cfg, G, D, G_ema, pipe, ada, loss, opts, sampler, dataset, fingerprint,
-                    cur_nimg, cur_tick + 1, batch_idx, train_seconds, grid_z, grid_c, device, best,
+                    run_dir,
+                    cfg,
+                    G,
+                    D,
+                    G_ema,
+                    pipe,
+                    ada,
+                    loss,
+                    opts,
+                    sampler,
+                    dataset,
+                    fingerprint,
+                    cur_nimg,
+                    cur_tick + 1,
+                    batch_idx,
+                    train_seconds,
+                    grid_z,
+                    grid_c,
+                    device,
+                    best,
                 )
                 row.update(metrics)
             if is_main:
@@ -413,8 +471,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
                         if key not in ("tick", "kimg", "time"):
                             tensorboard.add_scalar(key, value, global_step=int(cur_nimg / 1000))
                     tensorboard.flush()
-                bar.set_postfix_str(f"p={row['augment_p']:.3f} " + " ".join(
-                    f"{k.split('/')[-1]}={row[k]:.3g}" for k in ("loss/G", "loss/D_real") if k in row))
+                bar.set_postfix_str(
+                    f"p={row['augment_p']:.3f} "
+                    + " ".join(f"{k.split('/')[-1]}={row[k]:.3g}" for k in ("loss/G", "loss/D_real") if k in row)
+                )
             if want_snapshot:
                 last_snapshot_time = time.time()
                 if world > 1:
@@ -423,8 +483,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
             tick_start_nimg, tick_start_time = cur_nimg, time.time()
             if reason is not None:
                 stopped_by = "signal" if reason.startswith("SIG") else reason
-                say(f"\nStopped ({reason}) at {cur_nimg / 1000:.1f} kimg; snapshot in {run_dir}. "
-                    "Continue with the same command and --resume latest.")
+                say(
+                    f"\nStopped ({reason}) at {cur_nimg / 1000:.1f} kimg; snapshot in {run_dir}. "
+                    "Continue with the same command and --resume latest."
+                )
                 break
     bar.close()
     if tensorboard is not None:
@@ -460,8 +522,9 @@ class _RoundSums:
     A float32 running sum depends on how rounds are grouped: one process with rounds
     g0..g3 adds ((g0 + g1) + g2) + g3, two processes add (g0 + g1) + (g2 + g3). A
     float64 sum of a few float32 values is exact (unless they span more than 2^29 in
-    magnitude), so every grouping rounds to the same float32 gradient. (NVIDIA's code accumulates in float32 and so depends on the GPU count; with
-    one round on one process there is nothing to sum and this does nothing.)
+    magnitude), so every grouping rounds to the same float32 gradient. (NVIDIA's code
+    accumulates in float32 and so depends on the GPU count; with one round on one
+    process there is nothing to sum and this does nothing.)
     """
 
     def __init__(self, module, active: bool):
@@ -589,8 +652,10 @@ def _transfer(model_path: Path, G, D, G_ema, resolution: int, say) -> None:
         for key, value in source.state_dict().items():
             if key in own:
                 if own[key].shape != value.shape:
-                    raise UserError(f"{model_path} does not fit these networks ({name}.{key} has shape "
-                                    f"{tuple(value.shape)}, expected {tuple(own[key].shape)}); use the same --cfg.")
+                    raise UserError(
+                        f"{model_path} does not fit these networks ({name}.{key} has shape "
+                        f"{tuple(value.shape)}, expected {tuple(own[key].shape)}); use the same --cfg."
+                    )
                 own[key].copy_(value)
     say(f"Transfer learning from {model_path}: networks loaded; kimg, optimizer and augment p start fresh.")
 
@@ -621,8 +686,10 @@ def _save_reals_grid(dataset, path: Path) -> None:
 
 def _fakes(G_ema, z, c, device) -> torch.Tensor:
     with torch.no_grad():
-        imgs = [G_ema(zz.to(device), cc, noise_mode="const", force_fp32=device.type != "cuda")
-                for zz, cc in zip(z.split(8), c.split(8))]
+        imgs = [
+            G_ema(zz.to(device), cc, noise_mode="const", force_fp32=device.type != "cuda")
+            for zz, cc in zip(z.split(8), c.split(8))
+        ]
     return to_uint8(torch.cat(imgs)).cpu()
 
 
@@ -634,13 +701,20 @@ def _read_best(run_dir: Path, say: Callable[[str], None]) -> dict:
     stopping every later resume.
     """
     path = run_dir / "best.json"
-    rows = [r for r in read_jsonl(run_dir / "metrics.jsonl")
-            if isinstance(r.get("snapshot"), str) and _finite(r.get("SWDx1e3_avg")) and _finite(r.get("kimg"))]
+    rows = [
+        r
+        for r in read_jsonl(run_dir / "metrics.jsonl")
+        if isinstance(r.get("snapshot"), str) and _finite(r.get("SWDx1e3_avg")) and _finite(r.get("kimg"))
+    ]
     rebuilt = {}
     if rows:
         top = min(rows, key=lambda r: r["SWDx1e3_avg"])
-        rebuilt = {"kimg": top["kimg"], "score": top["SWDx1e3_avg"], "metric": "SWDx1e3_avg",
-                   "snapshot": top["snapshot"]}
+        rebuilt = {
+            "kimg": top["kimg"],
+            "score": top["SWDx1e3_avg"],
+            "metric": "SWDx1e3_avg",
+            "snapshot": top["snapshot"],
+        }
     stored = None
     if path.exists():
         try:
@@ -648,8 +722,10 @@ def _read_best(run_dir: Path, say: Callable[[str], None]) -> dict:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             stored = None
         if not (isinstance(stored, dict) and _finite(stored.get("kimg")) and _finite(stored.get("score"))):
-            say(f"warning: {path} was damaged (an interrupted write?); "
-                + ("rebuilt it from metrics.jsonl." if rebuilt else "starting a new one."))
+            say(
+                f"warning: {path} was damaged (an interrupted write?); "
+                + ("rebuilt it from metrics.jsonl." if rebuilt else "starting a new one.")
+            )
             stored = None
     if stored != rebuilt and (rebuilt or path.exists()):
         if rebuilt:
@@ -682,8 +758,28 @@ def _tidy_interrupted_run(run_dir: Path, cur_nimg: int, say: Callable[[str], Non
             write_bytes_atomic(path, "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
 
 
-def _snapshot(run_dir, cfg, G, D, G_ema, pipe, ada, loss, opts, sampler, dataset, fingerprint, cur_nimg, tick,
-              batch_idx, train_seconds, grid_z, grid_c, device, best) -> tuple[Path, dict, tuple[Path, dict]]:
+def _snapshot(
+    run_dir,
+    cfg,
+    G,
+    D,
+    G_ema,
+    pipe,
+    ada,
+    loss,
+    opts,
+    sampler,
+    dataset,
+    fingerprint,
+    cur_nimg,
+    tick,
+    batch_idx,
+    train_seconds,
+    grid_z,
+    grid_c,
+    device,
+    best,
+) -> tuple[Path, dict, tuple[Path, dict]]:
     """Write the networks, the fakes grid and the metrics of a snapshot; return its state to write last.
 
     The training state is what makes a snapshot resumable, so it is written only after
@@ -693,8 +789,12 @@ def _snapshot(run_dir, cfg, G, D, G_ema, pipe, ada, loss, opts, sampler, dataset
     model_path, state_path = snapshot_paths(run_dir, cur_nimg)
     meta = {
         "preset": cfg["cfg"],
-        "training_set_kwargs": {"path": cfg["data"], "use_labels": cfg["cond"], "xflip": cfg["mirror"],
-                                "resolution": cfg["resolution"]},
+        "training_set_kwargs": {
+            "path": cfg["data"],
+            "use_labels": cfg["cond"],
+            "xflip": cfg["mirror"],
+            "resolution": cfg["resolution"],
+        },
         "prepare_format": dataset.prepare_format,
         "aspect": dataset.aspect,
         "source": "ganscapes-train",
@@ -721,8 +821,14 @@ def _snapshot(run_dir, cfg, G, D, G_ema, pipe, ada, loss, opts, sampler, dataset
     if cfg["metrics"]:
         from ganscapes.gan.metrics import compute_metrics
 
-        results = compute_metrics(Model(G_ema=G_ema), cfg["data"], metrics=tuple(cfg["metrics"]),
-                                  num_images=cfg["metric_images"], device=device, seed=0)
+        results = compute_metrics(
+            Model(G_ema=G_ema),
+            cfg["data"],
+            metrics=tuple(cfg["metrics"]),
+            num_images=cfg["metric_images"],
+            device=device,
+            seed=0,
+        )
         metrics = {f"metrics/{k}": v for k, v in results.items()}
         append_jsonl(run_dir / "metrics.jsonl", {"kimg": cur_nimg / 1000, "snapshot": model_path.name, **results})
         score = results.get("SWDx1e3_avg")

@@ -26,8 +26,8 @@ import hashlib
 import io
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -46,8 +46,7 @@ _CHANNELS = {"L": 1, "1": 1, "RGB": 3, "P": 3, "LA": 2, "RGBA": 4, "CMYK": 4, "Y
 class ImageDataset(torch.utils.data.Dataset):
     """The images (and labels) of a prepared dataset, folder or zip, for training."""
 
-    def __init__(self, path, use_labels: bool = False, xflip: bool = False, max_size: int | None = None,
-                 seed: int = 0):
+    def __init__(self, path, use_labels: bool = False, xflip: bool = False, max_size: int | None = None, seed: int = 0):
         self.path = Path(path)
         self.use_labels = bool(use_labels)
         self.xflip = bool(xflip)
@@ -61,11 +60,13 @@ class ImageDataset(torch.utils.data.Dataset):
             self.is_zip = self.path.is_file()
             names = list(ds.image_names)
             if not names:
-                raise UserError(f"Dataset {self.path} holds no images (.png, .jpg, …); prepare one with `ganscapes prepare`.")
+                raise UserError(
+                    f"Dataset {self.path} holds no images (.png, .jpg, …); prepare one with `ganscapes prepare`."
+                )
             manifest = ds.manifest or {}
             labels_json = ds.read_json(LABELS) if ds.has(LABELS) else None
             if ds.has(LABELS) and labels_json is None:
-                raise UserError(f"{LABELS} in dataset {self.path} must be a JSON object such as {{\"labels\": null}}.")
+                raise UserError(f'{LABELS} in dataset {self.path} must be a JSON object such as {{"labels": null}}.')
             self._labels_file_size = len(ds.read_bytes(LABELS)) if ds.has(LABELS) else None
 
         if max_size is not None:
@@ -85,7 +86,7 @@ class ImageDataset(torch.utils.data.Dataset):
             if not raw:
                 raise UserError(
                     f"Conditional training needs labels, but dataset {self.path} has none "
-                    f"(no {LABELS} with a \"labels\" list); train without --cond."
+                    f'(no {LABELS} with a "labels" list); train without --cond.'
                 )
             self._labels = _parse_labels(raw, names, self.path)
         else:
@@ -281,8 +282,10 @@ class ImageDataset(torch.utils.data.Dataset):
         return {name: (self.path / name).stat().st_size for name in self.image_names}
 
     def __repr__(self) -> str:
-        return (f"ImageDataset({str(self.path)!r}, images={self.num_images}, len={len(self)}, "
-                f"shape={self.image_shape}, label_dim={self.label_dim})")
+        return (
+            f"ImageDataset({str(self.path)!r}, images={self.num_images}, len={len(self)}, "
+            f"shape={self.image_shape}, label_dim={self.label_dim})"
+        )
 
 
 def _check_mode(mode: str, name: str, path: Path) -> None:
@@ -303,7 +306,7 @@ def _parse_labels(raw, names: list[str], path: Path) -> np.ndarray:
     """`[[name, int | [floats]], …]` → float32 [len(names), dim] in the order of `names`."""
     where = f"{LABELS} in dataset {path}"
     if not isinstance(raw, list):
-        raise UserError(f"{where} must hold a list of [file name, label] pairs under \"labels\".")
+        raise UserError(f'{where} must hold a list of [file name, label] pairs under "labels".')
     table = {}
     for entry in raw:
         if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], str)):
@@ -311,7 +314,10 @@ def _parse_labels(raw, names: list[str], path: Path) -> np.ndarray:
         table[entry[0].replace("\\", "/")] = entry[1]
     missing = [n for n in names if n not in table]
     if missing:
-        raise UserError(f"{where} has no label for {missing[0]}" + (f" and {len(missing) - 1} more images." if len(missing) > 1 else "."))
+        raise UserError(
+            f"{where} has no label for {missing[0]}"
+            + (f" and {len(missing) - 1} more images." if len(missing) > 1 else ".")
+        )
     values = [table[n] for n in names]
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         ints = np.asarray(values, dtype=np.int64)
@@ -329,7 +335,6 @@ def _parse_labels(raw, names: list[str], path: Path) -> np.ndarray:
         except (TypeError, ValueError):
             raise UserError(f"{where} has a label vector that is not all numbers.") from None
     raise UserError(f"{where} must give every image either an integer class or a list of numbers, not a mix.")
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -351,8 +356,15 @@ class InfiniteSampler(torch.utils.data.Sampler):
     are consumed.
     """
 
-    def __init__(self, dataset, rank: int = 0, num_replicas: int = 1, shuffle: bool = True, seed: int = 0,
-                 window_size: float = 0.5):
+    def __init__(
+        self,
+        dataset,
+        rank: int = 0,
+        num_replicas: int = 1,
+        shuffle: bool = True,
+        seed: int = 0,
+        window_size: float = 0.5,
+    ):
         size = len(dataset)
         if size < 1:
             raise ValueError("InfiniteSampler needs a dataset with at least one item")
@@ -414,8 +426,13 @@ class InfiniteSampler(torch.utils.data.Sampler):
             "window": self._window,
             "step": self._step,
             "order": torch.from_numpy(self._order.copy()),
-            "rng": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                    "has_gauss": int(has_gauss), "cached": float(cached)},
+            "rng": {
+                "name": str(name),
+                "keys": torch.from_numpy(keys.astype(np.int64)),
+                "pos": int(pos),
+                "has_gauss": int(has_gauss),
+                "cached": float(cached),
+            },
         }
 
     def load_state_dict(self, state: dict) -> None:

@@ -15,24 +15,24 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
 
+from ganscapes.device import DEVICES, resolve_device  # noqa: F401 (re-exported)
 from ganscapes.errors import UserError, first_line
 from ganscapes.fileio import atomic_path
+from ganscapes.gan.device import synthesis_options  # noqa: F401 (re-exported)
 from ganscapes.gan.ops import to_uint8  # noqa: F401 (re-exported for callers of generate)
 from ganscapes.provenance import write_png
 
 MAX_SEED = 2**32 - 1  # what numpy's RandomState accepts
 MAX_SEEDS = 1_000_000  # per run; a typo such as 0-99999999 should not fill the disk
 NOISE_MODES = ("const", "random", "none")
-from ganscapes.device import DEVICES, resolve_device  # noqa: F401 (re-exported)
-from ganscapes.gan.device import synthesis_options  # noqa: F401 (re-exported)
 
 PSI_RANGE = (-1.0, 2.0)  # outside it, pictures are usually broken
 LATENTS_FILE = "latents.npz"
@@ -308,7 +308,6 @@ def generate_recipe(model, psi: float, cutoff: int | None, noise_mode: str, clas
 def save_npz(path: Path, **arrays) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
-
 
 
 def _stderr(line: str) -> None:

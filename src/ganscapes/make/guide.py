@@ -195,14 +195,18 @@ def adam_search(G, scorer, cfg: GuideConfig, dev, init: np.ndarray | None = None
             mask = better.to(ws.device)
             best_ws[mask] = ws.detach()[mask]
         opt.step()
-        history.append({"step": step, "evaluations": (step + 1) * n, "best": float(best_scores.max()), "mean": float(plain.mean())})
+        history.append(
+            {"step": step, "evaluations": (step + 1) * n, "best": float(best_scores.max()), "mean": float(plain.mean())}
+        )
         if step in frame_steps:
             k = int(best_scores.argmax())
             frames.append((step, _to_pixels(_paint(G, best_ws[k : k + 1], dev))[0]))
         if progress:
             progress(history[-1])
     order = torch.argsort(best_scores, descending=True)[: cfg.keep]
-    return SearchResult("adam", best_ws[order].cpu().numpy(), best_scores[order].numpy(), history, frames, cfg.steps * n)
+    return SearchResult(
+        "adam", best_ws[order].cpu().numpy(), best_scores[order].numpy(), history, frames, cfg.steps * n
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -241,7 +245,9 @@ def genetic_search(G, scorer, cfg: GuideConfig, dev, init: np.ndarray | None = N
     history, frames, frame_steps = [], [], _frame_steps(cfg)
     for step in range(cfg.steps):
         order = torch.argsort(scores, descending=True)
-        history.append({"step": step, "evaluations": evaluations, "best": float(scores[order[0]]), "mean": float(scores.mean())})
+        history.append(
+            {"step": step, "evaluations": evaluations, "best": float(scores[order[0]]), "mean": float(scores.mean())}
+        )
         if step in frame_steps:
             frames.append((step, _to_pixels(_paint(G, pop[order[:1]], dev))[0]))
         if progress:
@@ -354,7 +360,9 @@ def plot_history(path: Path, histories: dict[str, list[dict]]) -> None:
         x = [r["evaluations"] for r in rows]
         (line,) = ax.plot(x, [r["best"] for r in rows], label=f"{name}: best", marker="o" if len(rows) == 1 else None)
         if len(rows) > 1:
-            ax.plot(x, [r["mean"] for r in rows], linestyle="--", color=line.get_color(), alpha=0.6, label=f"{name}: mean")
+            ax.plot(
+                x, [r["mean"] for r in rows], linestyle="--", color=line.get_color(), alpha=0.6, label=f"{name}: mean"
+            )
     ax.set_xlabel("generator evaluations")
     ax.set_ylabel("CLIP score")
     ax.grid(alpha=0.3)

@@ -145,11 +145,18 @@ def style_mix(
     all_ws = np.concatenate([forms.ws, styles.ws, cell_ws])
     if noise_mode == "random":
         # One picture per call, its noise seeded by its index, so reproduce can redraw it.
-        pixels = np.concatenate([render_ws(G, all_ws[k : k + 1], noise_mode, dev, noise_seed=k) for k in range(len(all_ws))])
+        pixels = np.concatenate(
+            [render_ws(G, all_ws[k : k + 1], noise_mode, dev, noise_seed=k) for k in range(len(all_ws))]
+        )
     else:
         pixels = render_ws(G, all_ws, noise_mode, dev, batch=batch)
 
-    common = {"model_hash": model.model_hash, "noise_mode": noise_mode, "device": str(dev), "aspect": model.meta.get("aspect")}
+    common = {
+        "model_hash": model.model_hash,
+        "noise_mode": noise_mode,
+        "device": str(dev),
+        "aspect": model.meta.get("aspect"),
+    }
 
     def noise(k: int) -> dict:
         return {"noise_seed": k, "batch_rows": 4, "row": 0} if noise_mode == "random" else {}

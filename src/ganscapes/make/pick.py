@@ -2,8 +2,9 @@
 
 The article's recipe: generate about 1,000 images, rank them against a prompt such as
 "impressionist painting of autumn woods", keep the top few. All N pictures stay in the
-output folder; `ranked/` holds the table and contact sheet, and `ranked/top/` holds the picks with their scores and a `latents.npz` of just
-those rows (seeds, z, w, score), in rank order, ready for mixing or guided search.
+output folder; `ranked/` holds the table and contact sheet, and `ranked/top/` holds the
+picks with their scores and a `latents.npz` of just those rows (seeds, z, w, score), in
+rank order, ready for mixing or guided search.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from ganscapes.clip.embed import ImageRef
-from ganscapes.clip.rank import RANKED_DIR, RankOutputs, Ranking, rank_images, write_ranking
+from ganscapes.clip.rank import RANKED_DIR, Ranking, RankOutputs, rank_images, write_ranking
 from ganscapes.make.generate import LATENTS_FILE, GenerateResult, save_npz
 
 ROW_FIELDS = ("seeds", "z", "w")  # per-image arrays in latents.npz; the rest are run settings
 
 
-def rank_generated(result: GenerateResult, encoder, prompt, top: int, cache=None, **embed_options) -> tuple[Ranking, RankOutputs]:
+def rank_generated(
+    result: GenerateResult, encoder, prompt, top: int, cache=None, **embed_options
+) -> tuple[Ranking, RankOutputs]:
     """Rank the pictures of a `generate` run; write `ranked/ranking.csv`, `ranked/top.png`, `ranked/top/`."""
     refs = [ImageRef(p) for p in result.images]
     ranking = rank_images(refs, encoder, prompt, cache, desc="ranking", **embed_options)

@@ -88,8 +88,9 @@ class PostResult:
     aspects: list[tuple[float, str]]
 
 
-def post_files(images: list[Path], out: Path, settings: PostSettings, model_aspect: float | None = None,
-               suffix: str = "") -> PostResult:
+def post_files(
+    images: list[Path], out: Path, settings: PostSettings, model_aspect: float | None = None, suffix: str = ""
+) -> PostResult:
     """Post-process image files into `out` (same names plus `suffix`, always PNG), recipes extended."""
     from ganscapes.data.images import BadImage, load_rgb, open_image
 
@@ -100,7 +101,9 @@ def post_files(images: list[Path], out: Path, settings: PostSettings, model_aspe
     for path in map(Path, images):  # a.png and a.jpg, or x/a.png and y/a.png, would both become OUT/a.png
         name = path.stem + suffix + ".png"
         if name in seen and seen[name].resolve() != path.resolve():
-            raise UserError(f"{seen[name]} and {path} would both be written as {out / name}; post them into separate folders.")
+            raise UserError(
+                f"{seen[name]} and {path} would both be written as {out / name}; post them into separate folders."
+            )
         seen[name] = path
     out.mkdir(parents=True, exist_ok=True)
     outputs, aspects = [], []
@@ -133,4 +136,3 @@ def post_files(images: list[Path], out: Path, settings: PostSettings, model_aspe
 def _is_png(path: Path) -> bool:
     with open(path, "rb") as f:
         return f.read(8) == b"\x89PNG\r\n\x1a\n"
-

@@ -56,7 +56,8 @@ def reproduce_file(path: Path, model, device="cpu", force: bool = False) -> Repr
     made_by = _model_hash(recipe)
     if made_by and made_by != model.model_hash and not force:
         raise UserError(
-            f"{path.name} was made by model {made_by[:12]}, but {model.path or 'this model'} is {model.model_hash[:12]}; "
+            f"{path.name} was made by model {made_by[:12]}, "
+            f"but {model.path or 'this model'} is {model.model_hash[:12]}; "
             "pass --force to rebuild it anyway."
         )
     if not made_by and recipe.get("kind") != "post":
@@ -142,4 +143,6 @@ def _rebuild_post(recipe: dict, model, dev) -> np.ndarray:
     rgb = np.asarray(to_rgb8(pixels_to_image(pixels)))
     settings = dict(_field(recipe, "post"))
     aspect = float(settings.pop("aspect"))
-    return post_pixels(rgb, PostSettings(**{k: settings.get(k) for k in ("low", "high", "width")}, aspect=aspect), aspect)
+    return post_pixels(
+        rgb, PostSettings(**{k: settings.get(k) for k in ("low", "high", "width")}, aspect=aspect), aspect
+    )

@@ -5,7 +5,6 @@ Nothing here computes: every button calls one method of `Studio`, and a refused 
 time; others wait in a short queue, so a second browser tab cannot exhaust memory.
 """
 
-
 import os
 from pathlib import Path
 
@@ -54,8 +53,14 @@ def build_app(studio: Studio):
             prompt = gr.Textbox(label="Prompt", value=PROMPT, elem_id="prompt", interactive=clip_note is None)
             gr.Markdown(f"**CLIP is not available.** {clip_note}" if clip_note else "", visible=bool(clip_note))
             with gr.Row():
-                n = gr.Number(label="Pictures to generate", value=studio.default_images, precision=0,
-                              minimum=1, maximum=studio.max_images, elem_id="count")
+                n = gr.Number(
+                    label="Pictures to generate",
+                    value=studio.default_images,
+                    precision=0,
+                    minimum=1,
+                    maximum=studio.max_images,
+                    elem_id="count",
+                )
                 psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ (truncation)")
                 top = gr.Number(label="Keep the best", value=6, precision=0, minimum=1, maximum=MAX_TOP, elem_id="top")
             paint = gr.Button("Paint from the prompt", variant="primary", interactive=clip_note is None)
@@ -128,7 +133,11 @@ def build_app(studio: Studio):
             except UserError as e:
                 return [], [], _fail(e)
             pics, numbers = show(entries)
-            return pics, numbers, f"The {len(entries)} best of {int(count)} for “{text}”: best score {entries[0].score:+.4f}."
+            return (
+                pics,
+                numbers,
+                f"The {len(entries)} best of {int(count)} for “{text}”: best score {entries[0].score:+.4f}.",
+            )
 
         def on_seed(value, psi_value):
             try:
@@ -187,12 +196,18 @@ def build_app(studio: Studio):
         paint_seed.click(on_seed, [seed, seed_psi], [seed_gallery, ids["seed"], seed_status])
         random_seed.click(on_random, [seed_psi], [seed, seed_gallery, ids["seed"], seed_status])
         mix_button.click(on_mix, [forms, styles, layers, custom, mix_psi], [grid, mix_gallery, ids["mix"], mix_status])
-        guide_button.click(on_guide, [guide_from, guide_prompt, method, steps],
-                           [guide_gallery, ids["guide"], history, guide_status])
+        guide_button.click(
+            on_guide, [guide_from, guide_prompt, method, steps], [guide_gallery, ids["guide"], history, guide_status]
+        )
         finish_button.click(on_finish, [finish_from, low, high, aspect, width], [finished, download, finish_status])
         search.click(on_search, [query], [catalog_gallery, ids["catalog"], catalog_status])
-        for g, name in ((gallery, "prompt"), (seed_gallery, "seed"), (mix_gallery, "mix"), (guide_gallery, "guide"),
-                        (catalog_gallery, "catalog")):
+        for g, name in (
+            (gallery, "prompt"),
+            (seed_gallery, "seed"),
+            (mix_gallery, "mix"),
+            (guide_gallery, "guide"),
+            (catalog_gallery, "catalog"),
+        ):
             g.select(on_select, [ids[name]], [selected])
         use_form.click(append, [forms, selected], [forms])
         use_style.click(append, [styles, selected], [styles])
@@ -212,12 +227,23 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, log=print)
 
     app = build_app(studio)
     if host not in ("127.0.0.1", "localhost", "::1"):
-        log(f"ganscapes: warning: the studio listens on {host}: anyone who can reach this machine on port {port} "
-            "can use it and see its pictures.")
+        log(
+            f"ganscapes: warning: the studio listens on {host}: anyone who can reach this machine on port {port} "
+            "can use it and see its pictures."
+        )
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
     log(f"ganscapes studio: http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}  (Ctrl-C stops it)")
     app.launch(
-        server_name=host, server_port=port, share=False, inbrowser=False, show_error=False, quiet=True,
-        allowed_paths=[str(studio.out)], footer_links=[], ssr_mode=False, mcp_server=False,
-        enable_monitoring=False, theme=theme,
+        server_name=host,
+        server_port=port,
+        share=False,
+        inbrowser=False,
+        show_error=False,
+        quiet=True,
+        allowed_paths=[str(studio.out)],
+        footer_links=[],
+        ssr_mode=False,
+        mcp_server=False,
+        enable_monitoring=False,
+        theme=theme,
     )

@@ -65,8 +65,17 @@ class Catalog:
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
 
-    def add(self, file: str, kind: str, model_hash: str, prompt: str | None = None, seed: int | None = None,
-            latents: str | None = None, row: int | None = None, score: float | None = None) -> Entry:
+    def add(
+        self,
+        file: str,
+        kind: str,
+        model_hash: str,
+        prompt: str | None = None,
+        seed: int | None = None,
+        latents: str | None = None,
+        row: int | None = None,
+        score: float | None = None,
+    ) -> Entry:
         created = time.time()
         with self._connect() as db:
             cur = db.execute(

@@ -13,9 +13,9 @@ import itertools
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -135,8 +135,9 @@ class Studio:
             if self._clip_error is None:
                 c = self.cfg
                 try:  # offline without weights, load_clip refuses at once, naming the file to fetch
-                    self._clip = load_clip(ClipSpec.from_options(c.clip_model, c.clip_pretrained, c.clip_weights),
-                                           device=self.device)
+                    self._clip = load_clip(
+                        ClipSpec.from_options(c.clip_model, c.clip_pretrained, c.clip_weights), device=self.device
+                    )
                     return self._clip
                 except UserError as e:
                     self._clip_error = f"{str(e).rstrip('.')}; pictures by seed work without it."
@@ -161,14 +162,21 @@ class Studio:
         psi = _psi(psi)  # before the request folder, so a refused request leaves nothing behind
         folder = self._request_dir("seed")
         result = generate_images(self.model, [seed], psi=psi, device=self.device, out=folder, progress=False)
-        return self.catalog.add(self.rel(result.images[0]), "seed", self.model.model_hash, seed=seed,
-                                latents=self.rel(result.latents), row=0)
+        return self.catalog.add(
+            self.rel(result.images[0]),
+            "seed",
+            self.model.model_hash,
+            seed=seed,
+            latents=self.rel(result.latents),
+            row=0,
+        )
 
     def random_seed(self) -> int:
         return random.SystemRandom().randrange(0, 2**31)
 
-    def paint_prompt(self, prompt: str, n: int, psi: float, top: int,
-                     progress: Callable[[float, str], None] | None = None) -> list[Entry]:
+    def paint_prompt(
+        self, prompt: str, n: int, psi: float, top: int, progress: Callable[[float, str], None] | None = None
+    ) -> list[Entry]:
         """Generate n, rank by the prompt, catalog the top k (best first)."""
         from ganscapes.clip.cache import EmbeddingCache
         from ganscapes.clip.prompts import Prompt
@@ -178,7 +186,9 @@ class Studio:
         the_prompt = Prompt((prompt,))
         n, top = _whole(n, "how many pictures to generate"), _whole(top, "how many to keep")
         if not 1 <= n <= self.max_images:
-            raise StudioError(f"Generate between 1 and {self.max_images} pictures per request on this {self.kind}, not {n}.")
+            raise StudioError(
+                f"Generate between 1 and {self.max_images} pictures per request on this {self.kind}, not {n}."
+            )
         if not 1 <= top <= min(n, MAX_TOP):
             raise StudioError(f"Top-k must be between 1 and {min(n, MAX_TOP)}, not {top}.")
         psi = _psi(psi)
@@ -186,18 +196,31 @@ class Studio:
         folder = self._request_dir("prompt")
         base = self.random_seed()
         say = progress or (lambda f, d: None)
-        result = generate_images(self.model, range(base, base + n), psi=psi, device=self.device, out=folder,
-                                 progress=False, on_batch=lambda done, total: say(0.7 * done / total,
-                                                                                  f"generated {done} of {total}"))
+        result = generate_images(
+            self.model,
+            range(base, base + n),
+            psi=psi,
+            device=self.device,
+            out=folder,
+            progress=False,
+            on_batch=lambda done, total: say(0.7 * done / total, f"generated {done} of {total}"),
+        )
         say(0.75, "ranking with CLIP")
         with EmbeddingCache(self.out / "cache", encoder.model_id) as cache:
             ranking, outputs = rank_generated(result, encoder, the_prompt, top, cache, progress=False, workers=0)
         latents = self.rel(outputs.top_dir / LATENTS_FILE)  # the picks' rows, in rank order
         say(1.0, "done")
         return [
-            self.catalog.add(self.rel(path), "prompt", self.model.model_hash, prompt=prompt,
-                             seed=int(ranking.refs[k].path.stem.removeprefix("seed")), latents=latents, row=k,
-                             score=float(ranking.scores[k]))
+            self.catalog.add(
+                self.rel(path),
+                "prompt",
+                self.model.model_hash,
+                prompt=prompt,
+                seed=int(ranking.refs[k].path.stem.removeprefix("seed")),
+                latents=latents,
+                row=k,
+                score=float(ranking.scores[k]),
+            )
             for k, path in enumerate(outputs.top)
         ]
 
@@ -213,8 +236,10 @@ class Studio:
             raise StudioError(f"Layers must be one of {', '.join(LAYER_PRESETS)} or custom, not {layers!r}.")
         chosen = layer_range(spec, G.num_ws)
         if not chosen:  # e.g. "middle" on a 32² model: the cells would just be the forms
-            raise StudioError(f"The layer range {spec or 'custom'!r} names no layer of this model (layers 0 to "
-                              f"{G.num_ws - 1}); choose another.")
+            raise StudioError(
+                f"The layer range {spec or 'custom'!r} names no layer of this model (layers 0 to "
+                f"{G.num_ws - 1}); choose another."
+            )
 
         def pick(text: str, what: str) -> Latents:
             items = [t.strip() for t in str(text).replace(";", ",").split(",") if t.strip()]
@@ -243,12 +268,15 @@ class Studio:
         cell_ws = np.load(result.latents)["cells"].reshape(-1, G.num_ws, G.w_dim)
         latents = folder / "cells.npz"
         save_npz(latents, w=cell_ws, model_hash=np.str_(self.model.model_hash))
-        entries = [self.catalog.add(self.rel(p), "mix", self.model.model_hash, latents=self.rel(latents), row=k)
-                   for k, p in enumerate(cells)]
+        entries = [
+            self.catalog.add(self.rel(p), "mix", self.model.model_hash, latents=self.rel(latents), row=k)
+            for k, p in enumerate(cells)
+        ]
         return result.grid, entries
 
-    def guide(self, entry_id, prompt: str, method: str, steps: int,
-              progress: Callable[[float, str], None] | None = None) -> tuple[Entry, Path]:
+    def guide(
+        self, entry_id, prompt: str, method: str, steps: int, progress: Callable[[float, str], None] | None = None
+    ) -> tuple[Entry, Path]:
         """A CLIP-guided search from a catalog picture; returns the best and the history plot."""
         from ganscapes.clip.prompts import Prompt
         from ganscapes.clip.tensor_scorer import TensorScorer
@@ -261,18 +289,33 @@ class Studio:
         start = self.entry(entry_id)
         w = self.w_of(start)
         space = "w" if np.array_equal(w, np.repeat(w[:1], len(w), axis=0)) else "wplus"
-        cfg = GuideConfig(method=method, space=space, steps=steps, keep=1, population=None if method == "genetic" else 2)
+        cfg = GuideConfig(
+            method=method, space=space, steps=steps, keep=1, population=None if method == "genetic" else 2
+        )
         encoder = self.clip()
         scorer = TensorScorer(encoder, the_prompt)
         G = self.model.G_ema.to(self.device).eval().requires_grad_(False)
         say = progress or (lambda f, d: None)
         search = adam_search if method == "adam" else genetic_search
-        result = search(G, scorer, cfg, self.device, init=w[None],
-                        progress=lambda row: say((row["step"] + 1) / steps, f"step {row['step'] + 1}: {row['best']:+.4f}"))
+        result = search(
+            G,
+            scorer,
+            cfg,
+            self.device,
+            init=w[None],
+            progress=lambda row: say((row["step"] + 1) / steps, f"step {row['step'] + 1}: {row['best']:+.4f}"),
+        )
         folder = self._request_dir("guide")
         paths = save_search(result, self.model, scorer, the_prompt, cfg, folder, self.device)
-        entry = self.catalog.add(self.rel(paths[0]), "guide", self.model.model_hash, prompt=prompt,
-                                 latents=self.rel(folder / "latents.npz"), row=0, score=float(result.scores[0]))
+        entry = self.catalog.add(
+            self.rel(paths[0]),
+            "guide",
+            self.model.model_hash,
+            prompt=prompt,
+            latents=self.rel(folder / "latents.npz"),
+            row=0,
+            score=float(result.scores[0]),
+        )
         return entry, folder / "history.png"
 
     def finish(self, entry_id, low: float, high: float, aspect: str, width: int | None) -> Entry:
@@ -287,8 +330,16 @@ class Studio:
         folder = self._request_dir("post")
         # "-finished" in the name, so a download is not mistaken for the raw picture
         result = post_files([source], folder, settings, model_aspect=self.model.meta.get("aspect"), suffix="-finished")
-        return self.catalog.add(self.rel(result.outputs[0]), "post", self.model.model_hash, prompt=e.prompt,
-                                seed=e.seed, latents=e.latents, row=e.row, score=e.score)
+        return self.catalog.add(
+            self.rel(result.outputs[0]),
+            "post",
+            self.model.model_hash,
+            prompt=e.prompt,
+            seed=e.seed,
+            latents=e.latents,
+            row=e.row,
+            score=e.score,
+        )
 
 
 def _whole(value, what: str) -> int:
@@ -320,4 +371,6 @@ def _float(text: str, what: str) -> float:
     try:
         return float(text.split(":")[0]) / float(text.split(":")[1]) if ":" in text else float(text)
     except (ValueError, ZeroDivisionError):
-        raise StudioError(f"The {what} must be auto, a number such as 1.27 or a ratio such as 4:3, not {text!r}.") from None
+        raise StudioError(
+            f"The {what} must be auto, a number such as 1.27 or a ratio such as 4:3, not {text!r}."
+        ) from None

@@ -16,10 +16,10 @@ same device.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -67,19 +67,45 @@ class MetricsRun:
     seconds: float = 0.0
 
 
-def compute_metrics(model, dataset_path, metrics: Sequence[str] | str = ("swd",), num_images: int | None = None,
-                    batch: int = 16, device: str | torch.device = "cpu", seed: int = 0,
-                    inception: str | Path | None = None, **kwargs) -> dict[str, float]:
+def compute_metrics(
+    model,
+    dataset_path,
+    metrics: Sequence[str] | str = ("swd",),
+    num_images: int | None = None,
+    batch: int = 16,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    inception: str | Path | None = None,
+    **kwargs,
+) -> dict[str, float]:
     """The metrics of `model` (a `checkpoint.Model` or a model file) against the dataset at
     `dataset_path`, as `{key: value}`; see `run_metrics`."""
-    return run_metrics(model, dataset_path, metrics, num_images=num_images, batch=batch, device=device, seed=seed,
-                       inception=inception, **kwargs).results
+    return run_metrics(
+        model,
+        dataset_path,
+        metrics,
+        num_images=num_images,
+        batch=batch,
+        device=device,
+        seed=seed,
+        inception=inception,
+        **kwargs,
+    ).results
 
 
-def run_metrics(model, dataset_path, metrics: Sequence[str] | str = ("swd",), num_images: int | None = None,
-                batch: int = 16, device: str | torch.device = "cpu", seed: int = 0,
-                inception: str | Path | None = None, feature_fn: Callable | None = None,
-                progress: bool = False, workers: int = 4) -> MetricsRun:
+def run_metrics(
+    model,
+    dataset_path,
+    metrics: Sequence[str] | str = ("swd",),
+    num_images: int | None = None,
+    batch: int = 16,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    inception: str | Path | None = None,
+    feature_fn: Callable | None = None,
+    progress: bool = False,
+    workers: int = 4,
+) -> MetricsRun:
     """Compute `metrics` and say how many images each used.
 
     `num_images` (None: each metric's protocol) sets the number of fakes; for SWD also the
@@ -88,8 +114,8 @@ def run_metrics(model, dataset_path, metrics: Sequence[str] | str = ("swd",), nu
     Inception network (tests); otherwise `inception` or $GANSCAPES_INCEPTION names it.
     Reals are never x-flipped.
     """
-    from ganscapes.gan.checkpoint import Model, load_model
     from ganscapes.device import resolve_device
+    from ganscapes.gan.checkpoint import Model, load_model
     from ganscapes.gan.training_data import ImageDataset
 
     start = time.perf_counter()
@@ -112,8 +138,10 @@ def run_metrics(model, dataset_path, metrics: Sequence[str] | str = ("swd",), nu
             f"dataset {dataset.path} holds {dataset.resolution}x{dataset.resolution} with {dataset.num_channels}."
         )
     if G.c_dim > 0 and dataset.label_dim != G.c_dim:
-        raise UserError(f"The model is conditional on {G.c_dim} classes, but dataset {dataset.path} has "
-                        f"{dataset.label_dim}-dimensional labels.")
+        raise UserError(
+            f"The model is conditional on {G.c_dim} classes, but dataset {dataset.path} has "
+            f"{dataset.label_dim}-dimensional labels."
+        )
 
     if wants_features and feature_fn is None:
         feature_fn = load_inception(inception, dev)
@@ -127,8 +155,9 @@ def run_metrics(model, dataset_path, metrics: Sequence[str] | str = ("swd",), nu
         if n_swd < 2:
             raise UserError(f"SWD needs at least 2 images, and dataset {dataset.path} has {n_data}.")
         swd_reals = _subset(n_data, n_swd, seed)
-        swd_acc = SWDAccumulator(dataset.resolution, dataset.num_channels, n_swd, seed=seed,
-                                 device=dev if dev.type == "cuda" else "cpu")
+        swd_acc = SWDAccumulator(
+            dataset.resolution, dataset.num_channels, n_swd, seed=seed, device=dev if dev.type == "cuda" else "cpu"
+        )
         counts["swd"] = {"reals": n_swd, "fakes": n_swd}
     n_feat_fakes = 0
     feat_reals = np.zeros([0], np.int64)
@@ -138,8 +167,10 @@ def run_metrics(model, dataset_path, metrics: Sequence[str] | str = ("swd",), nu
         feat_reals = np.arange(n_real)
         for n in ("fid50k_full", "kid50k_full"):
             if n in names:
-                counts[n] = {"reals": n_real if n == "fid50k_full" else min(n_real, KID_MAX_REALS),
-                             "fakes": n_feat_fakes}
+                counts[n] = {
+                    "reals": n_real if n == "fid50k_full" else min(n_real, KID_MAX_REALS),
+                    "fakes": n_feat_fakes,
+                }
 
     from tqdm import tqdm
 
@@ -210,8 +241,9 @@ def _read_batches(dataset, indices: np.ndarray, batch: int, workers: int) -> Ite
             yield pos, torch.from_numpy(np.stack(arrays))
 
 
-def _generate(model, dataset, n: int, batch: int, dev: torch.device, seed: int,
-              consume: Callable[[int, torch.Tensor], None]) -> None:
+def _generate(
+    model, dataset, n: int, batch: int, dev: torch.device, seed: int, consume: Callable[[int, torch.Tensor], None]
+) -> None:
     """Hand `consume(position, uint8 fakes)` `n` images from G_ema, `batch` at a time: z
     and labels from a CPU generator seeded with `seed`, random noise from torch's global
     generator seeded with `seed` (its state is restored afterwards on CPU and CUDA)."""

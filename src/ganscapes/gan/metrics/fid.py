@@ -27,8 +27,8 @@ The arithmetic works on any features, so it is tested without the weights:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -104,8 +104,9 @@ _LOADED: dict[tuple, FeatureFn] = {}
 # Features
 
 
-def extract_features(images: torch.Tensor | Iterable[torch.Tensor], feature_fn: FeatureFn,
-                     batch: int = 64) -> torch.Tensor:
+def extract_features(
+    images: torch.Tensor | Iterable[torch.Tensor], feature_fn: FeatureFn, batch: int = 64
+) -> torch.Tensor:
     """Features [N, D] (float64, CPU) of uint8 images, given as one tensor [N, C, H, W] or
     as an iterable of such batches, computed `batch` images at a time."""
     batches = images.split(batch) if isinstance(images, torch.Tensor) else images
@@ -196,8 +197,9 @@ def fid_from_features(real_feats, fake_feats, method: str = "auto") -> float:
 # KID
 
 
-def kid_from_features(real_feats, fake_feats, num_subsets: int = 100, max_subset_size: int = 1000,
-                      seed: int = 0) -> float:
+def kid_from_features(
+    real_feats, fake_feats, num_subsets: int = 100, max_subset_size: int = 1000, seed: int = 0
+) -> float:
     """Kernel Inception Distance: unbiased MMD² with kernel (a·b/D + 1)³, averaged over
     `num_subsets` subsets of m = min(n_real, n_fake, max_subset_size) drawn without
     replacement (from `RandomState(seed)`)."""

@@ -104,8 +104,9 @@ def _normalise(desc: torch.Tensor) -> torch.Tensor:
     return desc.reshape(desc.shape[0], -1)
 
 
-def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, generator: torch.Generator, repeats: int = 4,
-                       dirs_per_repeat: int = 128) -> float:
+def sliced_wasserstein(
+    a: torch.Tensor, b: torch.Tensor, generator: torch.Generator, repeats: int = 4, dirs_per_repeat: int = 128
+) -> float:
     """Mean over `repeats` of the mean |sorted(a·d) − sorted(b·d)| over `dirs_per_repeat`
     random unit directions d; `a` and `b` are [M, D] with the same M."""
     if a.shape != b.shape:
@@ -140,8 +141,15 @@ class SWDAccumulator:
     (about 150 kB per RGB image and level for both sets together).
     """
 
-    def __init__(self, resolution: int, channels: int, num_images: int, seed: int = 0,
-                 descriptors_per_image: int = 128, device: str | torch.device | None = None):
+    def __init__(
+        self,
+        resolution: int,
+        channels: int,
+        num_images: int,
+        seed: int = 0,
+        descriptors_per_image: int = 128,
+        device: str | torch.device | None = None,
+    ):
         if num_images < 1:
             raise ValueError("SWD needs at least one image per set")
         self.resolutions = level_resolutions(resolution)
@@ -149,7 +157,9 @@ class SWDAccumulator:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self._gen = torch.Generator().manual_seed(int(seed))
         self._centres = [_patch_centres(self.num_images, descriptors_per_image, r, self._gen) for r in self.resolutions]
-        self._parts: dict[str, list[list[torch.Tensor]]] = {k: [[] for _ in self.resolutions] for k in ("reals", "fakes")}
+        self._parts: dict[str, list[list[torch.Tensor]]] = {
+            k: [[] for _ in self.resolutions] for k in ("reals", "fakes")
+        }
         self._count = {"reals": 0, "fakes": 0}
 
     def add_reals(self, images_uint8: torch.Tensor) -> None:
@@ -194,8 +204,15 @@ class SWDAccumulator:
         return results
 
 
-def swd(reals_uint8: torch.Tensor, fakes_uint8: torch.Tensor, seed: int = 0, descriptors_per_image: int = 128,
-        dirs_per_repeat: int = 128, repeats: int = 4, device: str | torch.device | None = None) -> dict[str, float]:
+def swd(
+    reals_uint8: torch.Tensor,
+    fakes_uint8: torch.Tensor,
+    seed: int = 0,
+    descriptors_per_image: int = 128,
+    dirs_per_repeat: int = 128,
+    repeats: int = 4,
+    device: str | torch.device | None = None,
+) -> dict[str, float]:
     """SWD between two sets of uint8 images [N, C, R, R] (equal N, C and R).
 
     Returns `{"SWDx1e3_{res}": …, "SWDx1e3_avg": …}` for the levels from R down to 16 (a
@@ -212,8 +229,14 @@ def swd(reals_uint8: torch.Tensor, fakes_uint8: torch.Tensor, seed: int = 0, des
     n, c, h, w = reals_uint8.shape
     if h != w:
         raise ValueError(f"SWD needs square images, not {w}x{h}")
-    acc = SWDAccumulator(h, c, n, seed=seed, descriptors_per_image=descriptors_per_image,
-                         device=device if device is not None else reals_uint8.device)
+    acc = SWDAccumulator(
+        h,
+        c,
+        n,
+        seed=seed,
+        descriptors_per_image=descriptors_per_image,
+        device=device if device is not None else reals_uint8.device,
+    )
     acc.add_reals(reals_uint8)
     acc.add_fakes(fakes_uint8)
     return acc.result(dirs_per_repeat=dirs_per_repeat, repeats=repeats)
