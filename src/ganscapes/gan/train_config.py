@@ -7,7 +7,6 @@ which is printed by `--dry-run` and saved as `config.json` in every run folder.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,7 +181,3 @@ def new_run_dir(outdir: Path, description: str) -> Path:
 def latest_run(outdir: Path) -> Path | None:
     runs = existing_runs(outdir)
     return runs[-1] if runs else None
-
-
-def replace(config: TrainConfig, **changes) -> TrainConfig:
-    return dataclasses.replace(config, **changes)
