@@ -338,7 +338,8 @@ def test_the_sample_that_once_crashed_paints():
 
 def test_dab_centres_stay_inside_the_canvas_when_jitter_rounds_up():
     """The largest jitter below 1 must not round a centre onto the next (missing) pixel."""
-    from ganscapes.data import painter
+    from ganscapes.data.painter.dabs import _scatter
+    from ganscapes.data.painter.underpainting import _Canvas
 
     class AlmostOne:
         def integers(self, low, high, size):
@@ -348,7 +349,7 @@ def test_dab_centres_stay_inside_the_canvas_when_jitter_rounds_up():
             return np.full(shape, np.nextafter(1.0, 0.0))
 
     width, height = 239, 97
-    cv = painter._Canvas(
+    cv = _Canvas(
         rng=AlmostOne(),
         width=width,
         height=height,
@@ -357,7 +358,7 @@ def test_dab_centres_stay_inside_the_canvas_when_jitter_rounds_up():
         region=np.zeros((height, width), np.int8),
         angle=np.zeros((height, width), np.float32),
     )
-    x, y = painter._scatter(cv, np.ones((height, width), bool), mean_area=50.0)
+    x, y = _scatter(cv, np.ones((height, width), bool), mean_area=50.0)
     assert x.dtype == np.float32 and y.dtype == np.float32
     assert int(x.max()) == width - 1 and int(y.max()) == height - 1
     cv.angle[y.astype(int), x.astype(int)]  # indexes without error
