@@ -1,15 +1,7 @@
-"""`gather wikiart`: crawl WikiArt for public-domain paintings of one movement and genre.
+"""The crawl: letters → artists → works lists → paintings, each image saved and listed at once.
 
-This is how the GANscapes article built its training set: walk WikiArt's artist lists
-letter by letter, keep artists of the right era whose page names the movement, and
-download the paintings of the wanted genre that are marked public domain.
-
-The crawl may take hours and the site is not ours, so it is built to be stopped and
-started again: every saved image is listed in `manifest.jsonl` at once, and every page
-the filters rejected is listed in `crawl-log.jsonl` under a key of the filter settings,
-so a re-run with the same settings fetches neither again. Network failures are only
-logged, never remembered, so the next run retries them. Nothing scraped from the site
-chooses where a file is written: names are slugs of the URL, confined to the folder.
+Rejections are appended to the crawl log (`crawl-log.jsonl`) under the key of the
+filter settings; network failures are only logged, so the next run retries them.
 """
 
 from __future__ import annotations
@@ -22,49 +14,30 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from bs4 import BeautifulSoup, CData, NavigableString
 from tqdm import tqdm
 
-from ganscapes import __version__
 from ganscapes.data.fetch import Fetcher, FetchError, OffHost, TooLarge
 from ganscapes.data.images import BadImage, check_image_bytes
 from ganscapes.data.manifest import ManifestWriter, RawRecord, read_manifest
 from ganscapes.data.naming import confined_path, slugify, unique_name
+from ganscapes.data.wikiart.config import CrawlConfig, filter_key, validate_config
+from ganscapes.data.wikiart.pages import (
+    ArtistLink,
+    _norm,
+    page_mentions,
+    parse_artist_list,
+    parse_painting,
+    parse_works_list,
+)
 from ganscapes.errors import UserError
 
 CRAWL_LOG_NAME = "crawl-log.jsonl"
 MAX_PAGE_BYTES = 10_000_000  # an HTML page bigger than this is not a WikiArt page
 MAX_TITLE = 500  # characters kept of a scraped title
-PUBLIC_DOMAIN = "Public domain"
 SUFFIX_BY_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}
-DEFAULT_USER_AGENT = (
-    f"ganscapes/{__version__} (+https://github.com/ganscapes/ganscapes; research crawler for public-domain paintings)"
-)
-
-_YEAR = re.compile(r"(?<!\d)(\d{3,4})(?!\d)")
-_DASH = re.compile("[-\u2010-\u2015\u2212]")  # hyphen, en/em dashes, minus sign
 _PART = re.compile(r"^\..+\.\d+\.part$")
-
-
-@dataclass(frozen=True)
-class CrawlConfig:
-    base_url: str = "https://www.wikiart.org"
-    movement: str = "Impressionism"
-    genre: str = "landscape"
-    born_after: int = 1800  # keep artists born after this year
-    died_before: int = 1950  # keep artists with a known death year before this one
-    public_domain_only: bool = True
-    max_images: int | None = None  # images in the folder, counting earlier runs
-    letters: str = "abcdefghijklmnopqrstuvwxyz"
-    delay: float = 0.2  # seconds between requests
-    timeout: float = 30.0
-    retries: int = 3
-    backoff: float = 1.0  # first retry waits this, then 2x, 4x... (Retry-After wins, capped at 60 s)
-    max_bytes: int = 50_000_000  # per image
-    allow_hosts: tuple[str, ...] = ("uploads*.wikiart.org",)  # image hosts besides the site's own (globs)
-    user_agent: str = DEFAULT_USER_AGENT
 
 
 @dataclass
@@ -97,225 +70,9 @@ class CrawlSummary:
         return text + "."
 
 
-# ---------------------------------------------------------------------------------------
-# parsing (pure functions of the HTML, so they can be tested without a server)
-
-
-@dataclass
-class ArtistLink:
-    name: str
-    url: str
-    born: int
-    died: int
-
-
-@dataclass
-class PaintingPage:
-    title: str | None
-    genres: list[str]
-    public_domain: bool
-    licence: str  # "Public domain", what the page says otherwise, or "unknown"
-    image_url: str | None  # absolute, with WikiArt's "!Large.jpg" size suffix removed
-
-
-def parse_life_dates(text: str) -> tuple[int, int]:
-    """(born, died) from text like ", 1840 - 1926"; 0 for a year that is not given.
-
-    Life dates on WikiArt are free text: "c. 1840 – 1926", "1840 -", "b. 1950",
-    "? - 1926", or nothing. A year is three or four digits standing alone; the death
-    year is the first one after the dash that follows the birth year.
-    """
-    text = text or ""
-    first = _YEAR.search(text)
-    if first is None:
-        return 0, 0
-    dash = _DASH.search(text)
-    if dash is not None and dash.start() < first.start() and _DASH.search(text, first.end()) is None:
-        return 0, int(first.group(1))  # "? - 1926": only a death year
-    after = _DASH.search(text, first.end())
-    if after is None:
-        return int(first.group(1)), 0
-    died = _YEAR.search(text, after.end())
-    return int(first.group(1)), int(died.group(1)) if died else 0
-
-
-def strip_image_suffix(url: str) -> str:
-    """The original image URL: WikiArt appends "!Large.jpg"-style size variants to it."""
-    return url.split("!", 1)[0]
-
-
-def parse_artist_list(html: str | bytes, page_url: str, charset: str | None = None) -> list[ArtistLink]:
-    soup = _soup(html, charset)
-    artists = []
-    for li in _main(soup).find_all("li"):
-        link = li.find("a", href=True)
-        if link is None:
-            continue
-        name = " ".join(link.get_text(" ").split())
-        rest = " ".join(s for s in _strings(li) if not any(p is link for p in s.parents))
-        born, died = parse_life_dates(rest)
-        artists.append(ArtistLink(name=name, url=_clean_url(urljoin(page_url, link["href"])), born=born, died=died))
-    return artists
-
-
-def parse_works_list(html: str | bytes, page_url: str, charset: str | None = None) -> list[str]:
-    soup = _soup(html, charset)
-    urls = []
-    for li in _main(soup).find_all("li"):
-        link = li.find("a", href=True)
-        if link is not None:
-            urls.append(_clean_url(urljoin(page_url, link["href"])))
-    return urls
-
-
-def page_mentions(html: str | bytes, words: str, charset: str | None = None) -> bool:
-    """Whether the page's visible content mentions `words` (case and spacing ignored)."""
-    return _norm(words) in _norm(" ".join(_strings(_main(_soup(html, charset)))))
-
-
-def parse_painting(html: str | bytes, page_url: str, charset: str | None = None) -> PaintingPage:
-    soup = _soup(html, charset)
-    main = _main(soup)
-    text = _norm(" ".join(_strings(main)))
-    public_domain = "public domain" in text
-
-    og_image = _meta(soup, "og:image")
-    image_url = strip_image_suffix(urljoin(page_url, og_image)) if og_image else None
-
-    title = None
-    for tag in (main.find("h3"), main.find("h1"), soup.find("h1")):
-        if tag is not None and tag.get_text(strip=True):
-            title = " ".join(tag.get_text(" ").split())
-            break
-    if title is None:
-        title = _meta(soup, "og:title")
-
-    genres = [" ".join(s.get_text(" ").split()) for s in soup.find_all("span", attrs={"itemprop": "genre"})]
-    licence = PUBLIC_DOMAIN if public_domain else _find_licence(main)
-    return PaintingPage(title=title, genres=genres, public_domain=public_domain, licence=licence, image_url=image_url)
-
-
-def _find_licence(node) -> str:
-    """What follows "License:" or "Copyright:" on the page, or "unknown"."""
-    lines = [" ".join(s.split()) for s in "\n".join(_strings(node, sep=True)).split("\n")]
-    lines = [s for s in lines if s]
-    for i, line in enumerate(lines):
-        m = re.match(r"^(?:licen[cs]e|copyright)\s*:?\s*(.*)$", line, re.IGNORECASE)
-        if not m:
-            continue
-        value = m.group(1).strip() or (lines[i + 1] if i + 1 < len(lines) else "")
-        value = value.strip(" :")
-        if value:
-            return value[:80]
-    return "unknown"
-
-
-def _soup(html: str | bytes, charset: str | None) -> BeautifulSoup:
-    if isinstance(html, bytes) and charset:
-        try:
-            html = html.decode(charset, errors="replace")
-        except LookupError:
-            pass  # unknown charset name: let BeautifulSoup sniff
-    return BeautifulSoup(html, "html.parser")
-
-
-def _main(soup: BeautifulSoup):
-    return soup.find("main") or soup.body or soup
-
-
-def _strings(node, sep: bool = False) -> Iterator[str]:
-    """Visible text pieces: no scripts, styles or comments, which may mention anything."""
-    for s in node.find_all(string=True):
-        if type(s) not in (NavigableString, CData):
-            continue
-        if s.parent is not None and s.parent.name in ("script", "style", "noscript", "template"):
-            continue
-        yield s
-
-
-def _meta(soup: BeautifulSoup, prop: str) -> str | None:
-    for tag in soup.find_all("meta"):
-        if (tag.get("property") or tag.get("name") or "").strip().lower() == prop and (
-            tag.get("content") or ""
-        ).strip():
-            return tag["content"].strip()
-    return None
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).lower()
-
-
-def _clean_url(url: str) -> str:
-    """Without the fragment, so the same page linked two ways is one page."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
-
-
 def _last_segment(url: str) -> str:
     path = urlsplit(url).path.rstrip("/")
     return PurePosixPath(path).name if path else ""
-
-
-# ---------------------------------------------------------------------------------------
-# the crawl
-
-
-def validate_config(config: CrawlConfig) -> None:
-    """Raise `UserError` for settings that cannot work, before any request is made."""
-
-    def bad(msg: str) -> None:
-        raise UserError(msg)
-
-    parts = urlsplit(config.base_url or "")
-    try:
-        _ = parts.port  # raises ValueError for a malformed port
-    except ValueError:
-        bad(f"The base URL {config.base_url!r} has an invalid port.")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        bad(f"The base URL must be an http(s) URL with a host name, not {config.base_url!r}.")
-    if not config.movement.strip():
-        bad("The movement must not be empty.")
-    if not config.genre.strip():
-        bad("The genre must not be empty.")
-    if config.born_after >= config.died_before - 1:
-        bad(f"No artist can be born after {config.born_after} and die before {config.died_before}.")
-    if config.max_images is not None and config.max_images < 1:
-        bad("max_images must be at least 1 (or not given, for no limit).")
-    if not config.letters or not all(c.isascii() and c.isalnum() for c in config.letters):
-        bad(f"letters must be a non-empty string of ASCII letters or digits, not {config.letters!r}.")
-    if not config.delay >= 0:
-        bad("The delay between requests must be 0 seconds or more.")
-    if not config.timeout > 0:
-        bad("The timeout must be more than 0 seconds.")
-    if config.retries < 0:
-        bad("retries must be 0 or more.")
-    if not config.backoff >= 0:
-        bad("The retry backoff must be 0 seconds or more.")
-    if config.max_bytes < 1:
-        bad("max_bytes must be at least 1.")
-    if any(not isinstance(p, str) or not p.strip() for p in config.allow_hosts):
-        bad("Every allowed image host must be a non-empty host name or glob pattern.")
-    if not config.user_agent.strip():
-        bad("The User-Agent must not be empty; say who is crawling.")
-
-
-def filter_key(config: CrawlConfig) -> str:
-    """A short hash of every setting that decides whether a page is rejected.
-
-    A rejection remembered under other settings (another genre, a bigger size cap) says
-    nothing about the current ones, so the crawl log is only trusted when keys match.
-    """
-    settings = {
-        "movement": _norm(config.movement),
-        "genre": _norm(config.genre),
-        "born_after": config.born_after,
-        "died_before": config.died_before,
-        "public_domain_only": config.public_domain_only,
-        "allow_hosts": sorted(p.strip().lower() for p in config.allow_hosts),
-        "max_bytes": config.max_bytes,
-    }
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def crawl_wikiart(
