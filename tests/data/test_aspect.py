@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganscapes.data.aspect import Format, apply_format, centred_box, crop_box, letterbox_placement, mean_aspect
+from ganscapes.data.aspect import (
+    Format,
+    apply_format,
+    centred_box,
+    crop_box,
+    letterbox_placement,
+    mean_aspect,
+    parse_aspect,
+)
+from ganscapes.errors import UserError
 
 from helpers_images import BLACK, BLUE, GREEN, RED, WHITE, hbands, noise, pixels, vbands
 
@@ -298,3 +307,15 @@ def test_apply_format_is_deterministic():
         a = apply_format(img, fmt, 32, 1.3).tobytes()
         b = apply_format(img.copy(), fmt, 32, 1.3).tobytes()
         assert a == b
+
+
+@pytest.mark.parametrize("text, value", [("auto", None), (" Auto ", None), ("1.27", 1.27), ("4:3", 4 / 3)])
+def test_parse_aspect(text, value):
+    assert parse_aspect(text) == (pytest.approx(value) if value is not None else None)
+
+
+@pytest.mark.parametrize("text", ["foo", "4:0", ":", ""])
+def test_parse_aspect_names_the_setting_not_an_option(text):
+    """The library names the setting; the command line puts its option name in front."""
+    with pytest.raises(UserError, match=r"^aspect must be 'auto', a number such as 1\.27, or a ratio such as 4:3"):
+        parse_aspect(text)

@@ -11,6 +11,7 @@ from ganscapes.cli.shared import (
     print_rows,
 )
 from ganscapes.data.aspect import Format
+from ganscapes.data.aspect import parse_aspect as aspect_setting
 from ganscapes.errors import UserError
 
 # ---------------------------------------------------------------------------------------
@@ -97,14 +98,11 @@ def gather_import(
 
 
 def parse_aspect(value: str) -> float | None:
-    if value.strip().lower() == "auto":
-        return None
+    """The `--aspect` option: `ganscapes.data.aspect.parse_aspect`, its error naming the option."""
     try:
-        return float(value.split(":")[0]) / float(value.split(":")[1]) if ":" in value else float(value)
-    except (ValueError, ZeroDivisionError):
-        raise UserError(
-            f"--aspect must be 'auto', a number such as 1.27, or a ratio such as 4:3, not {value!r}."
-        ) from None
+        return aspect_setting(value)
+    except UserError as e:
+        raise UserError(f"--{e}") from None
 
 
 @app.command()

@@ -20,6 +20,8 @@ from enum import Enum
 
 from PIL import Image
 
+from ganscapes.errors import UserError
+
 
 class Format(str, Enum):
     CENTER_RECT = "center-rect"
@@ -99,3 +101,20 @@ def mean_aspect(sizes: list[tuple[int, int]]) -> float:
     if not sizes:
         raise ValueError("no image sizes to average")
     return sum(w / h for w, h in sizes) / len(sizes)
+
+
+def parse_aspect(value: str) -> float | None:
+    """An aspect setting as typed: 'auto' (None: use the sources' mean), 1.27, or 4:3.
+
+    A ratio is accepted because formats are usually named that way (4:3, 16:9). The
+    range is checked where the number is used (`PrepareConfig`, `ganscapes post`); the
+    command line names its own option in the error (`--aspect`).
+    """
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        return float(value.split(":")[0]) / float(value.split(":")[1]) if ":" in value else float(value)
+    except (ValueError, ZeroDivisionError):
+        raise UserError(
+            f"aspect must be 'auto', a number such as 1.27, or a ratio such as 4:3, not {value!r}."
+        ) from None
