@@ -52,9 +52,10 @@ from ganscapes.gan.augment import AUGPIPE_SPECS
 from ganscapes.gan.checkpoint import Model
 from ganscapes.gan.metrics import compute_metrics
 from ganscapes.gan.networks import build_generator
+from ganscapes.gan.rounds import round_seed
 from ganscapes.gan.train_config import TrainConfig
 from ganscapes.gan.train_state import list_snapshots
-from ganscapes.gan.training import round_seed, train
+from ganscapes.gan.training import Trainer, train
 
 # ---------------------------------------------------------------------------------------
 # NVIDIA's loop, patched in memory
@@ -259,25 +260,45 @@ class _Watch:
         return batch
 
 
-def run_ours_watched(config: TrainConfig, iterations: int) -> tuple[_Watch, dict]:
-    """Our loop for `iterations` iterations, recording its state and the batches it read."""
-    real_loader = torch.utils.data.DataLoader
-    watch: dict = {}
+class _Recorded:
+    """The batches a data iterator hands out, kept for NVIDIA's loop to read the same."""
 
-    class WatchedLoader(real_loader):
-        def __iter__(self):
-            watch["w"] = _Watch(super().__iter__(), iterations, "pipe")
-            return watch["w"]
+    def __init__(self, batches):
+        self.batches, self.served = batches, []
 
-    torch.utils.data.DataLoader = WatchedLoader
-    try:
-        train(config, log=lambda _: None, progress=False)
-    except _Enough:
-        pass
-    finally:
-        torch.utils.data.DataLoader = real_loader
-    run_dir = sorted(Path(config.outdir).iterdir())[-1]
-    return watch["w"], json.loads((run_dir / "config.json").read_text())
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self.batches)
+        self.served.append((batch[0].clone(), batch[1].clone()))
+        return batch
+
+
+def run_ours_watched(config: TrainConfig, iterations: int) -> tuple[types.SimpleNamespace, dict]:
+    """Our loop for `iterations` iterations, driven step by step: its states and the batches it read."""
+    trainer = Trainer(config, log=lambda _: None, progress=False)
+    recorded = _Recorded(trainer.data_iter)
+    trainer.data_iter = recorded
+
+    def view() -> dict:
+        return {
+            "G": trainer.G,
+            "D": trainer.D,
+            "G_ema": trainer.G_ema,
+            "opts": trainer.opts,
+            "loss": trainer.loss,
+            "pipe": trainer.pipe,
+        }
+
+    states = []
+    for _ in range(iterations):
+        states.append(_state(view(), "pipe"))
+        trainer.step()
+    states.append(_state(view(), "pipe"))
+    trainer.close()
+    cfg = trainer.cfg.to_dict()
+    return types.SimpleNamespace(states=states, served=recorded.served), cfg
 
 
 # ---------------------------------------------------------------------------------------
@@ -315,7 +336,7 @@ def compare(a: dict, b: dict) -> dict:
     }
 
 
-def run_theirs(args, cfg: dict, data: Path, run_dir: Path, ours: _Watch, mode: str) -> _Watch:
+def run_theirs(args, cfg: dict, data: Path, run_dir: Path, ours, mode: str) -> _Watch:
     """NVIDIA's loop on our batches and round seeds. `mode`: "free" starts from our initial
     state and runs on its own; "perturbed" the same with weights scaled by 1 + 1e-7·N(0, 1)
     (about one float32 rounding); "forced" is put into our state before every iteration

@@ -20,7 +20,7 @@ from ganscapes.gan.training_data import ImageDataset
 
 
 def settings(cfg: str, res: int = 256, world: int = 1, **options) -> dict:
-    return resolve(TrainConfig(data="unused", cfg=cfg, **options), res, 3, 0, world)
+    return resolve(TrainConfig(data="unused", cfg=cfg, **options), res, 3, 0, world).to_dict()
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from ganscapes.data.sample import make_samples
 from ganscapes.errors import UserError
 from ganscapes.gan.train_config import TrainConfig
 from ganscapes.gan.train_state import list_snapshots, load_state
-from ganscapes.gan.training import train
+from ganscapes.gan.training import resolve_training, train
 
 pytestmark = pytest.mark.slow  # training runs and torchrun
 
@@ -68,10 +68,10 @@ def final_tensors(result) -> dict[str, torch.Tensor]:
 
 
 def test_dry_run_resolves_the_preset(dataset, tmp_path):
-    cfg = train(config(dataset, tmp_path, batch=None, kimg=None), dry_run=True)
-    assert cfg["batch"] == 8 and cfg["cfg"] == "tiny" and cfg["G_kwargs"]["z_dim"] == 32
-    assert cfg["r1_gamma"] == pytest.approx(0.0002 * 16**2 / 8)
-    assert cfg["D_kwargs"]["epilogue_kwargs"]["mbstd_group_size"] == 4
+    cfg = resolve_training(config(dataset, tmp_path, batch=None, kimg=None))
+    assert cfg.batch == 8 and cfg.preset == "tiny" and cfg.G_kwargs["z_dim"] == 32
+    assert cfg.r1_gamma == pytest.approx(0.0002 * 16**2 / 8)
+    assert cfg.D_kwargs["epilogue_kwargs"]["mbstd_group_size"] == 4
     assert not (tmp_path / "runs").exists() and not any(tmp_path.iterdir())
 
 
@@ -159,11 +159,11 @@ def test_a_non_finite_loss_is_survived(dataset, tmp_path, monkeypatch):
 
 def test_bad_options_are_one_sentence(dataset, tmp_path):
     with pytest.raises(UserError, match="--aug"):
-        train(config(dataset, tmp_path, aug="sometimes"), dry_run=True)
+        resolve_training(config(dataset, tmp_path, aug="sometimes"))
     with pytest.raises(UserError, match="needs labels"):
-        train(config(dataset, tmp_path, cond=True), dry_run=True)
+        resolve_training(config(dataset, tmp_path, cond=True))
     with pytest.raises(UserError, match="split evenly"):
-        train(config(dataset, tmp_path, batch=6, batch_gpu=4), dry_run=True)
+        resolve_training(config(dataset, tmp_path, batch=6, batch_gpu=4))
     with pytest.raises(UserError, match="no snapshot"):
         train(config(dataset, tmp_path / "empty", resume="latest"))
 

@@ -60,6 +60,7 @@ def train(
     import json
 
     from ganscapes.gan.train_config import TrainConfig
+    from ganscapes.gan.training import resolve_training
     from ganscapes.gan.training import train as run_training
 
     config = TrainConfig(
@@ -91,10 +92,10 @@ def train(
         device=device,
         resume=resume,
     )
-    result = run_training(config, dry_run=dry_run)
     if dry_run:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(json.dumps(resolve_training(config).to_dict(), indent=2))
         return
+    result = run_training(config)
     typer.echo(
         f"Run {result.run_dir}: {result.kimg:.1f} kimg, augment p {result.augment_p:.3f}; "
         f"last snapshot {result.snapshot}."

@@ -7,6 +7,7 @@ which is printed by `--dry-run` and saved as `config.json` in every run folder.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,8 +54,8 @@ class TrainConfig:
     desc: str | None = None
 
 
-def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: int, world: int = 1) -> dict:
-    """The full training configuration as JSON-able data; raises UserError on bad options."""
+def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: int, world: int = 1) -> ResolvedConfig:
+    """Every setting of a new run, from the options, the preset and the data; UserError on bad options."""
     c = config
     if c.aug not in AUG_MODES:
         raise UserError(f"--aug must be one of {', '.join(AUG_MODES)}, not {c.aug!r}.")
@@ -108,47 +109,125 @@ def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: 
     transfer = c.resume is not None
     ada_kimg = c.ada_kimg if c.ada_kimg is not None else (100 if transfer else 500)
     ema_rampup = None if transfer else preset.ramp
-    resolved = {
-        "data": str(c.data),
-        "cfg": c.cfg,
-        "resolution": resolution,
-        "world_size": world,
-        "batch": batch,
-        "batch_gpu": batch_gpu,
-        "kimg": kimg,
-        "kimg_per_tick": c.kimg_per_tick,
-        "r1_gamma": gamma,
-        "lr": preset.lrate,
-        "ema_kimg": preset.ema,
-        "ema_rampup": ema_rampup,
-        "pl_weight": preset.pl_weight,
-        "style_mixing_prob": preset.style_mixing,
-        "G_reg_interval": 4,
-        "D_reg_interval": 16,
-        "aug": c.aug,
-        "p": c.p,
-        "target": c.target,
-        "augpipe": c.augpipe if c.aug != "noaug" else None,
-        "ada_kimg": ada_kimg,
-        "transfer": transfer,
-        "subset": c.subset,
-        "mirror": c.mirror,
-        "cond": c.cond,
-        "freezed": c.freezed,
-        "fp32": c.fp32,
-        "G_kwargs": G_kwargs,
-        "D_kwargs": D_kwargs,
-        "snap": c.snap,
-        "snap_minutes": c.snap_minutes,
-        "keep": c.keep,
-        "metrics": list(c.metrics),
-        "metric_images": c.metric_images,
-        "seed": c.seed,
-        "max_hours": c.max_hours,
-        "workers": c.workers,
-        "device": c.device,
-    }
-    return resolved
+    return ResolvedConfig(
+        data=str(c.data),
+        preset=c.cfg,
+        resolution=resolution,
+        world_size=world,
+        batch=batch,
+        batch_gpu=batch_gpu,
+        kimg=kimg,
+        kimg_per_tick=c.kimg_per_tick,
+        r1_gamma=gamma,
+        lr=preset.lrate,
+        ema_kimg=preset.ema,
+        ema_rampup=ema_rampup,
+        pl_weight=preset.pl_weight,
+        style_mixing_prob=preset.style_mixing,
+        aug=c.aug,
+        p=c.p,
+        target=c.target,
+        augpipe=c.augpipe if c.aug != "noaug" else None,
+        ada_kimg=ada_kimg,
+        transfer=transfer,
+        subset=c.subset,
+        mirror=c.mirror,
+        cond=c.cond,
+        freezed=c.freezed,
+        fp32=c.fp32,
+        G_kwargs=G_kwargs,
+        D_kwargs=D_kwargs,
+        snap=c.snap,
+        snap_minutes=c.snap_minutes,
+        keep=c.keep,
+        metrics=list(c.metrics),
+        metric_images=c.metric_images,
+        seed=c.seed,
+        max_hours=c.max_hours,
+        workers=c.workers,
+        device=c.device,
+    )
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """Every setting a run trains with, resolved once and saved as the run's config.json.
+
+    A resume continues with the run's own settings; only how long, how often it
+    snapshots and where it runs may change (`for_resume`).
+    """
+
+    data: str
+    preset: str  # --cfg
+    resolution: int
+    world_size: int  # processes
+    batch: int  # images per iteration, all processes together
+    batch_gpu: int  # images per process per round
+    kimg: float
+    kimg_per_tick: float
+    r1_gamma: float
+    lr: float
+    ema_kimg: float
+    ema_rampup: float | None
+    pl_weight: float
+    style_mixing_prob: float
+    aug: str
+    p: float  # starting augmentation probability
+    target: float  # ADA target for r_t
+    augpipe: str | None
+    ada_kimg: float
+    transfer: bool  # started from another model
+    subset: int | None
+    mirror: bool
+    cond: bool
+    freezed: int
+    fp32: bool
+    G_kwargs: dict
+    D_kwargs: dict
+    snap: int
+    snap_minutes: float | None
+    keep: int
+    metrics: list
+    metric_images: int
+    seed: int
+    max_hours: float | None
+    workers: int
+    device: str
+    G_reg_interval: int = 4
+    D_reg_interval: int = 16
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ResolvedConfig:
+        """Read a saved configuration, including those of runs from earlier versions."""
+        data = dict(data)
+        if "cfg" in data and "preset" not in data:  # before 0.2 the preset was saved as "cfg"
+            data["preset"] = data.pop("cfg")
+        data.setdefault("transfer", False)
+        data.setdefault("subset", None)
+        names = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except TypeError as e:
+            missing = sorted(
+                f.name for f in dataclasses.fields(cls) if f.name not in data and f.default is dataclasses.MISSING
+            )
+            raise UserError(
+                f"The saved training configuration lacks {', '.join(missing) or e}; it cannot be resumed."
+            ) from None
+
+    def for_resume(self, config: TrainConfig) -> ResolvedConfig:
+        """This run's settings with what a resume may change: length, snapshots in time, workers, device."""
+        return dataclasses.replace(
+            self,
+            kimg=config.kimg if config.kimg is not None else self.kimg,
+            max_hours=config.max_hours,
+            snap_minutes=config.snap_minutes,
+            workers=config.workers,
+            device=config.device,
+        )
 
 
 def run_description(config: TrainConfig, dataset_name: str) -> str:
