@@ -48,34 +48,21 @@ class Preset:
         return self.mb // (self.ref_gpus or 1)
 
 
+# One row per preset, in the order and with the values of `cfg_specs` in NVIDIA's train.py.
+# fmt: off
 PRESETS: dict[str, Preset] = {
-    "stylegan2": Preset("stylegan2", 8, 25000, 32, 4, 1, 0.002, 10, 10, None, 8),
-    "paper256": Preset("paper256", 8, 25000, 64, 8, 0.5, 0.0025, 1, 20, None, 8),
-    "paper512": Preset("paper512", 8, 25000, 64, 8, 1, 0.0025, 0.5, 20, None, 8),
-    "paper1024": Preset("paper1024", 8, 25000, 32, 4, 1, 0.002, 2, 10, None, 8),
-    "cifar": Preset(
-        "cifar", 2, 100000, 64, 32, 1, 0.0025, 0.01, 500, 0.05, 2, pl_weight=0, style_mixing=0, d_architecture="orig"
-    ),
-    # Ours, for CPUs: 64-wide layers, 32-d latents, no fp16. channel_base 2048 gives 64
-    # channels up to 32², then 32 at 64², 16 at 128².
-    "tiny": Preset(
-        "tiny",
-        1,
-        100,
-        8,
-        4,
-        2048 / 32768,
-        0.0025,
-        0.1,
-        1,
-        0.05,
-        2,
-        z_dim=32,
-        w_dim=32,
-        channel_max=64,
-        num_fp16_res=0,
-    ),
+    "stylegan2": Preset("stylegan2", ref_gpus=8, kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=10,   ema=10,  ramp=None, map=8),
+    "paper256":  Preset("paper256",  ref_gpus=8, kimg=25000,  mb=64, mbstd=8,  fmaps=0.5, lrate=0.0025, gamma=1,    ema=20,  ramp=None, map=8),
+    "paper512":  Preset("paper512",  ref_gpus=8, kimg=25000,  mb=64, mbstd=8,  fmaps=1,   lrate=0.0025, gamma=0.5,  ema=20,  ramp=None, map=8),
+    "paper1024": Preset("paper1024", ref_gpus=8, kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8),
+    "cifar":     Preset("cifar",     ref_gpus=2, kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2, 
+                        pl_weight=0, style_mixing=0, d_architecture="orig"),
+    # Ours, for CPUs: 32-d latents, no fp16; channel_base 2048 gives 64 channels up to 32²,
+    # then 32 at 64², 16 at 128². γ follows the resolution (0.0002·res²/mb, as `auto`).
+    "tiny":      Preset("tiny",      ref_gpus=1, kimg=100,    mb=8,  mbstd=4,  fmaps=2048 / 32768, lrate=0.0025, gamma=0.1, ema=1, ramp=0.05, map=2,
+                        z_dim=32, w_dim=32, channel_max=64, num_fp16_res=0),
 }
+# fmt: on
 PRESET_NAMES = ("auto", *PRESETS)
 
 
