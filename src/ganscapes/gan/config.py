@@ -55,7 +55,7 @@ PRESETS: dict[str, Preset] = {
     "paper256":  Preset("paper256",  ref_gpus=8, kimg=25000,  mb=64, mbstd=8,  fmaps=0.5, lrate=0.0025, gamma=1,    ema=20,  ramp=None, map=8),
     "paper512":  Preset("paper512",  ref_gpus=8, kimg=25000,  mb=64, mbstd=8,  fmaps=1,   lrate=0.0025, gamma=0.5,  ema=20,  ramp=None, map=8),
     "paper1024": Preset("paper1024", ref_gpus=8, kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8),
-    "cifar":     Preset("cifar",     ref_gpus=2, kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2, 
+    "cifar":     Preset("cifar",     ref_gpus=2, kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2,
                         pl_weight=0, style_mixing=0, d_architecture="orig"),
     # Ours, for CPUs: 32-d latents, no fp16; channel_base 2048 gives 64 channels up to 32²,
     # then 32 at 64², 16 at 128². γ follows the resolution (0.0002·res²/mb, as `auto`).
