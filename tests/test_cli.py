@@ -348,3 +348,39 @@ def test_every_option_of_every_command_shows_its_default_in_help():
             expected = shown if isinstance(shown, str) else None
             if expected is not None:
                 assert expected in result.output, (path, param.name)
+
+
+def test_library_settings_are_named_as_options_on_the_command_line(tmp_path):
+    """The library names a bad setting as its API does (`kimg_per_tick`); the CLI as its option."""
+    from ganscapes.cli.app import option_name
+    from ganscapes.errors import SettingError
+
+    assert str(SettingError("kimg_per_tick", "must be at least 1e-06, not 0.")).startswith("kimg_per_tick must")
+    assert option_name("kimg_per_tick") == "--kimg-per-tick" and option_name("cfg") == "--cfg"
+    assert option_name("truncation_cutoff") == "--trunc-cutoff"
+    from ganscapes.data.prepare import PrepareConfig, prepare_dataset
+    from ganscapes.data.sample import make_samples
+
+    make_samples(tmp_path / "raw", n=4, seed=0, min_side=32, max_side=48, progress=False)
+    data = tmp_path / "data.zip"
+    prepare_dataset(tmp_path / "raw", data, PrepareConfig(res=16, workers=1), log=lambda _: None, progress=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ganscapes",
+            "train",
+            "--data",
+            str(data),
+            "--cfg",
+            "tiny",
+            "--kimg-per-tick",
+            "0",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == "ganscapes: error: --kimg-per-tick must be at least 1e-06, not 0.0."

@@ -72,7 +72,15 @@ def test_transfer_learning_settings_are_train_pys_resume_settings():
     assert settings("auto", resume="x", ada_kimg=250)["ada_kimg"] == 250
 
 
-@pytest.mark.parametrize("options, text", [({"subset": 0}, "--subset"), ({"ada_kimg": 0}, "--ada-kimg")])
+@pytest.mark.parametrize(
+    "options, text",
+    [
+        ({"subset": 0}, "^subset must"),
+        ({"ada_kimg": 0}, "^ada_kimg must"),
+        ({"kimg": float("nan")}, "^kimg must be positive, not nan"),
+        ({"p": float("nan")}, "^p must be at least 0, not nan"),
+    ],
+)
 def test_bad_settings_are_refused(options, text):
     with pytest.raises(UserError, match=text):
         settings("auto", **options)

@@ -158,7 +158,7 @@ def test_a_non_finite_loss_is_survived(dataset, tmp_path, monkeypatch):
 
 
 def test_bad_options_are_one_sentence(dataset, tmp_path):
-    with pytest.raises(UserError, match="--aug"):
+    with pytest.raises(UserError, match="^aug must be one of ada, fixed, noaug"):
         resolve_training(config(dataset, tmp_path, aug="sometimes"))
     with pytest.raises(UserError, match="needs labels"):
         resolve_training(config(dataset, tmp_path, cond=True))

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 
 app = typer.Typer(
     help="New impressionist landscape paintings with StyleGAN2-ADA and CLIP (after GANscapes).",
@@ -29,6 +29,9 @@ def main() -> None:
     """Console-script entry point: user errors become one line and a non-zero exit."""
     try:
         app()
+    except SettingError as e:
+        typer.echo(f"ganscapes: error: {e.worded(option_name(e.setting))}", err=True)
+        sys.exit(1)
     except UserError as e:
         typer.echo(f"ganscapes: error: {e}", err=True)
         sys.exit(1)
@@ -39,6 +42,20 @@ def main() -> None:
         if e.code == 130:  # Typer turns Ctrl-C inside a command into a silent exit 130
             typer.echo(_INTERRUPTED, err=True)
         raise
+
+
+# Library settings whose option has another name; the rest are `--` + the name with dashes.
+OPTION_NAMES = {
+    "cfg": "--cfg",
+    "preset": "--cfg",
+    "trunc_cutoff": "--trunc-cutoff",
+    "truncation_cutoff": "--trunc-cutoff",
+}
+
+
+def option_name(setting: str) -> str:
+    """The command-line option of a library setting: `kimg_per_tick` → `--kimg-per-tick`."""
+    return OPTION_NAMES.get(setting, "--" + setting.replace("_", "-"))
 
 
 _INTERRUPTED = "\nganscapes: interrupted; finished work is kept, run the same command again to resume."

@@ -8,11 +8,12 @@ which is printed by `--dry-run` and saved as `config.json` in every run folder.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.gan.augment import AUGPIPE_SPECS
 from ganscapes.gan.config import PRESET_NAMES, network_kwargs, resolve_preset
 
@@ -55,31 +56,35 @@ class TrainConfig:
 
 
 def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: int, world: int = 1) -> ResolvedConfig:
-    """Every setting of a new run, from the options, the preset and the data; UserError on bad options."""
+    """Every setting of a new run, from the options, the preset and the data.
+
+    A bad option raises `SettingError` naming the TrainConfig field (`kimg_per_tick`);
+    the command line says it as its option (`--kimg-per-tick`).
+    """
     c = config
-    if c.aug not in AUG_MODES:
-        raise UserError(f"--aug must be one of {', '.join(AUG_MODES)}, not {c.aug!r}.")
-    if c.augpipe not in AUGPIPE_SPECS:
-        raise UserError(f"--augpipe must be one of {', '.join(AUGPIPE_SPECS)}, not {c.augpipe!r}.")
-    if c.cfg not in PRESET_NAMES:
-        raise UserError(f"--cfg must be one of {', '.join(PRESET_NAMES)}, not {c.cfg!r}.")
+    _one_of("aug", c.aug, AUG_MODES)
+    _one_of("augpipe", c.augpipe, AUGPIPE_SPECS)
+    _one_of("cfg", c.cfg, PRESET_NAMES)
     for name, value, low in [
-        ("--p", c.p, 0),
-        ("--target", c.target, 0),
-        ("--snap", c.snap, 1),
-        ("--keep", c.keep, 1),
-        ("--freezed", c.freezed, 0),
-        ("--workers", c.workers, 0),
-        ("--kimg-per-tick", c.kimg_per_tick, 1e-6),
-        ("--ada-kimg", c.ada_kimg if c.ada_kimg is not None else 1, 1e-6),
-        ("--subset", c.subset if c.subset is not None else 1, 1),
+        ("p", c.p, 0),
+        ("target", c.target, 0),
+        ("snap", c.snap, 1),
+        ("keep", c.keep, 1),
+        ("freezed", c.freezed, 0),
+        ("workers", c.workers, 0),
+        ("kimg_per_tick", c.kimg_per_tick, 1e-6),
+        ("ada_kimg", c.ada_kimg, 1e-6),
+        ("subset", c.subset, 1),
+        ("metric_images", c.metric_images, 1),
+        ("snap_minutes", c.snap_minutes, 1e-6),
+        ("max_hours", c.max_hours, 0),
     ]:
-        if value < low:
-            raise UserError(f"{name} must be at least {low}, not {value}.")
+        if value is not None and not (math.isfinite(value) and value >= low):
+            raise SettingError(name, f"must be at least {low}, not {value}.")
     if c.target > 1:
-        raise UserError(f"--target must be between 0 and 1, not {c.target}.")
+        raise SettingError("target", f"must be between 0 and 1, not {c.target}.")
     if c.cond and label_dim == 0:
-        raise UserError(f"--cond needs labels, but {c.data} has none in its dataset.json.")
+        raise SettingError("cond", f"needs labels, but {c.data} has none in its dataset.json.")
     preset = resolve_preset(c.cfg, resolution, gpus=world)
     # As NVIDIA's train.py: a preset runs `mb // ref_gpus` images per device per round
     # (paper256 on one GPU: 8 rounds of 8); `--batch B` runs B // gpus in one round.
@@ -88,20 +93,23 @@ def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: 
     else:
         batch, default_batch_gpu = preset.mb, min(preset.batch_gpu, max(preset.mb // world, 1))
     batch_gpu = c.batch_gpu if c.batch_gpu is not None else default_batch_gpu
-    if batch_gpu < 1 or batch < 1:
-        raise UserError("--batch and --batch-gpu must be at least 1.")
+    for name, value in (("batch", batch), ("batch_gpu", batch_gpu)):
+        if value < 1:
+            raise SettingError(name, f"must be at least 1, not {value}.")
     if batch % world != 0 or (batch // world) % batch_gpu != 0:
-        raise UserError(
-            f"--batch {batch} must split evenly over {world} device(s) and then into rounds of --batch-gpu {batch_gpu}."
+        raise SettingError(
+            "batch",
+            f"{batch} must split evenly over {world} device(s) and then into rounds of {batch_gpu} (the batch per "
+            "device and round).",
         )
     kimg = c.kimg if c.kimg is not None else preset.kimg
-    if kimg <= 0:
-        raise UserError(f"--kimg must be positive, not {kimg}.")
+    if not (math.isfinite(kimg) and kimg > 0):
+        raise SettingError("kimg", f"must be positive, not {kimg}.")
     # γ and the EMA half-life come from the preset's own batch even when --batch
     # overrides it (train.py computes the `auto` heuristics before reading --batch).
     gamma = c.gamma if c.gamma is not None else preset.gamma
-    if gamma < 0:
-        raise UserError(f"--gamma must be 0 or more, not {gamma}.")
+    if not (math.isfinite(gamma) and gamma >= 0):
+        raise SettingError("gamma", f"must be 0 or more, not {gamma}.")
     G_kwargs, D_kwargs = network_kwargs(preset, resolution, img_channels, label_dim if c.cond else 0, fp32=c.fp32)
     D_kwargs["block_kwargs"] = {"freeze_layers": c.freezed}
     # Transfer learning (a run started from another model): train.py's --resume makes ADA
@@ -230,6 +238,11 @@ class ResolvedConfig:
         )
 
 
+def _one_of(setting: str, value, choices) -> None:
+    if value not in choices:
+        raise SettingError(setting, f"must be one of {', '.join(choices)}, not {value!r}.")
+
+
 def run_description(config: TrainConfig, dataset_name: str) -> str:
     """`landscapes-auto-ada` style: what the run is, for its folder name."""
     parts = [config.desc or dataset_name, config.cfg, config.aug]
@@ -260,3 +273,31 @@ def new_run_dir(outdir: Path, description: str) -> Path:
 def latest_run(outdir: Path) -> Path | None:
     runs = existing_runs(outdir)
     return runs[-1] if runs else None
+
+
+def train_command(config: TrainConfig) -> list[str]:
+    """`ganscapes train …` that builds this very config: only what differs from the defaults.
+
+    Whoever shows a user how to redo a run (the demo's report) renders it from the
+    config the run used, so the command line cannot drift from what was trained.
+    Every option is `--` and the field's name with dashes, as the CLI declares them;
+    ValueError for a field the CLI has no option for.
+    """
+    args = ["ganscapes", "train", "--data", str(config.data)]
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if f.name == "data" or value == default:
+            continue
+        if f.name in ("ada_kimg", "desc"):
+            raise ValueError(f"ganscapes train has no option for {f.name} ({value!r}).")
+        option = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(option if value else f"--no-{option[2:]}")
+        elif isinstance(value, list):
+            args += [option, ",".join(value)]
+        elif isinstance(value, float):  # the shortest text that reads back as the same number
+            args += [option, str(int(value)) if value.is_integer() else repr(value)]
+        else:
+            args += [option, str(value)]
+    return args

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from ganscapes import __version__
 from ganscapes.device import resolve_device
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.fileio import append_jsonl, write_json_atomic
 from ganscapes.gan import distributed as dist_utils
 from ganscapes.gan import rounds, run_folder
@@ -131,12 +131,12 @@ def _find_resume(
         run = latest_run(Path(config.outdir))
         snaps = list_snapshots(run) if run else []
         if not snaps:
-            raise UserError(f"--resume latest found no snapshot under {config.outdir}; start without --resume.")
+            raise SettingError("resume", f"latest found no snapshot under {config.outdir}; start without it.")
         _, model_path, state_path = snaps[-1]
     else:
         model_path = Path(config.resume)
         if not model_path.exists():
-            raise UserError(f"--resume {model_path} does not exist.")
+            raise SettingError("resume", f"{model_path} does not exist.")
         m = SNAPSHOT_RE.match(model_path.name)
         state_path = model_path.with_name(f"training-state-{m.group(1)}.pt") if m else None
     if state_path is not None and state_path.exists():
@@ -616,8 +616,8 @@ def _transfer(model_path: Path, G, D, G_ema, resolution: int, say) -> None:
             if key in own:
                 if own[key].shape != value.shape:
                     raise UserError(
-                        f"{model_path} does not fit these networks ({name}.{key} has shape "
-                        f"{tuple(value.shape)}, expected {tuple(own[key].shape)}); use the same --cfg."
+                        f"{model_path} does not fit these networks ({name}.{key} has shape {tuple(value.shape)}, "
+                        f"expected {tuple(own[key].shape)}); train with the preset it was made with."
                     )
                 own[key].copy_(value)
     say(f"Transfer learning from {model_path}: networks loaded; kimg, optimizer and augment p start fresh.")
