@@ -83,6 +83,7 @@ def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: 
             raise SettingError(name, f"must be at least {low}, not {value}.")
     if c.target > 1:
         raise SettingError("target", f"must be between 0 and 1, not {c.target}.")
+    _check_metrics(c.metrics)
     if c.cond and label_dim == 0:
         raise SettingError("cond", f"needs labels, but {c.data} has none in its dataset.json.")
     preset = resolve_preset(c.cfg, resolution, gpus=world)
@@ -236,6 +237,16 @@ class ResolvedConfig:
             workers=config.workers,
             device=config.device,
         )
+
+
+def _check_metrics(names) -> None:
+    """Metric names, and the Inception file FID and KID need, checked now rather than at the first snapshot."""
+    from ganscapes.gan.metrics import METRICS, inception_path
+
+    for name in names:
+        _one_of("metrics", name, METRICS)
+    if any(name in ("fid50k_full", "kid50k_full") for name in names):
+        inception_path()  # a UserError that says which file to get and where to put it
 
 
 def _one_of(setting: str, value, choices) -> None:

@@ -44,7 +44,7 @@ from ganscapes.gan.networks import build_discriminator, build_generator
 from ganscapes.gan.train_config import (
     ResolvedConfig,
     TrainConfig,
-    latest_run,
+    existing_runs,
     new_run_dir,
     resolve,
     run_description,
@@ -128,8 +128,9 @@ def _find_resume(
     if config.resume is None:
         return None, None, None
     if config.resume == "latest":
-        run = latest_run(Path(config.outdir))
-        snaps = list_snapshots(run) if run else []
+        # The newest run that has a snapshot: a newer folder left by a start that failed
+        # before its first snapshot does not hide the run to continue.
+        snaps = next((s for run in reversed(existing_runs(Path(config.outdir))) if (s := list_snapshots(run))), None)
         if not snaps:
             raise SettingError("resume", f"latest found no snapshot under {config.outdir}; start without it.")
         _, model_path, state_path = snaps[-1]
