@@ -316,20 +316,26 @@ def _official_network(snapshot, name: str):
 
 
 def _build(name: str, kwargs: dict, state: dict[str, torch.Tensor], path: Path) -> torch.nn.Module:
-    """Construct network `name` from its kwargs and load `state` into it, strictly."""
+    """Construct network `name` from its kwargs and load `state` into it, strictly.
+
+    The settings come from the file, so they are bounded and the network's shapes are
+    worked out on the meta device (no memory) and compared with the stored tensors
+    before the real network is built (`ganscapes.gan.limits`).
+    """
+    from ganscapes.gan.limits import check_network_kwargs, expected_state
     from ganscapes.gan.networks import build_discriminator, build_generator
 
     builder = build_discriminator if name == "D" else build_generator
     try:
-        net = builder(dict(kwargs))
-    except UserError as e:
-        raise UserError(f"{path} cannot be used: {_lower_first(str(e))}") from None
-    except (TypeError, ValueError, KeyError, AssertionError) as e:
+        check_network_kwargs(kwargs, name)
+        shapes = expected_state(builder, kwargs)
+    except (TypeError, ValueError, KeyError, AssertionError, UserError) as e:
         why = first_line(e)
         raise UserError(f"{path} cannot be used: its {name} settings do not build a network ({why}).") from None
-    problem = _state_mismatch(net.state_dict(), state)
+    problem = _state_mismatch(shapes, state)
     if problem:
         raise UserError(f"{path}: the {name} weights do not fit its recorded settings ({problem}).")
+    net = builder(dict(kwargs))
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -337,7 +343,7 @@ def _build(name: str, kwargs: dict, state: dict[str, torch.Tensor], path: Path) 
     return net
 
 
-def _state_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str:
+def _state_mismatch(expected: dict[str, torch.Size], given: dict[str, torch.Tensor]) -> str:
     """'' when names and shapes agree, else a short description of the first differences."""
 
     def listed(names: list[str]) -> str:
@@ -351,9 +357,9 @@ def _state_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Te
         parts.append(f"missing {listed(missing)}")
     if unexpected:
         parts.append(f"unexpected {listed(unexpected)}")
-    for k, t in expected.items():
-        if k in given and tuple(given[k].shape) != tuple(t.shape):
-            parts.append(f"{k} has shape {list(given[k].shape)} where the settings need {list(t.shape)}")
+    for k, shape in expected.items():
+        if k in given and tuple(given[k].shape) != tuple(shape):
+            parts.append(f"{k} has shape {list(given[k].shape)} where the settings need {list(shape)}")
             break
     return "; ".join(parts)
 
