@@ -329,13 +329,17 @@ def test_auto_preset_formulas():
     assert resolve_preset("auto", 512).fmaps == 1 and resolve_preset("auto", 256).fmaps == 0.5
 
 
-def test_bad_construction_is_a_user_error():
+def test_bad_settings_are_user_errors_and_bad_construction_a_value_error():
     with pytest.raises(UserError):
         resolve_preset("huge", 256)
     with pytest.raises(UserError):
         network_kwargs(resolve_preset("tiny", 48), 48)
-    with pytest.raises(UserError):
+    # Networks are library objects: their constructors raise ValueError, and the
+    # layer that read the settings from a user (a model file, an option) words it.
+    with pytest.raises(ValueError, match="settings do not fit"):
         build_generator({"z_dim": 8, "unknown": 1})
+    with pytest.raises(ValueError, match="img_resolution must be a power of two"):
+        build_generator(dict(network_kwargs(resolve_preset("tiny", 16), 16)[0], img_resolution=48))
 
 
 @pytest.mark.slow

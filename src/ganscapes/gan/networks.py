@@ -14,7 +14,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ganscapes.errors import UserError
 from ganscapes.gan.ops import (
     ACTIVATION_GAINS,
     bias_act,
@@ -337,7 +336,7 @@ class SynthesisBlock(nn.Module):
     ):
         super().__init__()
         if architecture not in ("orig", "skip", "resnet"):
-            raise UserError(f"Unknown synthesis architecture {architecture!r}.")
+            raise ValueError(f"unknown synthesis architecture {architecture!r}")
         self.in_channels = in_channels
         self.w_dim = w_dim
         self.resolution = resolution
@@ -448,7 +447,7 @@ class SynthesisNetwork(nn.Module):
     ):
         super().__init__()
         if not (img_resolution >= 4 and img_resolution & (img_resolution - 1) == 0):
-            raise UserError(f"The resolution must be a power of two of at least 4, not {img_resolution}.")
+            raise ValueError(f"img_resolution must be a power of two of at least 4, not {img_resolution}")
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_resolution_log2 = int(np.log2(img_resolution))
@@ -545,7 +544,7 @@ class DiscriminatorBlock(nn.Module):
     ):
         super().__init__()
         if architecture not in ("orig", "skip", "resnet"):
-            raise UserError(f"Unknown discriminator architecture {architecture!r}.")
+            raise ValueError(f"unknown discriminator architecture {architecture!r}")
         self.in_channels = in_channels
         self.resolution = resolution
         self.img_channels = img_channels
@@ -734,7 +733,7 @@ class Discriminator(nn.Module):
             )
         )
         if not (img_resolution >= 4 and img_resolution & (img_resolution - 1) == 0):
-            raise UserError(f"The resolution must be a power of two of at least 4, not {img_resolution}.")
+            raise ValueError(f"img_resolution must be a power of two of at least 4, not {img_resolution}")
         self.c_dim = c_dim
         self.img_resolution = img_resolution
         self.img_resolution_log2 = int(np.log2(img_resolution))
@@ -787,7 +786,7 @@ def _build(cls, kwargs: dict, what: str):
     try:
         return cls(**copy.deepcopy(kwargs))
     except TypeError as e:
-        raise UserError(f"The recorded {what} settings do not fit this version of ganscapes ({e}).") from None
+        raise ValueError(f"the {what} settings do not fit this version of ganscapes ({e})") from None
 
 
 def build_generator(kwargs: dict) -> Generator:
