@@ -12,18 +12,20 @@ import os
 from pathlib import Path
 
 from ganscapes import __version__
+from ganscapes.demo.state import REPORT, DemoState
+from ganscapes.demo.steps import STEPS
 from ganscapes.fileio import read_jsonl, write_bytes_atomic
 
-REPORT = "report.html"
-PLOTS = "report-plots"
+__all__ = ["REPORT", "write_report"]
 
 
-def write_report(demo) -> Path:
+def write_report(demo: DemoState) -> Path:
+    """Write report.html from the demo's record; the pictures stay where the steps put them."""
     out = demo.out
-    steps = demo.state["steps"]
-    train = steps.get("train", {}).get("facts", {})
+    steps = demo.steps
+    train = demo.facts("train")
     run = Path(train["run"]) if train.get("run") else None
-    plots = _plots(run, out / PLOTS) if run else []
+    plots = _plots(run, demo.report_plots) if run else []
 
     def rel(p: Path | str) -> str:
         return html.escape(Path(os.path.relpath(Path(p), out)).as_posix(), quote=True)
@@ -32,17 +34,17 @@ def write_report(demo) -> Path:
         return f'<a href="{rel(p)}"><img src="{rel(p)}" alt="{html.escape(alt, quote=True)}" class="{cls}"></a>'
 
     parts = [_HEAD.format(version=html.escape(__version__))]
-    if demo.state.get("clip_skipped"):
+    if demo.clip_skipped:
         parts.append(
             '<p class="note">CLIP steps (curate, rank) were skipped: '
-            f"{html.escape(demo.state['clip_skipped'])}. To include them, pass <code>--clip-weights PATH</code> "
+            f"{html.escape(demo.clip_skipped)}. To include them, pass <code>--clip-weights PATH</code> "
             "(or set <code>GANSCAPES_CLIP_WEIGHTS</code>) and rerun the demo with a new <code>--out</code>.</p>"
         )
     parts.append("<h2>Key figures</h2>" + _figures_table(steps))
 
-    finals = sorted((out / "final").glob("*.png"))
+    finals = sorted(demo.final.glob("*.png"))
     if finals:
-        ranked = steps.get("post", {}).get("facts", {}).get("source") == "ranked"
+        ranked = demo.facts("post").get("source") == "ranked"
         caption = (
             f"The {len(finals)} paintings CLIP ranked closest to “{html.escape(demo.cfg.prompt)}”"
             if ranked
@@ -52,15 +54,15 @@ def write_report(demo) -> Path:
             f"<h2>Final paintings</h2><p>{caption}, contrast-stretched and back at the dataset's aspect ratio.</p>"
         )
         parts.append('<div class="gallery">' + "".join(img(p, p.name, "final") for p in finals) + "</div>")
-    grid = out / "mix" / "grid.png"
+    grid = demo.mix_grid
     if grid.is_file():
         parts.append(
             "<h2>Style mixing</h2><p>Forms F1–F7 along the top, styles S1–S3 down the left; each cell has "
             "its column's composition and its row's fine layers (colours, texture).</p>"
         )
         parts.append(img(grid, "style mixing grid", "wide"))
-    sheets = [(out / "dataset-sheet.png", "The first training images (center-rect crops)")]
-    curation = steps.get("curate", {}).get("facts", {}).get("curation")
+    sheets = [(demo.dataset_sheet, "The first training images (center-rect crops)")]
+    curation = demo.facts("curate").get("curation")
     if curation:
         sheets += [
             (Path(curation) / "top.png", "CLIP's 24 best-scored training images"),
@@ -89,15 +91,15 @@ def write_report(demo) -> Path:
     )
     parts.append("<pre>" + "\n".join(html.escape(c) for c in _commands(steps)) + "</pre>")
     parts.append("</body></html>\n")
-    path = out / REPORT
+    path = demo.report
     write_bytes_atomic(path, "\n".join(parts).encode("utf-8"))
     return path
 
 
 def _commands(steps: dict) -> list[str]:
-    order = ["sample", "prepare", "curate", "train", "generate", "rank", "mix", "post"]
+    """Every recorded command line, in the order of the steps (each session of training's)."""
     lines = []
-    for name in order:
+    for name in (s.name for s in STEPS):
         step = steps.get(name)
         if not step:
             continue

@@ -1,20 +1,98 @@
-"""The steps of the demo, each a library call plus the command line that does the same."""
+"""The steps of the demo, in order: each a library call plus the command line that does the same.
+
+`STEPS` is the demo: the pipeline runs it top to bottom, numbers each step by its place
+("4/8 train: …") and, when a step says what it made has changed, redoes every later
+step; the report lists the commands in the same order.
+"""
 
 from __future__ import annotations
 
+import shlex
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ganscapes.demo.pipeline import MIN_TRAIN_SECONDS, Demo, Step
+from ganscapes.demo.config import DemoConfig
+from ganscapes.demo.state import DemoState, StepRecord
 from ganscapes.errors import UserError
 from ganscapes.fileio import read_jsonl
+
+if TYPE_CHECKING:
+    from ganscapes.gan.train_config import TrainConfig
 
 CURATE_PHRASE = "impressionist landscape painting"
 SHEET_COUNT = 24
 PSI = 0.7
+MIN_TRAIN_SECONDS = 20  # less budget left than this (or a quarter of a short budget): training is done
+# How training's stop message ends (gan/training.py, `Trainer.run`). The demo drops it:
+# rerunning the demo is what resumes, not `ganscapes train --resume latest`.
+TRAIN_RESUME_HINT = " Continue with the same command and --resume latest."
+
+Clip = tuple  # (encoder, embedding cache), or None where CLIP could not be loaded
 
 
-def clip_or_none(demo: Demo):
+@dataclass
+class StepRun:
+    """One step's turn: the demo's state, CLIP if it loaded, and the step's name and place."""
+
+    name: str
+    number: int
+    total: int
+    demo: DemoState
+    clip: Clip | None
+
+    def announce(self, text: str) -> None:
+        """Say that the step runs, numbered by its place in `STEPS` ("2/8 prepare: …")."""
+        self.demo.log(f"{self.number}/{self.total} {self.name}: {text}")
+
+    def done(self, **expect) -> dict | None:
+        return self.demo.done(self.name, **expect)
+
+    def facts(self) -> dict:
+        return self.demo.facts(self.name)
+
+    def timed(self, line: str | None, work: Callable[[], dict | None]) -> StepRecord:
+        """Do `work`, then record its facts, its time and `line`, the command that does the same."""
+        step = StepRecord(self.name, line)
+        start = time.perf_counter()
+        step.facts.update(work() or {})
+        step.seconds = round(time.perf_counter() - start, 2)
+        self.demo.record(step)
+        return step
+
+    def skip(self, why: str) -> None:
+        self.demo.record(StepRecord(self.name, skipped=why))
+
+    def forget(self) -> None:
+        self.demo.forget(self.name)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[StepRun], bool | None]  # True: what it made changed, so every later step is redone
+
+
+def command(*args) -> str:
+    """The command line, quoted for a POSIX shell, that runs `ganscapes ARGS`."""
+    return shlex.join(["ganscapes", *(str(a) for a in args)])
+
+
+def clip_args(cfg: DemoConfig) -> list[str]:
+    """The CLIP options that differ from the commands' defaults."""
+    args = []
+    if cfg.clip_model != "ViT-B-32":
+        args += ["--clip-model", cfg.clip_model]
+    if cfg.clip_pretrained != "openai":
+        args += ["--clip-pretrained", cfg.clip_pretrained]
+    if cfg.clip_weights:
+        args += ["--clip-weights", str(cfg.clip_weights)]
+    return args
+
+
+def clip_or_none(demo: DemoState) -> Clip | None:
     """(encoder, cache) when CLIP can be loaded, else None after saying once why and how to fix it."""
     from ganscapes.clip.cache import EmbeddingCache
     from ganscapes.clip.encoder import ClipSpec, load_clip
@@ -24,49 +102,50 @@ def clip_or_none(demo: Demo):
         encoder = load_clip(ClipSpec.from_options(c.clip_model, c.clip_pretrained, c.clip_weights), device=c.device)
     except UserError as e:
         demo.log(f"note: CLIP steps (curate, rank) are skipped: {e}")
-        demo.state["clip_skipped"] = str(e)
+        demo.clip_skipped = str(e)
         return None
     return encoder, EmbeddingCache(None, encoder.model_id)
 
 
-def _timed(demo: Demo, step: Step, work) -> Step:
-    start = time.perf_counter()
-    step.facts.update(work() or {})
-    step.seconds = round(time.perf_counter() - start, 2)
-    demo.record(step)
-    return step
+def without_resume_hint(log: Callable[[str], None]) -> Callable[[str], None]:
+    """`log` for training's messages, less the hint to resume with `ganscapes train`."""
+    return lambda line: log(line.removesuffix(TRAIN_RESUME_HINT))
 
 
 # ---------------------------------------------------------------------------------------
 
 
-def sample(demo: Demo) -> None:
+def sample(run: StepRun) -> None:
     from ganscapes.data.sample import make_samples
 
+    demo = run.demo
     n = demo.cfg.images
-    if demo.done("sample", images=n) and demo.raw.is_dir():
+    if run.done(images=n) and demo.raw.is_dir():
         return
-    demo.log(f"1/8 sample: painting {n} procedural landscapes into {demo.raw}")
-    step = Step("sample", demo.cmd("sample", "--out", demo.raw, "-n", n, "--seed", demo.cfg.seed, "--max-side", 384))
-    _timed(demo, step, lambda: {"images": len(make_samples(demo.raw, n=n, seed=demo.cfg.seed, max_side=384))})
+    run.announce(f"painting {n} procedural landscapes into {demo.raw}")
+    run.timed(
+        command("sample", "--out", demo.raw, "-n", n, "--seed", demo.cfg.seed, "--max-side", 384),
+        lambda: {"images": len(make_samples(demo.raw, n=n, seed=demo.cfg.seed, max_side=384))},
+    )
 
 
-def prepare(demo: Demo) -> None:
+def prepare(run: StepRun) -> None:
     from ganscapes.clip.embed import ImageRef
     from ganscapes.data.contact_sheet import save_contact_sheet
     from ganscapes.data.dataset import Dataset
     from ganscapes.data.prepare import PrepareConfig, prepare_dataset
 
+    demo = run.demo
     res = demo.cfg.res
-    if demo.done("prepare", res=res) and demo.dataset.is_file():
+    if run.done(res=res) and demo.dataset.is_file():
         return
-    demo.log(f"2/8 prepare: center-rect crops at {res}x{res} into {demo.dataset}")
+    run.announce(f"center-rect crops at {res}x{res} into {demo.dataset}")
 
     def work():
         result = prepare_dataset(demo.raw, demo.dataset, PrepareConfig(res=res), log=demo.log)  # says the mean aspect
         with Dataset(demo.dataset) as ds:
             items = [(ImageRef(demo.dataset, n).read_bytes, n.split("/")[-1]) for n in ds.image_names[:SHEET_COUNT]]
-        save_contact_sheet(demo.out / "dataset-sheet.png", items, thumb=96)
+        save_contact_sheet(demo.dataset_sheet, items, thumb=96)
         return {
             "res": res,
             "images": result.images,
@@ -75,99 +154,76 @@ def prepare(demo: Demo) -> None:
             "skipped": len(result.skipped),
         }
 
-    _timed(demo, Step("prepare", demo.cmd("prepare", demo.raw, "--out", demo.dataset, "--res", res)), work)
+    run.timed(command("prepare", demo.raw, "--out", demo.dataset, "--res", res), work)
 
 
-def curate(demo: Demo, clip) -> None:
+def curate(run: StepRun) -> None:
     from ganscapes.clip.curate import RefuseRule, curate_dataset, curation_dir_for
     from ganscapes.clip.prompts import Prompt
 
-    if demo.done("curate"):
+    demo = run.demo
+    if run.done():
         return
-    if clip is None:  # not recorded: a rerun with weights curates (before training starts)
+    if run.clip is None:  # not recorded: a rerun with weights curates (before training starts)
         return
     if demo.done("train") or (curation_dir_for(demo.dataset) / "curation.json").exists():
-        demo.record(Step("curate", skipped="training had already started on the uncurated dataset"))
+        run.skip("training had already started on the uncurated dataset")
         return
-    encoder, cache = clip
+    encoder, cache = run.clip
     frac = demo.cfg.refuse_fraction
-    demo.log(f"3/8 curate: scoring the dataset against {CURATE_PHRASE!r}, refusing the lowest {frac:.0%}")
-    command = demo.cmd("curate", demo.dataset, "--refuse-fraction", frac, *demo.clip_args())
+    run.announce(f"scoring the dataset against {CURATE_PHRASE!r}, refusing the lowest {frac:.0%}")
 
     def work():
         result = curate_dataset(demo.dataset, Prompt((CURATE_PHRASE,)), RefuseRule(fraction=frac), encoder, cache)
         return {"scored": len(result.ranking), "refused": len(result.refused), "curation": str(result.curation)}
 
-    _timed(demo, Step("curate", command), work)
+    run.timed(command("curate", demo.dataset, "--refuse-fraction", frac, *clip_args(demo.cfg)), work)
 
 
-def train(demo: Demo) -> bool:
-    """Train (or continue) within the budget; True when the model changed."""
-    from ganscapes.gan.train_config import TrainConfig, latest_run
-    from ganscapes.gan.train_state import list_snapshots
-    from ganscapes.gan.training import train as train_loop
+def train_config(demo: DemoState, seconds: float, resume: bool) -> TrainConfig:
+    """What the demo trains with for `seconds` more: the one config both the run and its command line come from."""
+    from ganscapes.gan.train_config import TrainConfig
 
     c = demo.cfg
-    previous = demo.state["steps"].get("train", {}).get("facts", {})
-    spent = float(previous.get("train_seconds", 0.0))
-    left = c.minutes * 60 - spent
-    run = latest_run(demo.runs)
-    snaps = list_snapshots(run) if run else []
-    if snaps and left < min(MIN_TRAIN_SECONDS, 0.25 * c.minutes * 60):
-        return False
-    resume = "latest" if snaps else None
-    kimg_per_tick = 0.1 if c.minutes < 2 else 0.25
-    demo.log(f"4/8 train: the tiny preset with ADA for {left / 60:.1f} more minute(s) ({c.device})")
-    args = [
-        "train",
-        "--data",
-        demo.dataset,
-        "--outdir",
-        demo.runs,
-        "--cfg",
-        "tiny",
-        "--kimg",
-        10000,
-        "--max-hours",
-        f"{left / 3600:.4f}",
-        "--snap",
-        1000,
-        "--kimg-per-tick",
-        kimg_per_tick,
-        "--metric-images",
-        c.metric_images,
-        "--workers",
-        1,
-        "--device",
-        c.device,
-        "--seed",
-        c.seed,
-    ]
-    config = TrainConfig(
+    return TrainConfig(
         data=str(demo.dataset),
         outdir=str(demo.runs),
         cfg="tiny",
         kimg=10000,
-        max_hours=left / 3600,
+        max_hours=round(seconds / 3600, 6),  # to 3.6 ms: a short number on the command line
         snap=1000,
-        kimg_per_tick=kimg_per_tick,
+        kimg_per_tick=0.1 if c.minutes < 2 else 0.25,
         metric_images=c.metric_images,
         workers=1,
         device=c.device,
         seed=c.seed,
-        resume=resume,
+        resume="latest" if resume else None,
     )
-    if resume:
-        args += ["--resume", "latest"]
 
-    step = Step("train", demo.cmd(*args))
+
+def train(run: StepRun) -> bool:
+    """Train (or continue) within the budget; True when the model changed."""
+    from ganscapes.gan.train_config import latest_run, train_command
+    from ganscapes.gan.train_state import list_snapshots
+    from ganscapes.gan.training import train as train_loop
+
+    demo, c = run.demo, run.demo.cfg
+    previous = run.facts()
+    spent = float(previous.get("train_seconds", 0.0))
+    left = c.minutes * 60 - spent
+    last = latest_run(demo.runs)
+    snaps = list_snapshots(last) if last else []
+    if snaps and left < min(MIN_TRAIN_SECONDS, 0.25 * c.minutes * 60):
+        return False
+    run.announce(f"the tiny preset with ADA for {left / 60:.1f} more minute(s) ({c.device})")
+    config = train_config(demo, left, resume=bool(snaps))
+    train_line = shlex.join(train_command(config))
 
     def work():
-        start = time.time()
-        # train's own "continue with --resume latest" hint does not apply: rerunning the demo resumes
-        result = train_loop(config, log=lambda line: demo.log(line.split(" Continue with the same command")[0]))
         from ganscapes.gan.checkpoint import load_model
 
+        start = time.time()
+        result = train_loop(config, log=without_resume_hint(demo.log))
         model = load_model(result.snapshot)
         return {
             "run": str(result.run_dir),
@@ -178,10 +234,10 @@ def train(demo: Demo) -> bool:
             "model_hash": model.model_hash,
             "swd": _last_swd(result.run_dir),
             "train_seconds": spent + (time.time() - start),
-            "commands": previous.get("commands", []) + [step.command],  # one per session of training
+            "commands": previous.get("commands", []) + [train_line],  # one per session of training
         }
 
-    _timed(demo, step, work)
+    run.timed(train_line, work)
     return True
 
 
@@ -190,23 +246,24 @@ def _last_swd(run_dir: Path) -> float | None:
     return rows[-1].get("SWDx1e3_avg") if rows else None
 
 
-def _model(demo: Demo):
+def _model(demo: DemoState):
     from ganscapes.gan.checkpoint import load_model
 
-    facts = demo.state["steps"]["train"]["facts"]
+    facts = demo.facts("train")
     return load_model(facts["snapshot"]), facts
 
 
-def generate(demo: Demo) -> None:
+def generate(run: StepRun) -> None:
     from ganscapes.make.generate import generate_images
 
+    demo = run.demo
     model, facts = _model(demo)
-    if demo.done("generate", model_hash=model.model_hash) and (demo.out / "generated").is_dir():
+    out = demo.generated
+    if run.done(model_hash=model.model_hash) and out.is_dir():
         return
     n = demo.cfg.generate
-    demo.log(f"5/8 generate: {n} paintings with psi {PSI}")
-    out = demo.out / "generated"
-    command = demo.cmd(
+    run.announce(f"{n} paintings with psi {PSI}")
+    line = command(
         "generate",
         "--model",
         facts["snapshot"],
@@ -224,47 +281,48 @@ def generate(demo: Demo) -> None:
         result = generate_images(model, range(n), psi=PSI, device=demo.cfg.device, out=out, progress=False)
         return {"model_hash": model.model_hash, "images": len(result.images), "seconds_per_image": result.seconds / n}
 
-    _timed(demo, Step("generate", command), work)
+    run.timed(line, work)
 
 
-def rank(demo: Demo, clip) -> None:
+def rank(run: StepRun) -> None:
     from ganscapes.clip.embed import ImageRef
     from ganscapes.clip.prompts import Prompt
-    from ganscapes.clip.rank import RANKED_DIR, rank_images, write_ranking
+    from ganscapes.clip.rank import rank_images, write_ranking
     from ganscapes.make.pick import save_top_latents
 
+    demo = run.demo
     model, _ = _model(demo)
-    if clip is None:
-        demo.forget("rank")
+    if run.clip is None:
+        run.forget()
         return
-    if demo.done("rank", model_hash=model.model_hash):
+    if run.done(model_hash=model.model_hash):
         return
-    encoder, cache = clip
-    folder = demo.out / "generated"
+    encoder, cache = run.clip
+    folder = demo.generated
     top = demo.cfg.top
-    demo.log(f"6/8 rank: the {top} paintings closest to {demo.cfg.prompt!r}")
-    command = demo.cmd("rank", folder, "--prompt", demo.cfg.prompt, "--top", top, *demo.clip_args())
+    run.announce(f"the {top} paintings closest to {demo.cfg.prompt!r}")
 
     def work():
         refs = [ImageRef(p) for p in sorted(folder.glob("seed*.png"))]
         ranking = rank_images(refs, encoder, Prompt((demo.cfg.prompt,)), cache, progress=False)
-        outputs = write_ranking(ranking, folder / RANKED_DIR, top, root=folder)
+        outputs = write_ranking(ranking, demo.ranked, top, root=folder)
         save_top_latents(folder, ranking, top, outputs.top_dir)
         picks = [{"file": p.name, "score": round(float(s), 4)} for p, s in zip(outputs.top, ranking.scores)]
         return {"model_hash": model.model_hash, "picks": picks}
 
-    _timed(demo, Step("rank", command), work)
+    run.timed(command("rank", folder, "--prompt", demo.cfg.prompt, "--top", top, *clip_args(demo.cfg)), work)
 
 
-def mix(demo: Demo) -> None:
+def mix(run: StepRun) -> None:
     from ganscapes.make.mix import DEFAULT_LAYERS, layer_range, seed_latents, style_mix
 
+    demo = run.demo
     model, facts = _model(demo)
-    if demo.done("mix", model_hash=model.model_hash) and (demo.out / "mix" / "grid.png").is_file():
+    if run.done(model_hash=model.model_hash) and demo.mix_grid.is_file():
         return
-    demo.log("7/8 mix: 7 forms x 3 styles, the styles' fine layers on the forms' composition")
-    out = demo.out / "mix"
-    command = demo.cmd(
+    run.announce("7 forms x 3 styles, the styles' fine layers on the forms' composition")
+    out = demo.mix
+    line = command(
         "mix",
         "--model",
         facts["snapshot"],
@@ -291,27 +349,24 @@ def mix(demo: Demo) -> None:
         result = style_mix(model, forms, styles, layers, out, device=dev)
         return {"model_hash": model.model_hash, "layers": layers, "grid": str(result.grid)}
 
-    _timed(demo, Step("mix", command), work)
+    run.timed(line, work)
 
 
-def post(demo: Demo) -> None:
+def post(run: StepRun) -> None:
     from ganscapes.make.post import PostSettings, post_files
 
+    demo = run.demo
     model, _ = _model(demo)
     ranked = demo.done("rank", model_hash=model.model_hash)
     source = "ranked" if ranked else "generated"
-    if demo.done("post", model_hash=model.model_hash, source=source) and (demo.out / "final").is_dir():
+    out = demo.final
+    if run.done(model_hash=model.model_hash, source=source) and out.is_dir():
         return
-    generated = demo.out / "generated"
     if ranked:
-        picks = sorted((generated / "ranked" / "top").glob("*.png"))
+        picks = sorted(demo.ranked_top.glob("*.png"))
     else:
-        picks = sorted(generated.glob("seed*.png"))[: demo.cfg.top]
-    out = demo.out / "final"
-    demo.log(
-        f"8/8 post: contrast stretch and the {'top picks' if ranked else 'first pictures'} back to the dataset's aspect"
-    )
-    command = demo.cmd("post", *picks, "--out", out)
+        picks = sorted(demo.generated.glob("seed*.png"))[: demo.cfg.top]
+    run.announce(f"contrast stretch and the {'top picks' if ranked else 'first pictures'} back to the dataset's aspect")
 
     def work():
         import shutil
@@ -325,4 +380,16 @@ def post(demo: Demo) -> None:
             "aspect": result.aspects[0][0],
         }
 
-    _timed(demo, Step("post", command), work)
+    run.timed(command("post", *picks, "--out", out), work)
+
+
+STEPS: tuple[Step, ...] = (
+    Step("sample", sample),
+    Step("prepare", prepare),
+    Step("curate", curate),
+    Step("train", train),
+    Step("generate", generate),
+    Step("rank", rank),
+    Step("mix", mix),
+    Step("post", post),
+)

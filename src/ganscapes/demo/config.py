@@ -1,0 +1,39 @@
+"""The demo's options, as `ganscapes demo` takes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ganscapes.errors import UserError
+
+PROMPT = "impressionist painting of autumn woods"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    out: Path = Path("demo-output")
+    minutes: float = 10.0  # training budget in total, across reruns
+    res: int = 64
+    images: int = 300  # procedural paintings to sample
+    device: str = "auto"
+    prompt: str = PROMPT
+    generate: int = 64
+    top: int = 6
+    refuse_fraction: float = 0.06  # the article's 314 of 5,314
+    metric_images: int = 256  # images per set for the SWD at the end of training
+    clip_model: str = "ViT-B-32"
+    clip_pretrained: str = "openai"
+    clip_weights: Path | None = None
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Refuse bad options in one sentence each, before anything is written."""
+        if self.minutes <= 0:
+            raise UserError(f"--minutes must be positive, not {self.minutes:g}.")
+        if not (16 <= self.res <= 1024 and self.res & (self.res - 1) == 0):
+            raise UserError(f"--res must be a power of two from 16 to 1024, not {self.res}.")
+        if self.images < 10:
+            raise UserError(f"--images must be at least 10, not {self.images}.")
+        if self.generate < max(10, self.top):
+            raise UserError(f"--generate must be at least 10 and at least --top ({self.top}), not {self.generate}.")
