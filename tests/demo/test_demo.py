@@ -147,6 +147,34 @@ def test_more_minutes_continue_training_and_redo_the_later_steps(offline_demo, t
     assert after["generate"]["facts"]["model_hash"] == after["train"]["facts"]["model_hash"]
 
 
+def test_training_s_stop_is_told_without_its_resume_hint(offline_demo):
+    _, _, lines = offline_demo
+    assert any(line.strip().startswith("Stopped (max-hours) at ") for line in lines)
+    assert not any("--resume latest" in line for line in lines)  # rerunning the demo is what resumes
+
+
+def test_the_recorded_train_command_resolves_to_the_run_s_settings(offline_demo):
+    """`ganscapes train … --dry-run` from the report's first train line gives the settings the run saved."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from ganscapes import cli
+
+    out, _, _ = offline_demo
+    facts = json.loads((out / STATE_FILE).read_text())["steps"]["train"]["facts"]
+    argv = shlex.split(facts["commands"][0])
+    assert argv[:2] == ["ganscapes", "train"] and "--resume" not in argv
+    result = CliRunner().invoke(cli.app, [*argv[1:], "--dry-run"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output[result.output.index("{") :])
+    saved = json.loads((Path(facts["run"]) / "config.json").read_text())
+    resumable = {"kimg", "max_hours", "snap_minutes", "workers", "device"}  # what a later session may change
+    assert {k: v for k, v in printed.items() if k not in resumable} == {
+        k: v for k, v in saved.items() if k not in resumable
+    }
+
+
 def test_with_clip_the_demo_curates_and_ranks(clip_demo):
     out, report, lines = clip_demo
     assert not any("are skipped" in line for line in lines)
