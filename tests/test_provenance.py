@@ -126,6 +126,28 @@ def test_a_damaged_array_is_a_user_error(damage):
         decode_array(d)
 
 
+@pytest.mark.parametrize(
+    "shape, text, why",
+    [
+        ([10**9], "AAAA", "more than"),  # refused from the shape, before any decoding
+        ([2, -3], "AAAA", "bad shape"),
+        ("6x32", "AAAA", "bad shape"),
+        ([2], "A" * 10**6, "do not match"),  # refused from the length, before decoding
+    ],
+)
+def test_sizes_are_checked_before_decoding(shape, text, why):
+    with pytest.raises(UserError, match=rf"^A latent vector in the recipe is damaged \(.*{why}.*\)\.$"):
+        decode_array({"dtype": "float32", "shape": shape, "base64": text})
+
+
+def test_a_recipe_nested_thousands_deep_is_refused_as_json(tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_text(RECIPE_KEY, "[" * 100_000 + "]" * 100_000)
+    Image.fromarray(pixels(4, 4, 3)).save(tmp_path / "deep.png", pnginfo=info)
+    with pytest.raises(UserError, match=r"deep\.png is not valid JSON\.$"):
+        read_recipe(tmp_path / "deep.png")
+
+
 def test_reading_a_png_without_a_recipe_names_the_file(tmp_path):
     path = write(tmp_path / "plain.png", png_bytes(noise(8, 8)))
     with pytest.raises(UserError) as info:

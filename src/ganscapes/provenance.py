@@ -78,7 +78,7 @@ def read_recipe(source: Path | bytes, required: bool = True) -> dict | None:
         return None
     try:
         recipe = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # RecursionError: nested thousands deep
         raise UserError(f"The ganscapes recipe in {source} is not valid JSON.") from None
     if not isinstance(recipe, dict):
         raise UserError(f"The ganscapes recipe in {source} is not a JSON object.")
@@ -91,9 +91,23 @@ def encode_array(a: np.ndarray) -> dict:
     return {"dtype": "float32", "shape": list(a.shape), "base64": base64.b64encode(a.tobytes()).decode("ascii")}
 
 
+MAX_ARRAY_VALUES = 1 << 22  # floats in one stored array: far beyond a latent (18 × 512), far below harm
+
+
 def decode_array(d: dict) -> np.ndarray:
+    """The float32 array `encode_array` stored; its shape and size are checked before decoding."""
     try:
-        data = base64.b64decode(d["base64"], validate=True)
-        return np.frombuffer(data, dtype=np.float32).reshape(d["shape"]).copy()
+        if not isinstance(d, dict) or d.get("dtype", "float32") != "float32":
+            raise ValueError("not a float32 array")
+        shape, text = d["shape"], d["base64"]
+        if not isinstance(shape, list) or len(shape) > 8 or not all(type(n) is int and n >= 0 for n in shape):
+            raise ValueError(f"bad shape {str(shape)[:40]}")
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if count > MAX_ARRAY_VALUES:
+            raise ValueError(f"{count:,} values, more than {MAX_ARRAY_VALUES:,}")
+        if not isinstance(text, str) or len(text) != 4 * -(-4 * count // 3):
+            raise ValueError(f"{4 * count} bytes do not match the base64 text")
+        data = base64.b64decode(text, validate=True)
+        return np.frombuffer(data, dtype=np.float32).reshape(shape).copy()
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"A latent vector in the recipe is damaged ({e}).") from None
