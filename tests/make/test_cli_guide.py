@@ -20,7 +20,7 @@ import ganscapes.gan.checkpoint as checkpoint_mod
 from ganscapes.clip.encoder import WEIGHTS_ENV
 from ganscapes.gan.checkpoint import load_model, save_model
 from ganscapes.make.generate import generate_images
-from ganscapes.make.latents import render_ws
+from ganscapes.make.paint import paint
 from ganscapes.provenance import read_recipe
 
 from helpers_clip import assert_error, run_cli
@@ -180,7 +180,7 @@ def test_genetic_search_writes_pictures_that_reproduce(monkeypatch, capsys, mode
         w, scores = npz["w"], npz["score"]
         assert str(npz["model_hash"]) == loaded.model_hash
     assert np.allclose(scores, [r["score"] for r in recipes], atol=1e-6)
-    painted = render_ws(loaded.G_ema, w, "const", torch.device("cpu"))
+    painted = paint(loaded.G_ema, w, "const")
     for k in (1, 2):
         assert np.array_equal(read_png(out / f"best-0{k}.png"), painted[k - 1])
 

@@ -23,7 +23,8 @@ from ganscapes.errors import UserError
 from ganscapes.gan.checkpoint import load_model, save_model
 from ganscapes.make import guide as g
 from ganscapes.make.generate import generate_images
-from ganscapes.make.latents import load_latent_rows, render_ws
+from ganscapes.make.latents import load_latent_rows
+from ganscapes.make.paint import paint, synthesize, to_pixels
 from ganscapes.make.reproduce import reproduce_file
 from ganscapes.provenance import decode_array, read_recipe, write_png
 
@@ -69,7 +70,7 @@ def G(loaded):
 
 def rescore(G, scorer, ws: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        return scorer.score(g._paint(G, torch.from_numpy(ws), CPU)).numpy()
+        return scorer.score(synthesize(G.synthesis, torch.from_numpy(ws))).numpy()
 
 
 def moving_average(x, k: int = 5) -> np.ndarray:
@@ -228,7 +229,7 @@ def generated(loaded, tmp_path_factory):
 
 
 def test_adam_starts_from_the_given_rows(G, scorer, loaded, generated):
-    init = load_latent_rows(f"{generated.latents}:2,0", loaded).ws
+    init = load_latent_rows(f"{generated.latents}:2,0", loaded).w
     expected = rescore(G, scorer, init)
     # One step: the learning rate is 0 at step 0 (warm-up), so the pictures are the init rows.
     cfg = g.GuideConfig(method="adam", steps=1, population=2, cutouts=0, keep=2)
@@ -249,7 +250,7 @@ def test_adam_starts_from_the_given_rows(G, scorer, loaded, generated):
 
 
 def test_genetic_starts_from_the_given_rows(G, scorer, loaded, generated):
-    init = load_latent_rows(f"{generated.latents}:1,3", loaded).ws
+    init = load_latent_rows(f"{generated.latents}:1,3", loaded).w
     expected = rescore(G, scorer, init)
     cfg = g.GuideConfig(method="genetic", steps=3, population=2)
     result = g.genetic_search(G, scorer, cfg, CPU, init=init)
@@ -260,7 +261,7 @@ def test_genetic_starts_from_the_given_rows(G, scorer, loaded, generated):
 def test_w_space_refuses_rows_with_a_w_per_layer(G, scorer, loaded, tmp_path):
     out = tmp_path / "cut"
     cut = generate_images(loaded, [3, 5], psi=0.5, truncation_cutoff=2, out=out, progress=False)
-    init = load_latent_rows(f"{cut.latents}:0,1", loaded).ws
+    init = load_latent_rows(f"{cut.latents}:0,1", loaded).w
     with pytest.raises(UserError, match="--space wplus"):
         g.adam_search(G, scorer, g.GuideConfig(method="adam", steps=1, space="w"), CPU, init=init)
     result = g.adam_search(
@@ -294,7 +295,7 @@ def test_saved_search_reproduces_its_pictures(G, scorer, loaded, encoder, tmp_pa
     assert w.dtype == np.float32 and w.shape == (3, G.num_ws, G.w_dim)
     assert np.array_equal(w, result.ws) and model_hash == loaded.model_hash
     np.testing.assert_array_equal(score, result.scores.astype(np.float64))
-    painted = render_ws(G, w, "const", CPU)
+    painted = paint(G, w, "const")
     for k, path in enumerate(paths):
         assert np.array_equal(read_png(path), painted[k]), path
         r = reproduce_file(path, loaded)
@@ -416,10 +417,10 @@ def test_tensor_scores_match_rank_on_the_png(encoder, tmp_path, channels):
     G, scorer = scorer_for(encoder, channels)
     ws = g._random_ws(G, 4, 0.8, torch.Generator().manual_seed(channels), CPU)
     with torch.no_grad():
-        img = g._paint(G, ws, CPU)
+        img = synthesize(G.synthesis, ws)
         tensor_scores = scorer.score(img).numpy()
     assert img.shape[1] == channels
-    pixels = g._to_pixels(img)
+    pixels = to_pixels(img)
     paths = [write_png(tmp_path / f"p{k}.png", pixels[k], {"kind": "test"}) for k in range(4)]
     ranking = rank_images([ImageRef(p) for p in paths], encoder, PROMPT, workers=0, progress=False)
     by_path = dict(zip((ref.path for ref in ranking.refs), ranking.scores))

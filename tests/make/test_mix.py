@@ -163,11 +163,11 @@ def test_mix_writes_forms_styles_cells_grid_and_latents(model, tmp_path):
         assert npz["cells"].shape == (2, 3, 6, 32) and npz["cells"].dtype == np.float32
         assert npz["layers"].dtype == np.int64 and npz["layers"].tolist() == [3, 4, 5]
         assert str(npz["model_hash"]) == model.model_hash
-        assert np.array_equal(npz["forms"], forms.ws) and np.array_equal(npz["styles"], styles.ws)
+        assert np.array_equal(npz["forms"], forms.w) and np.array_equal(npz["styles"], styles.w)
         for j in range(2):
             for i in range(3):
                 cell = npz["cells"][j, i]
-                assert np.array_equal(cell[:3], forms.ws[i][:3]) and np.array_equal(cell[3:], styles.ws[j][3:])
+                assert np.array_equal(cell[:3], forms.w[i][:3]) and np.array_equal(cell[3:], styles.w[j][3:])
 
     # the form and style pictures are the pictures generate makes for those seeds
     gen = generate_images(model, [1, 2, 3, 10, 11], out=tmp_path / "gen", progress=False)
@@ -277,11 +277,11 @@ def generated(model, tmp_path_factory):
 def test_forms_from_a_generate_latents_file_are_those_pictures(model, generated, tmp_path):
     forms = file_latents(f"{generated.latents}:3,0,4", model)
     with np.load(generated.latents) as npz:
-        assert np.array_equal(forms.ws, npz["w"][[3, 0, 4]])
+        assert np.array_equal(forms.w, npz["w"][[3, 0, 4]])
     assert [s["seed"] for s in forms.sources] == [7, 4, 30]
     assert [s["row"] for s in forms.sources] == [3, 0, 4]
     assert all(s["file"] == "latents.npz" for s in forms.sources)
-    for src, w in zip(forms.sources, forms.ws):
+    for src, w in zip(forms.sources, forms.w):
         assert np.array_equal(decode_array(src["w"]).view(np.uint32), w.view(np.uint32))
 
     result = style_mix(model, forms, seeds(model, 1), [], tmp_path)
@@ -294,7 +294,7 @@ def test_forms_from_a_generate_latents_file_are_those_pictures(model, generated,
     assert read_recipe(result.forms[0])["latent"]["row"] == 3
 
     every = file_latents(str(generated.latents), model)  # no rows: all of them
-    assert [s["seed"] for s in every.sources] == [4, 9, 2, 7, 30] and every.ws.shape == (5, 6, 32)
+    assert [s["seed"] for s in every.sources] == [4, 9, 2, 7, 30] and every.w.shape == (5, 6, 32)
     ranged = file_latents(f"{generated.latents}:1-3", model)
     assert [s["seed"] for s in ranged.sources] == [9, 2, 7]
 
@@ -359,7 +359,7 @@ def test_a_latents_file_without_a_model_hash_is_taken_on_trust(model, tmp_path):
     w = np.random.default_rng(0).standard_normal([3, 6, 32]).astype(np.float32)
     np.savez(tmp_path / "bare.npz", w=w)
     rows = load_latent_rows(f"{tmp_path / 'bare.npz'}:2,0", model)
-    assert np.array_equal(rows.ws, w[[2, 0]])
+    assert np.array_equal(rows.w, w[[2, 0]])
     assert rows.sources == [{"file": "bare.npz", "row": 2}, {"file": "bare.npz", "row": 0}]
 
 

@@ -19,8 +19,9 @@ from PIL import Image
 
 from ganscapes.clip.encoder import WEIGHTS_ENV
 from ganscapes.errors import UserError
-from ganscapes.make.latents import map_seeds, render_ws
+from ganscapes.make.paint import paint
 from ganscapes.make.reproduce import reproduce_file
+from ganscapes.make.seeds import map_seeds
 from ganscapes.provenance import read_recipe
 from ganscapes.studio.core import (
     MAX_GRID,
@@ -64,7 +65,7 @@ def pixels_of(path) -> np.ndarray:
 
 def painted(studio, entry) -> np.ndarray:
     """The picture the catalog's latent for `entry` paints."""
-    return render_ws(studio.model.G_ema, studio.w_of(entry)[None], "const", studio.device)[0]
+    return paint(studio.model.G_ema, studio.w_of(entry)[None], "const")[0]
 
 
 def request_folders(studio) -> set:

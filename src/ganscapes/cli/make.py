@@ -69,7 +69,8 @@ def generate(
     ),
 ) -> None:
     """Make pictures from a model, one per seed, with their latents (seed, z, w); optionally the best for a prompt."""
-    from ganscapes.make.generate import generate_images, parse_seeds
+    from ganscapes.make.generate import generate_images
+    from ganscapes.make.seeds import parse_seeds
 
     seed_list = parse_seeds(seeds)
     clip = None
@@ -162,8 +163,8 @@ def mix(
     """Style mixing: the forms x styles grid, each cell a form's composition with a style's colours."""
     from ganscapes.device import resolve_device
     from ganscapes.gan.checkpoint import load_model
-    from ganscapes.make.generate import parse_seeds
     from ganscapes.make.mix import file_latents, layer_range, seed_latents, style_mix
+    from ganscapes.make.seeds import parse_seeds
 
     if (forms is None) == (forms_from is None):
         raise UserError("Give the forms with exactly one of --forms SEEDS or --forms-from FILE.npz:ROWS.")
@@ -404,14 +405,14 @@ def guide(
     loaded = load_model(model, device=dev)
     G = loaded.G_ema.to(dev).eval().requires_grad_(False)
     if class_idx is not None or G.c_dim:
-        from ganscapes.make.generate import class_label
+        from ganscapes.make.seeds import class_label
 
         class_label(G.c_dim, class_idx)  # validates the class before any work
     start_ws = None
     if from_file:
         from ganscapes.make.latents import load_latent_rows
 
-        start_ws = load_latent_rows(init, loaded).ws
+        start_ws = load_latent_rows(init, loaded).w
     encoder = load_clip(ClipSpec.from_options(clip_model, clip_pretrained, clip_weights), device=dev)
     scorer = TensorScorer(encoder, the_prompt)
 

@@ -31,9 +31,11 @@ import numpy as np
 import torch
 
 from ganscapes.errors import UserError
-from ganscapes.gan.device import synthesis_options
-from ganscapes.gan.ops import to_uint8
-from ganscapes.provenance import encode_array, pixels_to_image, write_png
+from ganscapes.make.latents import LATENTS_FILE, LatentSet
+from ganscapes.make.paint import paint, synthesize
+from ganscapes.make.recipes import Choice, GuideRecipe, LatentSource
+from ganscapes.make.seeds import class_label, map_seeds
+from ganscapes.provenance import pixels_to_image, write_png
 
 METHODS = ("adam", "genetic")
 SPACES = ("w", "wplus")
@@ -100,13 +102,7 @@ class SearchResult:
 # Shared pieces
 
 
-def _paint(G, ws: torch.Tensor, dev) -> torch.Tensor:
-    return G.synthesis(ws, noise_mode="const", **synthesis_options(dev))
-
-
 def _random_ws(G, n: int, psi: float, gen: torch.Generator, dev, class_idx: int | None = None) -> torch.Tensor:
-    from ganscapes.make.generate import class_label
-
     z = torch.randn([n, G.z_dim], generator=gen).to(dev)
     label = class_label(G.c_dim, class_idx, n).to(dev)
     with torch.no_grad():
@@ -140,7 +136,7 @@ def _score_batched(G, scorer, ws: torch.Tensor, dev, batch: int) -> torch.Tensor
     out = []
     with torch.no_grad():
         for i in range(0, len(ws), batch):
-            out.append(scorer.score(_paint(G, ws[i : i + batch], dev)))
+            out.append(scorer.score(synthesize(G.synthesis, ws[i : i + batch])))
     return torch.cat(out)
 
 
@@ -154,10 +150,6 @@ def _lr_at(t: float, lr: float, rampdown: float = 0.25, rampup: float = 0.05) ->
 def _frame_steps(cfg: GuideConfig) -> set[int]:
     every = cfg.strip_every or max(1, cfg.steps // 8)
     return set(range(0, cfg.steps, every)) | {cfg.steps - 1}
-
-
-def _to_pixels(img: torch.Tensor) -> np.ndarray:
-    return to_uint8(img.detach()).permute(0, 2, 3, 1).cpu().numpy()
 
 
 # ---------------------------------------------------------------------------------------
@@ -182,7 +174,7 @@ def adam_search(G, scorer, cfg: GuideConfig, dev, init: np.ndarray | None = None
         for group in opt.param_groups:
             group["lr"] = _lr_at(step / cfg.steps, cfg.lr)
         ws = expand(param)
-        img = _paint(G, ws, dev)
+        img = synthesize(G.synthesis, ws)
         guided = scorer.score(img, cutouts=cfg.cutouts, generator=gen)
         penalty = ((ws - w_avg) ** 2).mean(dim=(1, 2))
         loss = (-guided + cfg.w_penalty * penalty).sum()
@@ -200,7 +192,7 @@ def adam_search(G, scorer, cfg: GuideConfig, dev, init: np.ndarray | None = None
         )
         if step in frame_steps:
             k = int(best_scores.argmax())
-            frames.append((step, _to_pixels(_paint(G, best_ws[k : k + 1], dev))[0]))
+            frames.append((step, paint(G, best_ws[k : k + 1])[0]))
         if progress:
             progress(history[-1])
     order = torch.argsort(best_scores, descending=True)[: cfg.keep]
@@ -249,7 +241,7 @@ def genetic_search(G, scorer, cfg: GuideConfig, dev, init: np.ndarray | None = N
             {"step": step, "evaluations": evaluations, "best": float(scores[order[0]]), "mean": float(scores.mean())}
         )
         if step in frame_steps:
-            frames.append((step, _to_pixels(_paint(G, pop[order[:1]], dev))[0]))
+            frames.append((step, paint(G, pop[order[:1]])[0]))
         if progress:
             progress(history[-1])
         if step == cfg.steps - 1:
@@ -280,8 +272,6 @@ def genetic_search(G, scorer, cfg: GuideConfig, dev, init: np.ndarray | None = N
 
 def rank_search(G, scorer, budget: int, cfg: GuideConfig, dev) -> SearchResult:
     """The article's method: `budget` random pictures (seeds cfg.seed …), keep the best."""
-    from ganscapes.make.latents import map_seeds
-
     seeds = list(range(cfg.seed, cfg.seed + budget))
     ws = torch.from_numpy(map_seeds(G, seeds, cfg.psi, None, cfg.class_idx, dev)).to(dev)
     scores = _score_batched(G, scorer, ws, dev, cfg.batch).cpu()
@@ -296,39 +286,31 @@ def rank_search(G, scorer, budget: int, cfg: GuideConfig, dev) -> SearchResult:
 
 def save_search(result: SearchResult, model, scorer, prompt, cfg: GuideConfig, out: Path, dev) -> list[Path]:
     """Best pictures with recipes, latents.npz, history.csv, history.png, strip.png."""
-    from ganscapes.make.generate import LATENTS_FILE, save_npz
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    G = model.G_ema
-    with torch.no_grad():
-        pixels = _to_pixels(_paint(G, torch.from_numpy(result.ws).to(dev), dev))
+    pixels = paint(model.G_ema, result.ws, "const", cfg.batch)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("keep", "strip_every", "batch")}
     paths = []
     for k, (w, s) in enumerate(zip(result.ws, result.scores)):
-        recipe = {
-            "kind": "latent",
-            "model_hash": model.model_hash,
-            "latent": {"w": encode_array(w)},
-            "noise_mode": "const",
-            "device": str(dev),
-            "aspect": model.meta.get("aspect"),
-            "method": result.method,
-            "search": settings,
-            "prompt": list(prompt.positives),
-            "negative": list(prompt.negatives),
-            "templates": list(prompt.templates),
-            "score": round(float(s), 6),
-            "rank": k + 1,
-            "clip_model": scorer.encoder.model_id,
-        }
-        paths.append(write_png(out / f"best-{k + 1:02d}.png", pixels[k], recipe))
-    save_npz(
-        out / LATENTS_FILE,
-        w=result.ws.astype(np.float32),
-        score=result.scores.astype(np.float64),
-        model_hash=np.str_(model.model_hash),
-    )
+        recipe = GuideRecipe(
+            model_hash=model.model_hash,
+            latent=LatentSource(w=w),
+            noise_mode="const",
+            device=str(dev),
+            aspect=model.meta.get("aspect"),
+            method=result.method,
+            search=settings,
+            choice=Choice(
+                prompt=list(prompt.positives),
+                negative=list(prompt.negatives),
+                templates=list(prompt.templates),
+                score=round(float(s), 6),
+                rank=k + 1,
+                clip_model=scorer.encoder.model_id,
+            ),
+        )
+        paths.append(write_png(out / f"best-{k + 1:02d}.png", pixels[k], recipe.to_json()))
+    LatentSet(result.ws, model_hash=model.model_hash, score=result.scores).save(out / LATENTS_FILE)
     _write_history(out, result)
     if result.frames:
         _write_strip(out / "strip.png", result.frames)

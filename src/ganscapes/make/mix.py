@@ -24,12 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from ganscapes.errors import UserError
-from ganscapes.provenance import encode_array, write_png
+from ganscapes.make.latents import MIX_FILE, LatentSet, load_latent_rows
+from ganscapes.make.paint import ROW_GROUP, paint
+from ganscapes.make.recipes import LatentRecipe, LatentSource, MixGridRecipe, MixRecipe, Noise
+from ganscapes.provenance import write_png
 
 LAYER_PRESETS = ("coarse", "middle", "fine", "all", "none")
 DEFAULT_LAYERS = "fine"
 GRID_NAME = "grid.png"
-MIX_FILE = "mix.npz"
 
 
 def layer_range(spec: str, num_ws: int) -> list[int]:
@@ -72,26 +74,14 @@ def mix_ws(form: np.ndarray, style: np.ndarray, layers: list[int]) -> np.ndarray
     return w
 
 
-@dataclass
-class Latents:
-    """Ws with their recipe sources: {"seed", "psi", …} or {"w": <exact array>, "file", "row"}."""
-
-    ws: np.ndarray  # [K, num_ws, w_dim]
-    sources: list[dict]
+def seed_latents(G, seeds: list[int], psi: float, cutoff: int | None, class_idx: int | None, dev) -> LatentSet:
+    """Forms or styles from seeds, mapped as generate maps them."""
+    return LatentSet.from_seeds(G, seeds, psi, cutoff, class_idx, dev)
 
 
-def seed_latents(G, seeds: list[int], psi: float, cutoff: int | None, class_idx: int | None, dev) -> Latents:
-    from ganscapes.make.latents import map_seeds
-
-    ws = map_seeds(G, seeds, psi, cutoff, class_idx, dev)
-    return Latents(ws, [{"seed": s, "psi": psi, "truncation_cutoff": cutoff, "class_idx": class_idx} for s in seeds])
-
-
-def file_latents(spec: str, model) -> Latents:
-    from ganscapes.make.latents import load_latent_rows
-
-    rows = load_latent_rows(spec, model)
-    return Latents(rows.ws, [{**src, "w": encode_array(w)} for src, w in zip(rows.sources, rows.ws)])
+def file_latents(spec: str, model) -> LatentSet:
+    """Forms or styles from `FILE.npz:ROWS`; their recipes carry the exact ws."""
+    return load_latent_rows(spec, model).exact()
 
 
 @dataclass
@@ -107,8 +97,8 @@ class MixResult:
 
 def style_mix(
     model,
-    forms: Latents,
-    styles: Latents,
+    forms: LatentSet,
+    styles: LatentSet,
     layers: list[int],
     out: Path,
     noise_mode: str = "const",
@@ -119,9 +109,8 @@ def style_mix(
 ) -> MixResult:
     """Write the grid, every cell, the form and style pictures and `mix.npz` into `out`."""
     from ganscapes.device import resolve_device
-    from ganscapes.make.latents import render_ws
 
-    if len(forms.ws) == 0 or len(styles.ws) == 0:
+    if len(forms) == 0 or len(styles) == 0:
         raise UserError("Style mixing needs at least one form and one style.")
     if batch < 1:
         raise UserError(f"--batch must be at least 1, not {batch}.")
@@ -140,66 +129,58 @@ def style_mix(
                 old.unlink()
         folder.mkdir(parents=True, exist_ok=True)
 
-    nf, ns = len(forms.ws), len(styles.ws)
-    cell_ws = np.stack([mix_ws(forms.ws[i], styles.ws[j], layers) for j in range(ns) for i in range(nf)])
-    all_ws = np.concatenate([forms.ws, styles.ws, cell_ws])
+    nf, ns = len(forms), len(styles)
+    cell_ws = np.stack([mix_ws(forms.w[i], styles.w[j], layers) for j in range(ns) for i in range(nf)])
+    all_ws = np.concatenate([forms.w, styles.w, cell_ws])
     if noise_mode == "random":
         # One picture per call, its noise seeded by its index, so reproduce can redraw it.
-        pixels = np.concatenate(
-            [render_ws(G, all_ws[k : k + 1], noise_mode, dev, noise_seed=k) for k in range(len(all_ws))]
-        )
+        pixels = np.concatenate([paint(G, all_ws[k : k + 1], noise_mode, noise_seed=k) for k in range(len(all_ws))])
     else:
-        pixels = render_ws(G, all_ws, noise_mode, dev, batch=batch)
+        pixels = paint(G, all_ws, noise_mode, batch)
 
-    common = {
+    painting = {
         "model_hash": model.model_hash,
         "noise_mode": noise_mode,
         "device": str(dev),
         "aspect": model.meta.get("aspect"),
     }
 
-    def noise(k: int) -> dict:
-        return {"noise_seed": k, "batch_rows": 4, "row": 0} if noise_mode == "random" else {}
+    def noise(k: int) -> Noise | None:
+        return Noise(k, ROW_GROUP, 0) if noise_mode == "random" else None
 
+    form_src = [LatentSource.from_json(s, f"forms[{i}]") for i, s in enumerate(forms.sources)]
+    style_src = [LatentSource.from_json(s, f"styles[{j}]") for j, s in enumerate(styles.sources)]
     form_paths, style_paths, cells = [], [], []
     for i in range(nf):
-        recipe = {"kind": "latent", **common, "latent": forms.sources[i], "label": f"F{i + 1}", **noise(i)}
-        form_paths.append(write_png(out / "forms" / f"F{i + 1}.png", pixels[i], recipe))
+        recipe = LatentRecipe(**painting, latent=form_src[i], label=f"F{i + 1}", noise=noise(i))
+        form_paths.append(write_png(out / "forms" / f"F{i + 1}.png", pixels[i], recipe.to_json()))
     for j in range(ns):
-        recipe = {"kind": "latent", **common, "latent": styles.sources[j], "label": f"S{j + 1}", **noise(nf + j)}
-        style_paths.append(write_png(out / "styles" / f"S{j + 1}.png", pixels[nf + j], recipe))
+        recipe = LatentRecipe(**painting, latent=style_src[j], label=f"S{j + 1}", noise=noise(nf + j))
+        style_paths.append(write_png(out / "styles" / f"S{j + 1}.png", pixels[nf + j], recipe.to_json()))
     for j in range(ns):
         row = []
         for i in range(nf):
             k = nf + ns + j * nf + i
-            recipe = {
-                "kind": "mix",
-                **common,
-                "form": forms.sources[i],
-                "style": styles.sources[j],
-                "layers": layers,
-                "label": f"F{i + 1}-S{j + 1}",
-                **noise(k),
-            }
-            row.append(write_png(out / "cells" / f"F{i + 1}-S{j + 1}.png", pixels[k], recipe))
+            recipe = MixRecipe(
+                **painting,
+                form=form_src[i],
+                style=style_src[j],
+                layers=layers,
+                label=f"F{i + 1}-S{j + 1}",
+                noise=noise(k),
+            )
+            row.append(write_png(out / "cells" / f"F{i + 1}-S{j + 1}.png", pixels[k], recipe.to_json()))
         cells.append(row)
 
     size = cell_size or min(G.img_resolution, 256)
     grid = _grid(pixels, nf, ns, size, labels)
-    grid_recipe = {"kind": "mix-grid", **common, "forms": forms.sources, "styles": styles.sources, "layers": layers}
-    grid_path = write_png(out / GRID_NAME, grid, grid_recipe)
+    grid_recipe = MixGridRecipe(**painting, forms=form_src, styles=style_src, layers=layers)
+    grid_path = write_png(out / GRID_NAME, grid, grid_recipe.to_json())
 
-    from ganscapes.make.generate import save_npz
-
-    latents = out / MIX_FILE
-    save_npz(
-        latents,
-        forms=forms.ws,
-        styles=styles.ws,
-        cells=cell_ws.reshape(ns, nf, *cell_ws.shape[1:]),
-        layers=np.asarray(layers, dtype=np.int64),
-        model_hash=np.str_(model.model_hash),
-    )
+    # The cells are the file's rows (F1-S1, F2-S1, …): `mix.npz:3` is a latent like any other.
+    latents = LatentSet(
+        cell_ws, model_hash=model.model_hash, settings={"layers": layers}, grid=(forms.w, styles.w)
+    ).save(out / MIX_FILE)
     return MixResult(out, grid_path, form_paths, style_paths, cells, layers, latents)
 
 

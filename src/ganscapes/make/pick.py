@@ -9,15 +9,15 @@ rank order, ready for mixing or guided search.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ganscapes.clip.embed import ImageRef
 from ganscapes.clip.rank import RANKED_DIR, Ranking, RankOutputs, rank_images, write_ranking
-from ganscapes.make.generate import LATENTS_FILE, GenerateResult, save_npz
-
-ROW_FIELDS = ("seeds", "z", "w")  # per-image arrays in latents.npz; the rest are run settings
+from ganscapes.make.generate import GenerateResult
+from ganscapes.make.latents import LATENTS_FILE, LatentSet, file_seeds
 
 
 def rank_generated(
@@ -40,20 +40,10 @@ def save_top_latents(folder: Path, ranking: Ranking, top: int, top_dir: Path) ->
     src = Path(folder) / LATENTS_FILE
     if not src.is_file():
         return None
-    with np.load(src, allow_pickle=False) as data:
-        seeds = [int(s) for s in data["seeds"]] if "seeds" in data.files else []
+    seeds = file_seeds(src) or []
     row_of = {(Path(folder) / f"seed{s:04d}.png").resolve(): i for i, s in enumerate(seeds)}
     rows = [row_of.get(ref.path.resolve()) if ref.member is None else None for ref in ranking.refs[:top]]
     if any(r is None for r in rows):
         return None
-    dest = top_dir / LATENTS_FILE
-    save_latent_rows(src, dest, rows, score=ranking.scores[:top])
-    return dest
-
-
-def save_latent_rows(src: Path, dest: Path, rows: list[int], **extra_rows) -> None:
-    """Copy the given rows of a latents file (and every run setting) to `dest`."""
-    with np.load(src, allow_pickle=False) as data:
-        arrays = {k: (data[k][rows] if k in ROW_FIELDS else data[k]) for k in data.files}
-    arrays.update({k: np.asarray(v) for k, v in extra_rows.items()})
-    save_npz(dest, **arrays)
+    picks = replace(LatentSet.load(src, rows), score=np.asarray(ranking.scores[:top], dtype=np.float64))
+    return picks.save(top_dir / LATENTS_FILE)

@@ -11,12 +11,13 @@ the height becomes width / aspect, with Lanczos resampling.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ganscapes.errors import UserError
+from ganscapes.make.recipes import ASPECT_RANGE, MAX_WIDTH, OtherRecipe, PostFields, PostRecipe, Recipe, parse_recipe
 from ganscapes.provenance import pixels_to_image, read_recipe, write_png
 
 DEFAULT_LOW, DEFAULT_HIGH = 0.1, 99.9
@@ -35,10 +36,11 @@ class PostSettings:
             raise UserError(
                 f"The percentiles must satisfy 0 <= low < high <= 100, not low {self.low:g} and high {self.high:g}."
             )
-        if self.aspect is not None and not (0.1 <= self.aspect <= 10):
-            raise UserError(f"--aspect must be between 0.1 and 10 (width / height), not {self.aspect:g}.")
-        if self.width is not None and not (1 <= self.width <= 16384):
-            raise UserError(f"--width must be between 1 and 16384 pixels, not {self.width}.")
+        lo, hi = ASPECT_RANGE
+        if self.aspect is not None and not (lo <= self.aspect <= hi):
+            raise UserError(f"--aspect must be between {lo:g} and {hi:g} (width / height), not {self.aspect:g}.")
+        if self.width is not None and not (1 <= self.width <= MAX_WIDTH):
+            raise UserError(f"--width must be between 1 and {MAX_WIDTH} pixels, not {self.width}.")
 
 
 def stretch_contrast(pixels: np.ndarray, low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH) -> np.ndarray:
@@ -120,17 +122,26 @@ def post_files(
         dest = out / (path.stem + suffix + ".png")
         if dest.resolve() == path.resolve():
             raise UserError(f"--out {out} would overwrite {path}; choose another folder.")
-        recipe = {
-            "kind": "post",
-            "source": source,
-            "source_file": path.name,
-            "post": {**asdict(settings), "aspect": aspect},
-        }
-        if source and "model_hash" in source:
-            recipe["model_hash"] = source["model_hash"]
-        outputs.append(write_png(dest, post_pixels(pixels, settings, aspect), recipe))
+        recipe = PostRecipe(
+            source=_as_recipe(source),
+            source_file=path.name,
+            post=PostFields(settings.low, settings.high, aspect, settings.width),
+            model_hash=source["model_hash"] if source and "model_hash" in source else None,
+        )
+        outputs.append(write_png(dest, post_pixels(pixels, settings, aspect), recipe.to_json()))
         aspects.append((aspect, origin))
     return PostResult(outputs, aspects)
+
+
+def _as_recipe(source: dict | None) -> Recipe | None:
+    """The input's recipe, typed; one this version cannot read is kept as it is (its
+    picture can still be finished, only not rebuilt)."""
+    if source is None:
+        return None
+    try:
+        return parse_recipe(source)
+    except UserError:
+        return OtherRecipe(data=source)
 
 
 def _is_png(path: Path) -> bool:

@@ -1,6 +1,7 @@
 """reproduce: rebuild a PNG from the recipe it carries and compare the pixels.
 
-Kinds of recipe and how each is rebuilt:
+The recipe is read into its typed class (`recipes.parse_recipe`, which refuses damaged
+fields by name), and `REBUILDERS` says how each kind is rebuilt:
 
 - `generate` (also the top picks of rank, which add prompt and score): the seed's z,
   mapped with the recorded ψ, cutoff and class, painted with the recorded noise mode;
@@ -16,15 +17,42 @@ number of rows; other rows do not influence a picture, so its own row is enough.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ganscapes.errors import UserError
-from ganscapes.provenance import decode_array, pixels_to_image, read_recipe
+from ganscapes.make.mix import mix_ws
+from ganscapes.make.paint import paint
+from ganscapes.make.recipes import (
+    GenerateRecipe,
+    LatentRecipe,
+    LatentSource,
+    MixRecipe,
+    Noise,
+    PaintedRecipe,
+    PostRecipe,
+    Recipe,
+    kind_of,
+    parse_recipe,
+)
+from ganscapes.make.seeds import map_seeds
+from ganscapes.provenance import pixels_to_image, read_recipe
 
-KINDS = ("generate", "latent", "mix", "post")
+Rebuilder = Callable[[Recipe, object, object], np.ndarray]  # (recipe, model, device) → pixels [H, W, C]
+REBUILDERS: dict[str, Rebuilder] = {}
+
+
+def rebuilds(kind: str) -> Callable[[Rebuilder], Rebuilder]:
+    """Register the function that rebuilds recipes of `kind`."""
+
+    def add(fn: Rebuilder) -> Rebuilder:
+        REBUILDERS[kind] = fn
+        return fn
+
+    return add
 
 
 @dataclass
@@ -52,15 +80,16 @@ def reproduce_file(path: Path, model, device="cpu", force: bool = False) -> Repr
     from ganscapes.device import resolve_device
 
     path = Path(path)
-    recipe = read_recipe(path)
-    made_by = _model_hash(recipe)
+    raw = read_recipe(path)
+    recipe = parse_recipe(raw)
+    made_by = recipe.made_by()
     if made_by and made_by != model.model_hash and not force:
         raise UserError(
             f"{path.name} was made by model {made_by[:12]}, "
             f"but {model.path or 'this model'} is {model.model_hash[:12]}; "
             "pass --force to rebuild it anyway."
         )
-    if not made_by and recipe.get("kind") != "post":
+    if not made_by and not isinstance(recipe, PostRecipe):
         raise UserError(f"The recipe in {path.name} names no model_hash, so it cannot be rebuilt.")
     dev = resolve_device(device)
     pixels = rebuild(recipe, model, dev)
@@ -68,81 +97,74 @@ def reproduce_file(path: Path, model, device="cpu", force: bool = False) -> Repr
         original = np.asarray(img)
     if original.ndim == 2:
         original = original[..., None]
-    return Reproduction(pixels=pixels, original=original, recipe=recipe)
+    return Reproduction(pixels=pixels, original=original, recipe=raw)
 
 
-def _model_hash(recipe: dict) -> str | None:
-    if recipe.get("model_hash"):
-        return str(recipe["model_hash"])
-    source = recipe.get("source")
-    return _model_hash(source) if isinstance(source, dict) else None
+def rebuild(recipe: dict | Recipe, model, dev) -> np.ndarray:
+    """Pixels [H, W, C] uint8 for a recipe (its JSON or its typed form)."""
+    typed = recipe if isinstance(recipe, Recipe) else parse_recipe(recipe)
+    kind = kind_of(typed)
+    rebuilder = REBUILDERS.get(kind) if isinstance(kind, str) else None
+    if rebuilder is None:
+        raise UserError(f"Cannot rebuild a recipe of kind {kind!r}; ganscapes rebuilds {', '.join(REBUILDERS)}.")
+    return rebuilder(typed, model, dev)
 
 
-def rebuild(recipe: dict, model, dev) -> np.ndarray:
-    """Pixels [H, W, C] uint8 for a recipe."""
-    from ganscapes.make.latents import render_ws
-    from ganscapes.make.mix import mix_ws
-
-    kind = recipe.get("kind", "generate" if "seed" in recipe else None)
-    G = model.G_ema.to(dev).eval().requires_grad_(False)
-    if kind == "post":
-        return _rebuild_post(recipe, model, dev)
-    if kind == "generate":
-        w = _ws_of_source(recipe, G, dev)
-    elif kind == "latent":
-        w = _ws_of_source(_field(recipe, "latent"), G, dev)
-    elif kind == "mix":
-        form = _ws_of_source(_field(recipe, "form"), G, dev)
-        style = _ws_of_source(_field(recipe, "style"), G, dev)
-        layers = [int(i) for i in recipe.get("layers", [])]
-        if any(not 0 <= i < G.num_ws for i in layers):
-            raise UserError(f"The recipe mixes layers {layers}, but this model has layers 0 to {G.num_ws - 1}.")
-        w = mix_ws(form, style, layers)
-    else:
-        raise UserError(f"Cannot rebuild a recipe of kind {kind!r}; ganscapes rebuilds {', '.join(KINDS)}.")
-    noise_mode = recipe.get("noise_mode", "const")
-    if noise_mode == "random":
-        rows = int(recipe.get("batch_rows", 1))
-        row = int(recipe.get("row", 0))
-        batch = np.repeat(w[None], rows, axis=0)
-        return render_ws(G, batch, noise_mode, dev, noise_seed=int(recipe.get("noise_seed", 0)), batch=rows)[row]
-    return render_ws(G, w[None], noise_mode, dev)[0]
+def _painted(recipe: PaintedRecipe, w: np.ndarray, G) -> np.ndarray:
+    """Paint w as the recipe's picture was painted: with random noise, in a call of the
+    recorded rows, seeded as recorded, keeping the picture's own row."""
+    if recipe.noise_mode == "random":
+        noise = recipe.noise or Noise()
+        batch = np.repeat(w[None], noise.batch_rows, axis=0)
+        return paint(G, batch, "random", noise.batch_rows, noise_seed=noise.seed)[noise.row]
+    return paint(G, w[None], recipe.noise_mode)[0]
 
 
-def _field(recipe: dict, key: str) -> dict:
-    value = recipe.get(key)
-    if not isinstance(value, dict):
-        raise UserError(f"The recipe has no {key!r} entry, so it cannot be rebuilt.")
-    return value
+def _generator(model, dev):
+    return model.G_ema.to(dev).eval().requires_grad_(False)
 
 
-def _ws_of_source(source: dict, G, dev) -> np.ndarray:
-    """w [num_ws, w_dim] from {"seed", "psi", …} or {"w": exact array}."""
-    from ganscapes.make.latents import map_seeds
-
-    if "w" in source:
-        w = decode_array(source["w"])
-        if w.shape != (G.num_ws, G.w_dim):
-            raise UserError(f"The recipe's latent is {list(w.shape)}, but this model needs [{G.num_ws}, {G.w_dim}].")
-        return w
-    if "seed" not in source:
-        raise UserError("The recipe holds neither a seed nor a latent vector.")
-    cutoff = source.get("truncation_cutoff")
-    return map_seeds(G, [int(source["seed"])], float(source.get("psi", 1.0)), cutoff, source.get("class_idx"), dev)[0]
+@rebuilds(GenerateRecipe.kind)
+def _rebuild_generate(recipe: GenerateRecipe, model, dev) -> np.ndarray:
+    G = _generator(model, dev)
+    return _painted(recipe, _w_of(recipe.source(), G, dev), G)
 
 
-def _rebuild_post(recipe: dict, model, dev) -> np.ndarray:
+@rebuilds(LatentRecipe.kind)
+def _rebuild_latent(recipe: LatentRecipe, model, dev) -> np.ndarray:
+    G = _generator(model, dev)
+    return _painted(recipe, _w_of(recipe.latent, G, dev), G)
+
+
+@rebuilds(MixRecipe.kind)
+def _rebuild_mix(recipe: MixRecipe, model, dev) -> np.ndarray:
+    G = _generator(model, dev)
+    form, style = _w_of(recipe.form, G, dev), _w_of(recipe.style, G, dev)
+    if any(not 0 <= i < G.num_ws for i in recipe.layers):
+        raise UserError(f"The recipe mixes layers {recipe.layers}, but this model has layers 0 to {G.num_ws - 1}.")
+    return _painted(recipe, mix_ws(form, style, recipe.layers), G)
+
+
+@rebuilds(PostRecipe.kind)
+def _rebuild_post(recipe: PostRecipe, model, dev) -> np.ndarray:
     from ganscapes.data.images import to_rgb8
     from ganscapes.make.post import PostSettings, post_pixels
 
-    source = recipe.get("source")
-    if not isinstance(source, dict):
+    if recipe.source is None:
         raise UserError("This picture was post-processed from an image without a recipe; its source cannot be rebuilt.")
-    pixels = rebuild(source, model, dev)
+    pixels = rebuild(recipe.source, model, dev)
     # post read its input as 8-bit RGB; do the same to the rebuilt source
     rgb = np.asarray(to_rgb8(pixels_to_image(pixels)))
-    settings = dict(_field(recipe, "post"))
-    aspect = float(settings.pop("aspect"))
-    return post_pixels(
-        rgb, PostSettings(**{k: settings.get(k) for k in ("low", "high", "width")}, aspect=aspect), aspect
-    )
+    p = recipe.post
+    return post_pixels(rgb, PostSettings(low=p.low, high=p.high, width=p.width, aspect=p.aspect), p.aspect)
+
+
+def _w_of(source: LatentSource, G, dev) -> np.ndarray:
+    """w [num_ws, w_dim] of a seed (mapped as generate maps it) or an exact w."""
+    if source.w is not None:
+        if source.w.shape != (G.num_ws, G.w_dim):
+            raise UserError(
+                f"The recipe's latent is {list(source.w.shape)}, but this model needs [{G.num_ws}, {G.w_dim}]."
+            )
+        return source.w
+    return map_seeds(G, [source.seed], source.psi, source.truncation_cutoff, source.class_idx, dev)[0]

@@ -111,13 +111,14 @@ class Studio:
         return path
 
     def w_of(self, entry: Entry) -> np.ndarray:
-        """The latent [num_ws, w_dim] of a catalog picture."""
-        from ganscapes.make.latents import load_latent_rows
+        """The latent [num_ws, w_dim] of a catalog picture: its row of a latents file
+        (latents.npz of generate, rank or guide; mix.npz, or cells.npz of earlier studios)."""
+        from ganscapes.make.latents import LatentSet
 
         if entry.latents is None or entry.row is None:
             raise StudioError(f"Picture #{entry.id} ({entry.kind}) has no latent to start from.")
         path = self.confined(entry.latents)
-        return load_latent_rows(f"{path}:{entry.row}", self.model).ws[0]
+        return LatentSet.load(path, [entry.row], self.model).w[0]
 
     # -- CLIP ------------------------------------------------------------------------
 
@@ -154,7 +155,8 @@ class Studio:
     # -- actions ---------------------------------------------------------------------
 
     def paint_seed(self, seed: int, psi: float) -> Entry:
-        from ganscapes.make.generate import MAX_SEED, generate_images
+        from ganscapes.make.generate import generate_images
+        from ganscapes.make.seeds import MAX_SEED
 
         seed = _whole(seed, "a seed")
         if not 0 <= seed <= MAX_SEED:
@@ -180,7 +182,8 @@ class Studio:
         """Generate n, rank by the prompt, catalog the top k (best first)."""
         from ganscapes.clip.cache import EmbeddingCache
         from ganscapes.clip.prompts import Prompt
-        from ganscapes.make.generate import LATENTS_FILE, generate_images
+        from ganscapes.make.generate import generate_images
+        from ganscapes.make.latents import LATENTS_FILE
         from ganscapes.make.pick import rank_generated
 
         the_prompt = Prompt((prompt,))
@@ -226,8 +229,8 @@ class Studio:
 
     def mix(self, forms: str, styles: str, layers: str, custom: str = "", psi: float = 1.0) -> tuple[Path, list[Entry]]:
         """Forms × styles from catalog numbers (#12) or seeds (s12)."""
-        from ganscapes.make.generate import save_npz
-        from ganscapes.make.mix import Latents, layer_range, seed_latents, style_mix
+        from ganscapes.make.latents import LatentSet
+        from ganscapes.make.mix import layer_range, seed_latents, style_mix
         from ganscapes.provenance import encode_array
 
         G = self.model.G_ema
@@ -241,7 +244,7 @@ class Studio:
                 f"{G.num_ws - 1}); choose another."
             )
 
-        def pick(text: str, what: str) -> Latents:
+        def pick(text: str, what: str) -> LatentSet:
             items = [t.strip() for t in str(text).replace(";", ",").split(",") if t.strip()]
             if not items:
                 raise StudioError(f"Choose at least one {what}: catalog numbers such as 12, or seeds such as s7.")
@@ -251,25 +254,22 @@ class Studio:
             for item in items:
                 if item.lower().startswith("s"):
                     lat = seed_latents(G, [_int(item[1:], item)], _psi(psi), None, None, self.device)
-                    ws.append(lat.ws[0])
+                    ws.append(lat.w[0])
                     sources.append(lat.sources[0])
                 else:
                     e = self.entry(item)
                     w = self.w_of(e)
                     ws.append(w)
                     sources.append({"catalog": e.id, "w": encode_array(w)})
-            return Latents(np.stack(ws), sources)
+            return LatentSet(np.stack(ws), sources)
 
         form_lat, style_lat = pick(forms, "form"), pick(styles, "style")
         folder = self._request_dir("mix")
         result = style_mix(self.model, form_lat, style_lat, chosen, folder, device=self.device)
-        # The cells' ws as a latents file (a `w` array, row per cell) that guide and mix read back.
+        # mix.npz's rows are the cells in this order (F1-S1, F2-S1, …), so row k is cell k.
         cells = [p for row in result.cells for p in row]
-        cell_ws = np.load(result.latents)["cells"].reshape(-1, G.num_ws, G.w_dim)
-        latents = folder / "cells.npz"
-        save_npz(latents, w=cell_ws, model_hash=np.str_(self.model.model_hash))
         entries = [
-            self.catalog.add(self.rel(p), "mix", self.model.model_hash, latents=self.rel(latents), row=k)
+            self.catalog.add(self.rel(p), "mix", self.model.model_hash, latents=self.rel(result.latents), row=k)
             for k, p in enumerate(cells)
         ]
         return result.grid, entries
@@ -281,6 +281,7 @@ class Studio:
         from ganscapes.clip.prompts import Prompt
         from ganscapes.clip.tensor_scorer import TensorScorer
         from ganscapes.make.guide import GuideConfig, adam_search, genetic_search, save_search
+        from ganscapes.make.latents import LATENTS_FILE
 
         steps = int(steps)
         if not 1 <= steps <= MAX_GUIDE_STEPS:
@@ -312,7 +313,7 @@ class Studio:
             "guide",
             self.model.model_hash,
             prompt=prompt,
-            latents=self.rel(folder / "latents.npz"),
+            latents=self.rel(folder / LATENTS_FILE),
             row=0,
             score=float(result.scores[0]),
         )
