@@ -131,11 +131,14 @@ def mix(
     forms_from: str | None = typer.Option(
         None,
         "--forms-from",
-        help="Form latents from a latents.npz: FILE.npz:0,1,2 (rows) or FILE.npz.",
+        help="Form latents from a latents.npz (or mix.npz: its cells): FILE.npz:0,1,2 (rows) or FILE.npz.",
         show_default="none",
     ),
     styles_from: str | None = typer.Option(
-        None, "--styles-from", help="Style latents from a latents.npz: FILE.npz:0,1 or FILE.npz.", show_default="none"
+        None,
+        "--styles-from",
+        help="Style latents from a latents.npz (or mix.npz: its cells): FILE.npz:0,1 or FILE.npz.",
+        show_default="none",
     ),
     layers: str = typer.Option(
         "fine", "--layers", help="Layers taken from the style: coarse, middle, fine, all, none, 0-6, 8-, 0,2,4."
