@@ -59,3 +59,45 @@ def test_resume_latest_skips_a_newer_run_that_never_made_a_snapshot(dataset, tmp
     messages = []
     resumed = train(config(dataset, tmp_path, kimg=0.008, resume="latest"), log=messages.append, progress=False)
     assert resumed.run_dir == first.run_dir and any("Resuming" in m for m in messages)
+
+
+def _flip_a_byte_near_the_end(path):
+    data = bytearray(path.read_bytes())
+    data[-200] ^= 0xFF  # inside the last tensor's bytes, after the headers
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("victim", ["network-snapshot", "training-state"])
+def test_a_damaged_newest_snapshot_is_named_and_the_previous_one_offered(dataset, tmp_path, victim):
+    first = train(
+        config(dataset, tmp_path, kimg=0.008, kimg_per_tick=0.004, snap=1), log=lambda _: None, progress=False
+    )
+    from ganscapes.gan.train_state import list_snapshots
+
+    snaps = list_snapshots(first.run_dir)
+    assert len(snaps) >= 2
+    newest = snaps[-1][1] if victim == "network-snapshot" else snaps[-1][2]
+    _flip_a_byte_near_the_end(newest)
+    with pytest.raises(UserError) as err:
+        train(config(dataset, tmp_path, kimg=0.012, resume="latest"), log=lambda _: None, progress=False)
+    message = str(err.value)
+    assert "damaged" in message and newest.name in message and f"--resume {snaps[-2][1]}" in message
+    # and the offered snapshot resumes
+    resumed = train(config(dataset, tmp_path, kimg=0.012, resume=str(snaps[-2][1])), log=lambda _: None, progress=False)
+    assert resumed.run_dir == first.run_dir and resumed.kimg == pytest.approx(0.012)
+
+
+def test_a_state_whose_tensors_changed_is_refused(tmp_path):
+    """torch.load does not see flipped bytes inside a tensor; the state's content hash does."""
+    import torch
+
+    from ganscapes.gan.train_state import load_state, save_state
+
+    path = tmp_path / "training-state-000001.pt"
+    save_state(path, {"optimizers": {"G": {"state": {0: {"exp_avg": torch.ones(4)}}}}, "cur_nimg": 8})
+    assert load_state(path)["cur_nimg"] == 8
+    state = torch.load(path, weights_only=True)
+    state["optimizers"]["G"]["state"][0]["exp_avg"][2] = 1.5  # as a flipped bit would
+    torch.save(state, path)
+    with pytest.raises(UserError, match="is damaged: its contents do not match"):
+        load_state(path)

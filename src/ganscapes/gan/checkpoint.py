@@ -51,6 +51,7 @@ _JSON_FIELDS = (
     "augment_p",
 )
 _TEXT_FIELDS = ("format", "format_version", "ganscapes_version", "model_hash", "source")
+TENSORS_HASH = "tensors_hash"  # SHA-256 of all tensors, as model_hash computes it; absent in older files
 
 # What the caller may put in `Model.meta`; the rest is derived from the networks on save.
 DATA_FIELDS = ("preset", "training_set_kwargs", "prepare_format", "aspect", "source", "augment_p")
@@ -170,6 +171,8 @@ def save_model(path: str | Path, model: Model) -> str:
             # clone: safetensors refuses tensors that share storage.
             tensors[f"{name}.{key}"] = t.detach().to("cpu", copy=True).contiguous()
     strings = {k: (json.dumps(meta[k]) if k in _JSON_FIELDS else str(meta[k])) for k in (*_TEXT_FIELDS, *_JSON_FIELDS)}
+    # Every tensor, not only G_ema's: flipped bytes in D or G must not resume silently.
+    strings[TENSORS_HASH] = model_hash(tensors)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -259,6 +262,8 @@ def _load_safetensors(path: Path) -> Model:
     model.model_hash = model_hash(model.G_ema)
     if meta["model_hash"] != model.model_hash:
         raise UserError(f"{path} is damaged: its G_ema weights do not match the model hash it records.")
+    if TENSORS_HASH in strings and model_hash(tensors) != strings[TENSORS_HASH]:
+        raise UserError(f"{path} is damaged: its G or D weights do not match the hash it records.")
     return model
 
 

@@ -20,6 +20,7 @@ p = 0, which is what the GANscapes author had to patch by hand.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -86,8 +87,41 @@ def set_rng_states(states: dict) -> None:
 
 def save_state(path: Path, state: dict) -> None:
     state = {"format": STATE_FORMAT, "version": 1, **state}
+    state["content_hash"] = content_hash(state)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def content_hash(state: dict) -> str:
+    """SHA-256 of everything in a state (but its own hash): names, numbers, strings and tensor bytes.
+
+    torch.load does not notice flipped bytes inside a tensor; this does, so a damaged
+    state is refused instead of resuming a run with corrupted optimizer moments.
+    """
+    h = hashlib.sha256()
+
+    def feed(obj) -> None:
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach().to("cpu").contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(obj, dict):
+            h.update(b"{")
+            for key in sorted(obj, key=repr):
+                if key != "content_hash":
+                    h.update(repr(key).encode() + b":")
+                    feed(obj[key])
+            h.update(b"}")
+        elif isinstance(obj, (list, tuple)):
+            h.update(b"[")
+            for item in obj:
+                feed(item)
+            h.update(b"]")
+        else:
+            h.update(repr(obj).encode() + b";")
+
+    feed(state)
+    return h.hexdigest()
 
 
 def load_state(path: Path) -> dict:
@@ -99,6 +133,8 @@ def load_state(path: Path) -> dict:
         raise UserError(f"{path} is not a readable ganscapes training state ({first_line(e, 160)}).") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise UserError(f"{path} is not a ganscapes training state.")
+    if "content_hash" in state and content_hash(state) != state["content_hash"]:
+        raise UserError(f"{path} is damaged: its contents do not match the hash it records.")
     return state
 
 

@@ -63,6 +63,8 @@ from ganscapes.gan.train_state import (
 from ganscapes.gan.training_data import ImageDataset, InfiniteSampler
 
 SMALL_DATASET = 1000
+# Said when a run stops early; a front end that resumes by itself (the demo) drops it.
+RESUME_HINT = " Continue with the same command and --resume latest."
 MAX_BAD_STEPS = 10  # consecutive non-finite steps before the run stops
 
 
@@ -134,6 +136,16 @@ def _find_resume(
         if not snaps:
             raise SettingError("resume", f"latest found no snapshot under {config.outdir}; start without it.")
         _, model_path, state_path = snaps[-1]
+        try:
+            load_state(state_path)
+            load_model(model_path)  # both verify their hashes: flipped bytes are found here, not later
+        except UserError as e:
+            fallback = (
+                f"continue from the one before with --resume {snaps[-2][1]}"
+                if len(snaps) > 1
+                else "there is no earlier snapshot to continue from"
+            )
+            raise UserError(f"The newest snapshot is damaged: {e} To go on, {fallback}.") from None
     else:
         model_path = Path(config.resume)
         if not model_path.exists():
@@ -520,8 +532,8 @@ class Trainer:
                     if reason is not None:
                         self.stopped_by = "signal" if reason.startswith("SIG") else reason
                         self.say(
-                            f"\nStopped ({reason}) at {self.cur_nimg / 1000:.1f} kimg; snapshot in {self.run_dir}. "
-                            "Continue with the same command and --resume latest."
+                            f"\nStopped ({reason}) at {self.cur_nimg / 1000:.1f} kimg; snapshot in {self.run_dir}."
+                            + RESUME_HINT
                         )
                         break
         finally:
