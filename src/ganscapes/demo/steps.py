@@ -18,6 +18,7 @@ from ganscapes.demo.config import DemoConfig
 from ganscapes.demo.state import DemoState, StepRecord
 from ganscapes.errors import UserError
 from ganscapes.fileio import read_jsonl
+from ganscapes.gan.training import RESUME_HINT
 
 if TYPE_CHECKING:
     from ganscapes.gan.train_config import TrainConfig
@@ -28,7 +29,7 @@ PSI = 0.7
 MIN_TRAIN_SECONDS = 20  # less budget left than this (or a quarter of a short budget): training is done
 # How training's stop message ends (gan/training.py, `Trainer.run`). The demo drops it:
 # rerunning the demo is what resumes, not `ganscapes train --resume latest`.
-TRAIN_RESUME_HINT = " Continue with the same command and --resume latest."
+TRAIN_RESUME_HINT = RESUME_HINT  # training's hint, which the demo drops: it resumes by itself
 
 Clip = tuple  # (encoder, embedding cache), or None where CLIP could not be loaded
 
