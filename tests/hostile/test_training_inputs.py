@@ -38,6 +38,7 @@ def config(dataset, outdir, **changes) -> TrainConfig:
         ({"p": float("inf")}, "^p must be at least 0, not inf"),
         ({"max_hours": float("nan")}, "^max_hours must be at least 0"),
         ({"metrics": ["swd", "fid"]}, "^metrics must be one of swd, fid50k_full, kid50k_full, not 'fid'"),
+        ({"subset": 9}, "^subset must be at most the 8 images of"),
     ],
 )
 def test_bad_settings_are_refused_in_a_dry_run(dataset, tmp_path, changes, text):

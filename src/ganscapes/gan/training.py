@@ -97,6 +97,10 @@ def _start(config: TrainConfig, world: int) -> _Start:
     dataset = ImageDataset(
         config.data, use_labels=config.cond, xflip=config.mirror, max_size=config.subset, seed=config.seed
     )
+    if config.subset is not None and config.subset > dataset.num_images:  # as train.py refuses it
+        raise SettingError(
+            "subset", f"must be at most the {dataset.num_images} images of {config.data}, not {config.subset}."
+        )
     fingerprint = dataset.fingerprint()
 
     def run_fingerprint(saved: dict) -> str:
