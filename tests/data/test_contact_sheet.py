@@ -1,4 +1,4 @@
-"""Contact sheets: the grid layout, the labels, and broken images as grey tiles."""
+"""Contact sheets (the grid layout, the labels, broken images as grey tiles) and the one grid painter under them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from ganscapes.data.contact_sheet import contact_sheet, save_contact_sheet
+from ganscapes.data.grid import image_grid
 
 from helpers_images import BLUE, GREEN, RED, WHITE, noise, png_bytes, solid, truncated
 
@@ -149,3 +150,51 @@ def test_save_contact_sheet_writes_a_png(tmp_path):
 def test_background_colour():
     sheet = contact_sheet([item(solid(10, 10, RED))], thumb=10, background=(1, 2, 3))
     assert at(sheet, 0, 0) == (1, 2, 3)
+
+
+# ---------------------------------------------------------------------------------------
+# image_grid: the one grid painter under contact sheets, training's grids, mix's grid and
+# guide's strip
+
+
+def test_grid_places_tiles_row_by_row_and_leaves_empty_cells_blank():
+    tiles = [solid(4, 4, RED), None, solid(4, 4, GREEN), solid(4, 4, BLUE)]
+    grid = image_grid(tiles, 3, 4, background=WHITE)
+    assert grid.size == (12, 8)  # 3 columns, 2 rows (the second one short)
+    assert at(grid, 1, 1) == RED and at(grid, 5, 1) == WHITE and at(grid, 9, 1) == GREEN
+    assert at(grid, 1, 5) == BLUE and at(grid, 5, 5) == WHITE
+
+
+def test_grid_gap_and_label_band_set_the_pitch():
+    grid = image_grid([solid(6, 6, RED)] * 4, 2, 6, gap=2, label_band=5, background=(1, 2, 3))
+    assert grid.size == (2 + 2 * (6 + 2), 2 + 2 * (6 + 5 + 2))
+    assert at(grid, 2, 2) == RED and at(grid, 10, 15) == RED  # second row starts at 2 + 13
+    assert at(grid, 2, 9) == (1, 2, 3)  # the label band stays the background
+
+
+def test_grid_fits_stretch_contain_or_none():
+    wide = solid(20, 10, RED)
+    stretched = image_grid([wide], 1, 8, fit="stretch", background=WHITE)
+    assert at(stretched, 0, 0) == RED and at(stretched, 7, 7) == RED
+    contained = image_grid([wide], 1, 8, fit="contain", background=WHITE)
+    assert at(contained, 0, 0) == WHITE and at(contained, 0, 3) == RED  # 8×4, centred
+    as_is = image_grid([solid(2, 2, RED)], 1, 8, background=WHITE)
+    assert at(as_is, 3, 3) == RED and at(as_is, 2, 2) == WHITE  # centred, not resized
+    with pytest.raises(ValueError, match="fit must be one of"):
+        image_grid([wide], 1, 8, fit="cover")
+
+
+def test_grid_takes_a_generator_with_its_count_and_grey_pictures():
+    tiles = (Image.new("L", (3, 3), v) for v in (10, 20, 30))
+    grid = image_grid(tiles, 2, 3, count=3, mode="L", background=0)
+    assert grid.mode == "L" and grid.size == (6, 6)
+    assert [grid.getpixel(p) for p in ((0, 0), (3, 0), (0, 3), (3, 3))] == [10, 20, 30, 0]
+
+
+def test_grid_labels_on_a_box_or_beneath():
+    tiles = [solid(40, 40, RED)] * 2
+    boxed = image_grid(tiles, 2, 40, labels=["F1", None], label_at=(3, 2), label_box=(26, 14))
+    assert at(boxed, 0, 0) == (0, 0, 0) and at(boxed, 26, 14) == (0, 0, 0) and at(boxed, 27, 15) == RED
+    assert at(boxed, 40, 0) == RED  # no label, no box
+    beneath = np.asarray(image_grid(tiles, 2, 40, labels=["step 3", ""], label_band=16, label_at=(3, 42)))
+    assert (beneath[40:, :40] != 0).any() and not (beneath[40:, 40:] != 0).any()

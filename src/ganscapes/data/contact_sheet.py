@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
+from ganscapes.data.grid import image_grid
 from ganscapes.data.images import BadImage, load_rgb, open_image
 from ganscapes.fileio import atomic_path
 
 LABEL_HEIGHT = 18
 GAP = 4
+LABEL_CHARS = 28  # what fits beneath a 160-pixel thumbnail in the default font
 
 
 def contact_sheet(
@@ -27,25 +29,27 @@ def contact_sheet(
     """A grid of `thumb`-pixel squares, each with its label beneath; `images` are
     (read-bytes function, label) pairs. An image that fails to decode becomes a grey tile."""
     n = max(len(images), 1)
-    columns = max(1, min(columns, n))
-    rows = -(-n // columns)
-    cell_w, cell_h = thumb + GAP, thumb + LABEL_HEIGHT + GAP
-    sheet = Image.new("RGB", (columns * cell_w + GAP, rows * cell_h + GAP), background)
-    draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
-    for k, (read, label) in enumerate(images):
-        x = GAP + (k % columns) * cell_w
-        y = GAP + (k // columns) * cell_h
-        try:
-            img = load_rgb(open_image(read()))
-            scale = thumb / max(img.size)  # small images are enlarged too, so tiles are alike
-            size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-            img = img.resize(size, Image.Resampling.LANCZOS)
-        except (BadImage, OSError):
-            img = Image.new("RGB", (thumb, thumb), (90, 90, 90))
-        sheet.paste(img, (x + (thumb - img.width) // 2, y + (thumb - img.height) // 2))
-        draw.text((x + 2, y + thumb + 3), label[:28], fill=(235, 235, 235), font=font)
-    return sheet
+
+    def tiles():  # decoded one at a time, as they are pasted
+        for read, _ in images:
+            try:
+                yield load_rgb(open_image(read()))
+            except (BadImage, OSError):
+                yield Image.new("RGB", (thumb, thumb), (90, 90, 90))
+
+    return image_grid(
+        tiles(),
+        max(1, min(columns, n)),
+        thumb,
+        count=len(images),
+        fit="contain",  # small images are enlarged too, so tiles are alike
+        gap=GAP,
+        background=background,
+        labels=[label[:LABEL_CHARS] for _, label in images],
+        label_band=LABEL_HEIGHT,
+        label_at=(2, thumb + 3),
+        label_colour=(235, 235, 235),
+    )
 
 
 def save_contact_sheet(path: Path, images: Sequence[tuple[Callable[[], bytes], str]], **kwargs) -> Path:

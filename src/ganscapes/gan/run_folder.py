@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ganscapes.fileio import (
@@ -39,17 +40,17 @@ def grid_count(resolution: int) -> int:
 
 
 def save_grid(images_uint8: torch.Tensor, path: Path, cols: int = 8) -> None:
+    """uint8 pictures [N, C, H, W] as one PNG, `cols` to a row, black where a row is short."""
     from PIL import Image
 
+    from ganscapes.data.grid import image_grid
+
     n, c, h, w = images_uint8.shape
-    rows = math.ceil(n / cols)
-    grid = torch.zeros([c, rows * h, cols * w], dtype=torch.uint8)
-    for i in range(n):
-        r, col = divmod(i, cols)
-        grid[:, r * h : (r + 1) * h, col * w : (col + 1) * w] = images_uint8[i]
-    arr = grid.permute(1, 2, 0).numpy()
+    arrays = images_uint8.permute(0, 2, 3, 1).numpy()
+    tiles = (Image.fromarray(np.ascontiguousarray(a[..., 0] if c == 1 else a[..., :3])) for a in arrays)
+    grid = image_grid(tiles, cols, (w, h), count=n, mode="L" if c == 1 else "RGB", background=0)
     with atomic_path(path) as tmp:
-        Image.fromarray(arr[..., 0] if c == 1 else arr, "L" if c == 1 else "RGB").save(tmp, format="PNG")
+        grid.save(tmp, format="PNG")
 
 
 def save_reals_grid(dataset, path: Path) -> None:

@@ -356,17 +356,22 @@ def plot_history(path: Path, histories: dict[str, list[dict]]) -> None:
 
 
 def _write_strip(path: Path, frames: list[tuple[int, np.ndarray]], size: int = 128) -> None:
-    from PIL import Image, ImageDraw, ImageFont
-
+    """The best picture so far at each frame's step, left to right, its step beneath."""
+    from ganscapes.data.grid import image_grid
     from ganscapes.data.images import to_rgb8
     from ganscapes.fileio import atomic_path
 
-    strip = Image.new("RGB", (size * len(frames), size + 16), (255, 255, 255))
-    draw = ImageDraw.Draw(strip)
-    for k, (step, px) in enumerate(frames):
-        img = to_rgb8(pixels_to_image(px)).resize((size, size), Image.Resampling.LANCZOS)
-        strip.paste(img, (k * size, 0))
-        draw.text((k * size + 3, size + 2), f"step {step}", fill=(0, 0, 0), font=ImageFont.load_default())
+    strip = image_grid(
+        [to_rgb8(pixels_to_image(px)) for _, px in frames],
+        len(frames),
+        size,
+        fit="stretch",
+        background=(255, 255, 255),
+        labels=[f"step {step}" for step, _ in frames],
+        label_band=16,
+        label_at=(3, size + 2),
+        label_colour=(0, 0, 0),
+    )
     with atomic_path(path) as tmp:
         strip.save(tmp, format="PNG")
 

@@ -186,29 +186,31 @@ def style_mix(
 
 def _grid(pixels: np.ndarray, nf: int, ns: int, size: int, labels: bool) -> np.ndarray:
     """Forms along the top, styles down the left, cells at (column i + 1, row j + 1)."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image
+
+    from ganscapes.data.grid import image_grid
 
     channels = pixels.shape[-1]
-    rgb = [_as_rgb(p, channels) for p in pixels]
-    canvas = Image.new("RGB", ((nf + 1) * size, (ns + 1) * size), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default()
 
-    def put(k: int, col: int, row: int, label: str | None) -> None:
-        tile = Image.fromarray(rgb[k]).resize((size, size), Image.Resampling.LANCZOS)
-        canvas.paste(tile, (col * size, row * size))
-        if label and labels:
-            draw.rectangle([col * size, row * size, col * size + 26, row * size + 14], fill=(0, 0, 0))
-            draw.text((col * size + 3, row * size + 2), label, fill=(255, 255, 255), font=font)
+    def tile(k: int) -> Image.Image:
+        return Image.fromarray(_as_rgb(pixels[k], channels))
 
-    for i in range(nf):
-        put(i, i + 1, 0, f"F{i + 1}")
+    tiles: list[Image.Image | None] = [None, *(tile(i) for i in range(nf))]
+    names: list[str | None] = [None, *(f"F{i + 1}" for i in range(nf))]
     for j in range(ns):
-        put(nf + j, 0, j + 1, f"S{j + 1}")
-    for j in range(ns):
-        for i in range(nf):
-            put(nf + ns + j * nf + i, i + 1, j + 1, None)
-    return np.asarray(canvas)
+        tiles += [tile(nf + j), *(tile(nf + ns + j * nf + i) for i in range(nf))]
+        names += [f"S{j + 1}", *([None] * nf)]
+    grid = image_grid(
+        tiles,
+        nf + 1,
+        size,
+        fit="stretch",
+        background=(255, 255, 255),
+        labels=names if labels else None,
+        label_at=(3, 2),
+        label_box=(26, 14),  # a black box under the white name, on the picture itself
+    )
+    return np.asarray(grid)
 
 
 def _as_rgb(p: np.ndarray, channels: int) -> np.ndarray:
