@@ -9,10 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ganscapes.device import resolve_device
+from ganscapes.device import resolve_device, synthesis_options
 from ganscapes.errors import UserError
 from ganscapes.gan.checkpoint import save_model
-from ganscapes.gan.device import synthesis_options
 from ganscapes.gan.ops import to_uint8
 from ganscapes.make.generate import generate_images
 from ganscapes.make.seeds import MAX_SEED, class_label, parse_seeds, seed_to_z

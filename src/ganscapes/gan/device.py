@@ -1,17 +1,9 @@
-"""How the synthesis network runs on a given device (precision, fused convolutions)."""
+"""`synthesis_options` under its former address; it lives in `ganscapes.device` now.
 
-from __future__ import annotations
+Kept only so that `gan.metrics`, which still imports it from here, keeps working; once
+that import names `ganscapes.device`, this module can go.
+"""
 
-import torch
+from ganscapes.device import synthesis_options
 
-
-def synthesis_options(device: torch.device) -> dict:
-    """How generate and the metrics run the synthesis network on `device`.
-
-    float32 everywhere but CUDA (float16 blocks are slow or unsupported elsewhere; the
-    networks' `force_fp32`, as in NVIDIA's `training/networks.py`). On CPU the unfused
-    modulated convolution: the same function as the fused one (both forms are in
-    `modulated_conv2d` of `training/networks.py`) but about twice as fast there; elsewhere
-    the network's own choice, as in the official code.
-    """
-    return {"force_fp32": device.type != "cuda", "fused_modconv": False if device.type == "cpu" else None}
+__all__ = ["synthesis_options"]

@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganscapes.device import DEVICES, resolve_device  # noqa: F401 (re-exported)
+from ganscapes.device import DEVICES, resolve_device, synthesis_options  # noqa: F401 (re-exported)
 from ganscapes.errors import UserError, first_line
-from ganscapes.gan.device import synthesis_options  # noqa: F401 (re-exported)
 from ganscapes.gan.ops import to_uint8  # noqa: F401 (re-exported for callers of generate)
 from ganscapes.make.latents import LATENTS_FILE, LatentSet
 from ganscapes.make.paint import NOISE_MODES, ROW_GROUP, paint, round_up

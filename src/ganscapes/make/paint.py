@@ -16,7 +16,7 @@ import itertools
 import numpy as np
 import torch
 
-from ganscapes.gan.device import synthesis_options
+from ganscapes.device import synthesis_options
 from ganscapes.gan.ops import to_uint8
 
 NOISE_MODES = ("const", "random", "none")
