@@ -21,7 +21,6 @@ from ganscapes.make.recipes import ASPECT_RANGE, MAX_WIDTH, OtherRecipe, PostFie
 from ganscapes.provenance import pixels_to_image, read_recipe, write_png
 
 DEFAULT_LOW, DEFAULT_HIGH = 0.1, 99.9
-POST_DIR = "post"
 
 
 @dataclass(frozen=True)
