@@ -18,6 +18,7 @@ import numpy as np
 from ganscapes.errors import UserError
 
 CURATE_PHRASE = "impressionist landscape painting"  # the article's curation phrase
+DEFAULT_PROMPT = "impressionist painting of autumn woods"  # what the demo and the studio look for unless told
 MAX_PHRASE_CHARS = 300  # CLIP reads 77 tokens; anything longer is surely a mistake
 
 

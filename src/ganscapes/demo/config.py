@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ganscapes.clip.prompts import DEFAULT_PROMPT as PROMPT
 from ganscapes.errors import UserError
-
-PROMPT = "impressionist painting of autumn woods"
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ time; others wait in a short queue, so a second browser tab cannot exhaust memor
 import os
 from pathlib import Path
 
+from ganscapes.clip.prompts import DEFAULT_PROMPT
 from ganscapes.errors import UserError
-from ganscapes.studio.core import LAYER_PRESETS, MAX_GUIDE_STEPS, MAX_TOP, Studio
+from ganscapes.studio.core import MAX_GUIDE_STEPS, MAX_TOP, STUDIO_LAYER_CHOICES, Studio
 
 QUEUE_SIZE = 8  # waiting jobs beyond this are refused
-PROMPT = "impressionist painting of autumn woods"
 
 
 def quiet_environment() -> None:
@@ -50,7 +50,7 @@ def build_app(studio: Studio):
             use_finish = gr.Button("Finish it", size="sm")
 
         with gr.Tab("Paint from a prompt"):
-            prompt = gr.Textbox(label="Prompt", value=PROMPT, elem_id="prompt", interactive=clip_note is None)
+            prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT, elem_id="prompt", interactive=clip_note is None)
             gr.Markdown(f"**CLIP is not available.** {clip_note}" if clip_note else "", visible=bool(clip_note))
             with gr.Row():
                 n = gr.Number(
@@ -83,7 +83,7 @@ def build_app(studio: Studio):
                 forms = gr.Textbox(label="Forms (columns)", elem_id="forms")
                 styles = gr.Textbox(label="Styles (rows)", elem_id="styles")
             with gr.Row():
-                layers = gr.Radio([*LAYER_PRESETS, "custom"], value="fine", label="Layers taken from the style")
+                layers = gr.Radio([*STUDIO_LAYER_CHOICES, "custom"], value="fine", label="Layers taken from the style")
                 custom = gr.Textbox(label="Custom layer range", placeholder=f"e.g. 4-7 (0 to {model.num_ws - 1})")
                 mix_psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ for seeds")
             mix_button = gr.Button("Mix", variant="primary")
@@ -94,7 +94,7 @@ def build_app(studio: Studio):
         with gr.Tab("Guide"):
             with gr.Row():
                 guide_from = gr.Textbox(label="Start from picture", elem_id="guide-from")
-                guide_prompt = gr.Textbox(label="Prompt", value=PROMPT)
+                guide_prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT)
                 method = gr.Radio(["adam", "genetic"], value="adam", label="Method")
                 steps = gr.Number(label="Steps", value=20, precision=0, minimum=1, maximum=MAX_GUIDE_STEPS)
             guide_button = gr.Button("Guide", variant="primary", interactive=clip_note is None)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ganscapes.errors import UserError
+from ganscapes.make.mix import LAYER_PRESETS
 from ganscapes.studio.catalog import Catalog, Entry
 
 MAX_IMAGES = {"cpu": 400, "gpu": 2000}  # pictures one prompt request may generate
@@ -27,7 +28,8 @@ DEFAULT_IMAGES = {"cpu": 200, "gpu": 1000}
 MAX_TOP = 24
 MAX_GRID = 8  # forms or styles per mix
 MAX_GUIDE_STEPS = 300
-LAYER_PRESETS = ("coarse", "middle", "fine")
+# The page offers mix's presets that make a mixed picture: "all" would repeat the styles, "none" the forms.
+STUDIO_LAYER_CHOICES = tuple(p for p in LAYER_PRESETS if p not in ("all", "none"))
 
 
 class StudioError(UserError):
@@ -235,8 +237,8 @@ class Studio:
 
         G = self.model.G_ema
         spec = custom if layers == "custom" else layers
-        if layers not in (*LAYER_PRESETS, "custom"):
-            raise StudioError(f"Layers must be one of {', '.join(LAYER_PRESETS)} or custom, not {layers!r}.")
+        if layers not in (*STUDIO_LAYER_CHOICES, "custom"):
+            raise StudioError(f"Layers must be one of {', '.join(STUDIO_LAYER_CHOICES)} or custom, not {layers!r}.")
         chosen = layer_range(spec, G.num_ws)
         if not chosen:  # e.g. "middle" on a 32² model: the cells would just be the forms
             raise StudioError(
