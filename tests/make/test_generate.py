@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from ganscapes.device import resolve_device, synthesis_options
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.gan.checkpoint import save_model
 from ganscapes.gan.ops import to_uint8
 from ganscapes.make.generate import generate_images
@@ -91,9 +91,11 @@ def test_class_label():
     assert c.tolist() == [[0, 0, 1, 0, 0]] * 2
     with pytest.raises(UserError, match="unconditional"):
         class_label(0, 1)
-    with pytest.raises(UserError, match="conditional on 5 classes; choose one with --class 0 to 4"):
+    with pytest.raises(
+        UserError, match="^class_idx is needed: this model is conditional on 5 classes; choose one from 0 to 4.$"
+    ):
         class_label(5, None)
-    with pytest.raises(UserError, match="--class 5 is out of range; this model has classes 0 to 4"):
+    with pytest.raises(UserError, match="^class_idx 5 is out of range; this model has classes 0 to 4"):
         class_label(5, 5)
     with pytest.raises(UserError, match="out of range"):
         class_label(5, -1)
@@ -105,7 +107,9 @@ def test_resolve_device():
     with pytest.raises(UserError, match="Unknown device 'tpu'"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(UserError, match="PyTorch sees no CUDA GPU"):
+        with pytest.raises(
+            SettingError, match="^device cuda was asked for, but PyTorch sees no CUDA GPU; use cpu or auto.$"
+        ):
             resolve_device("cuda")
 
 
@@ -210,8 +214,12 @@ def test_truncation_cutoff_truncates_only_the_first_layers(model, tmp_path):
     w_avg = model.G_ema.mapping.w_avg.numpy()
     assert np.array_equal(w[:2], np.stack([w_avg, w_avg]))
     assert not np.allclose(w[2:], w_avg)
-    with pytest.raises(UserError, match="--trunc-cutoff must be from 0 to"):
+    with pytest.raises(
+        SettingError, match=rf"^truncation_cutoff must be from 0 to {model.num_ws} \(the model's num_ws\)"
+    ):
         generate_images(model, [5], truncation_cutoff=model.num_ws + 1, out=tmp_path, progress=False)
+    with pytest.raises(SettingError, match=r"must be from 0 to .*, not -1\.$"):
+        generate_images(model, [5], truncation_cutoff=-1, out=tmp_path, progress=False)
 
 
 def test_noise_modes(model, tmp_path):
@@ -224,7 +232,7 @@ def test_noise_modes(model, tmp_path):
     state = torch.get_rng_state()
     generate_images(model, [9], noise_mode="random", out=tmp_path / "r3", progress=False)
     assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is left alone
-    with pytest.raises(UserError, match="--noise-mode must be one of const, random, none"):
+    with pytest.raises(UserError, match="^noise_mode must be one of const, random, none"):
         generate_images(model, [9], noise_mode="fixed", out=tmp_path, progress=False)
 
 
@@ -253,14 +261,14 @@ def test_psi_outside_the_usual_range_warns(model, tmp_path):
 
 
 def test_batch_and_seeds_are_checked(model, tmp_path):
-    with pytest.raises(UserError, match="--batch must be at least 1"):
+    with pytest.raises(UserError, match="^batch must be at least 1, not 0.$"):
         generate_images(model, [0], batch=0, out=tmp_path, progress=False)
     with pytest.raises(UserError, match="Seeds must be from 0 to"):
         generate_images(model, [-1], out=tmp_path, progress=False)
     with pytest.raises(UserError, match="No seeds"):
         generate_images(model, [], out=tmp_path, progress=False)
     (tmp_path / "file").write_text("x")
-    with pytest.raises(UserError, match="exists and is not a folder"):
+    with pytest.raises(SettingError, match=f"^out {tmp_path / 'file'} exists and is not a folder.$"):
         generate_images(model, [0], out=tmp_path / "file", progress=False)
 
 
@@ -268,7 +276,7 @@ def test_conditional_model_needs_a_class(tmp_path):
     model = tiny_model(res=16, c_dim=3, seed=1)
     with pytest.raises(UserError, match="conditional on 3 classes"):
         generate_images(model, [0], out=tmp_path, progress=False)
-    with pytest.raises(UserError, match="--class 3 is out of range"):
+    with pytest.raises(UserError, match="^class_idx 3 is out of range"):
         generate_images(model, [0], class_idx=3, out=tmp_path, progress=False)
     a = generate_images(model, [0, 1], class_idx=0, out=tmp_path / "c0", progress=False)
     b = generate_images(model, [0, 1], class_idx=2, out=tmp_path / "c2", progress=False)

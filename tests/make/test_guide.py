@@ -19,7 +19,7 @@ from ganscapes.clip.embed import ImageRef
 from ganscapes.clip.prompts import Prompt
 from ganscapes.clip.rank import rank_images
 from ganscapes.clip.tensor_scorer import TensorScorer
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.gan.checkpoint import load_model, save_model
 from ganscapes.make import guide as g
 from ganscapes.make.generate import generate_images
@@ -262,7 +262,9 @@ def test_w_space_refuses_rows_with_a_w_per_layer(G, scorer, loaded, tmp_path):
     out = tmp_path / "cut"
     cut = generate_images(loaded, [3, 5], psi=0.5, truncation_cutoff=2, out=out, progress=False)
     init = load_latent_rows(f"{cut.latents}:0,1", loaded).w
-    with pytest.raises(UserError, match="--space wplus"):
+    with pytest.raises(
+        SettingError, match=r"^space w cannot start from latents with a different w per layer .*; use wplus"
+    ):
         g.adam_search(G, scorer, g.GuideConfig(method="adam", steps=1, space="w"), CPU, init=init)
     result = g.adam_search(
         G, scorer, g.GuideConfig(method="adam", steps=1, space="wplus", population=2, keep=2), CPU, init=init
@@ -365,9 +367,16 @@ def test_compare_spends_the_same_budget(G, scorer):
 def test_compare_genetic_never_exceeds_the_budget(G, scorer, steps, population):
     cfg = g.GuideConfig(method="adam", steps=steps, population=population, cutouts=0, keep=1)
     if steps * population < 2:  # too small for the genetic method's population of two
-        with pytest.raises(UserError, match=r"^--compare needs a budget of at least 2 generator evaluations"):
+        message = (
+            r"^A comparison needs a budget of at least 2 generator evaluations \(steps × population\), "
+            rf"not {steps * population}\.$"
+        )
+        with pytest.raises(UserError, match=message):
+            g.compare_budget(cfg)  # checkable before anything is loaded
+        with pytest.raises(UserError, match=message):
             g.compare_methods(G, scorer, cfg, CPU)
         return
+    assert g.compare_budget(cfg) == steps * population
     comparison = g.compare_methods(G, scorer, cfg, CPU)
     assert comparison.results["genetic"].evaluations <= comparison.budget == steps * population
 
@@ -379,14 +388,15 @@ def test_compare_genetic_never_exceeds_the_budget(G, scorer, steps, population):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"steps": 0}, "--steps must be at least 1, not 0."),
-        ({"population": 0}, "--population must be at least 1, not 0."),
+        ({"steps": 0}, "steps must be at least 1, not 0."),
+        ({"population": 0}, "population must be at least 1, not 0."),
         ({"method": "genetic", "population": 1}, "The genetic method needs a --population of at least 2."),
-        ({"keep": 0}, "--keep must be at least 1, not 0."),
-        ({"method": "sgd"}, "--method must be one of adam, genetic, not 'sgd'."),
-        ({"space": "z"}, "--space must be one of w, wplus, not 'z'."),
-        ({"lr": 0.0}, "--lr must be positive, not 0."),
-        ({"cutouts": -1}, "--cutouts must be 0 or more, not -1."),
+        ({"keep": 0}, "keep must be at least 1, not 0."),
+        ({"method": "sgd"}, "method must be one of adam, genetic, not 'sgd'."),
+        ({"space": "z"}, "space must be one of w, wplus, not 'z'."),
+        ({"lr": 0.0}, "lr must be positive, not 0."),
+        ({"cutouts": -1}, "cutouts must be 0 or more, not -1."),
+        ({"w_penalty": -0.5}, "w_penalty must be 0 or more, not -0.5."),
     ],
 )
 def test_bad_settings_are_refused(kwargs, message):

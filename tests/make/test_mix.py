@@ -259,7 +259,7 @@ def test_mix_refuses_empty_inputs_missing_layers_and_a_file_as_out(model, tmp_pa
     with pytest.raises(UserError, match="exists and is not a folder"):
         style_mix(model, seeds(model, 1), seeds(model, 2), [], tmp_path / "file")
     for batch in (0, -1):
-        with pytest.raises(UserError, match=f"^--batch must be at least 1, not {batch}.$"):
+        with pytest.raises(UserError, match=f"^batch must be at least 1, not {batch}.$"):
             style_mix(model, seeds(model, 1), seeds(model, 2), [], tmp_path / "c", batch=batch)
     assert not (tmp_path / "c").exists()
 

@@ -159,19 +159,20 @@ def test_post_pixels_drops_alpha_then_stretches_then_resizes():
         ({"low": -1, "high": 99}, "not low -1 and high 99."),
         ({"low": 1, "high": 100.5}, "not low 1 and high 100.5."),
         ({"low": float("nan")}, "not low nan and high 99.9."),
-        ({"aspect": 0.0}, "--aspect must be between 0.1 and 10 (width / height), not 0."),
-        ({"aspect": -1.27}, "--aspect must be between 0.1 and 10 (width / height), not -1.27."),
-        ({"aspect": 11}, "--aspect must be between 0.1 and 10 (width / height), not 11."),
+        ({"aspect": 0.0}, "aspect must be between 0.1 and 10 (width / height), not 0."),
+        ({"aspect": -1.27}, "aspect must be between 0.1 and 10 (width / height), not -1.27."),
+        ({"aspect": 11}, "aspect must be between 0.1 and 10 (width / height), not 11."),
         ({"aspect": float("inf")}, "not inf."),
-        ({"width": 0}, "--width must be between 1 and 16384 pixels, not 0."),
-        ({"width": -5}, "--width must be between 1 and 16384 pixels, not -5."),
-        ({"width": 16385}, "--width must be between 1 and 16384 pixels, not 16385."),
+        ({"width": 0}, "width must be between 1 and 16384 pixels, not 0."),
+        ({"width": -5}, "width must be between 1 and 16384 pixels, not -5."),
+        ({"width": 16385}, "width must be between 1 and 16384 pixels, not 16385."),
     ],
 )
 def test_post_settings_are_checked(kwargs, message):
     with pytest.raises(UserError) as info:
         PostSettings(**kwargs)
     assert str(info.value).endswith(message)
+    assert "--" not in str(info.value)  # the library names its settings, not the command's options
 
 
 def test_post_settings_accept_the_edges():

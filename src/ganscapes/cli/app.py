@@ -47,6 +47,7 @@ def main() -> None:
 # Library settings whose option has another name; the rest are `--` + the name with dashes.
 OPTION_NAMES = {
     "cfg": "--cfg",
+    "class_idx": "--class",
     "preset": "--cfg",
     "trunc_cutoff": "--trunc-cutoff",
     "truncation_cutoff": "--trunc-cutoff",

@@ -167,7 +167,7 @@ def mix(
     from ganscapes.device import resolve_device
     from ganscapes.gan.checkpoint import load_model
     from ganscapes.make.mix import file_latents, layer_range, seed_latents, style_mix
-    from ganscapes.make.seeds import parse_seeds
+    from ganscapes.make.seeds import check_truncation_cutoff, parse_seeds
 
     if (forms is None) == (forms_from is None):
         raise UserError("Give the forms with exactly one of --forms SEEDS or --forms-from FILE.npz:ROWS.")
@@ -181,8 +181,7 @@ def mix(
     loaded = load_model(model, device=dev)
     G = loaded.G_ema
     chosen = layer_range(layers, G.num_ws)
-    if trunc_cutoff is not None and not 0 <= trunc_cutoff <= G.num_ws:
-        raise UserError(f"--trunc-cutoff must be from 0 to {G.num_ws} (the model's num_ws), not {trunc_cutoff}.")
+    check_truncation_cutoff(trunc_cutoff, G.num_ws)  # even when every latent comes from a file
 
     def latents(seeds, spec):
         if seeds is not None:
@@ -395,8 +394,14 @@ def guide(
     the_prompt = make_prompt(prompt, negative, template)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder.")
-    if compare and steps * (population or g.DEFAULT_POPULATION["adam"]) < 2:
-        raise UserError("--compare needs a budget of at least 2 generator evaluations (--steps × --population).")
+    if compare:
+        try:
+            g.compare_budget(cfg)  # the library's rule, before anything is loaded
+        except UserError:
+            # Its refusal names two settings; in this command's words (SettingError words only one):
+            raise UserError(
+                "--compare needs a budget of at least 2 generator evaluations (--steps × --population)."
+            ) from None
     from_file = init.strip().lower() != "random"
     if from_file:
         from ganscapes.make.latents import parse_latent_spec

@@ -23,16 +23,21 @@ import numpy as np
 import torch
 
 from ganscapes.device import DEVICES, resolve_device, synthesis_options  # noqa: F401 (re-exported)
-from ganscapes.errors import UserError, first_line
+from ganscapes.errors import SettingError, UserError, first_line
 from ganscapes.gan.ops import to_uint8  # noqa: F401 (re-exported for callers of generate)
 from ganscapes.make.latents import LATENTS_FILE, LatentSet
 from ganscapes.make.paint import NOISE_MODES, ROW_GROUP, paint, round_up
 from ganscapes.make.recipes import GenerateRecipe, Noise
-from ganscapes.make.seeds import MAX_SEED, class_label, map_z, parse_seeds, seeds_to_z
+from ganscapes.make.seeds import (  # noqa: F401 (PSI_RANGE re-exported)
+    MAX_SEED,
+    PSI_RANGE,
+    check_truncation_cutoff,
+    class_label,
+    map_z,
+    parse_seeds,
+    seeds_to_z,
+)
 from ganscapes.provenance import write_png
-
-PSI_RANGE = (-1.0, 2.0)  # outside it, pictures are usually broken
-
 
 # ---------------------------------------------------------------------------------------
 # generate
@@ -87,9 +92,9 @@ def generate_images(
         if not 0 <= s <= MAX_SEED:
             raise UserError(f"Seeds must be from 0 to {MAX_SEED}, not {s}.")
     if noise_mode not in NOISE_MODES:
-        raise UserError(f"--noise-mode must be one of {', '.join(NOISE_MODES)}, not {noise_mode!r}.")
+        raise SettingError("noise_mode", f"must be one of {', '.join(NOISE_MODES)}, not {noise_mode!r}.")
     if batch < 1:
-        raise UserError(f"--batch must be at least 1, not {batch}.")
+        raise SettingError("batch", f"must be at least 1, not {batch}.")
     psi = float(psi)
     if not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
         log(f"ganscapes: warning: psi {psi:g} is outside [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}]; expect broken pictures.")
@@ -98,13 +103,12 @@ def generate_images(
     if not isinstance(model, Model):
         model = load_model(model, device=dev)
     G = model.G_ema.to(dev).eval().requires_grad_(False)
-    if truncation_cutoff is not None and not 0 <= truncation_cutoff <= G.num_ws:
-        raise UserError(f"--trunc-cutoff must be from 0 to {G.num_ws} (the model's num_ws), not {truncation_cutoff}.")
+    check_truncation_cutoff(truncation_cutoff, G.num_ws)
     class_label(G.c_dim, class_idx)  # refuses a missing or wrong class before anything is written
 
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder.")
+        raise SettingError("out", f"{out} exists and is not a folder.")
     out.mkdir(parents=True, exist_ok=True)
 
     synthesis = G.synthesis

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.make.latents import LATENTS_FILE, LatentSet
 from ganscapes.make.paint import paint, synthesize
 from ganscapes.make.recipes import Choice, GuideRecipe, LatentSource
@@ -65,23 +65,23 @@ class GuideConfig:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise UserError(f"--method must be one of {', '.join(METHODS)}, not {self.method!r}.")
+            raise SettingError("method", f"must be one of {', '.join(METHODS)}, not {self.method!r}.")
         if self.space not in SPACES:
-            raise UserError(f"--space must be one of {', '.join(SPACES)}, not {self.space!r}.")
+            raise SettingError("space", f"must be one of {', '.join(SPACES)}, not {self.space!r}.")
         if self.steps <= 0:
-            raise UserError(f"--steps must be at least 1, not {self.steps}.")
+            raise SettingError("steps", f"must be at least 1, not {self.steps}.")
         if self.population is not None and self.population <= 0:
-            raise UserError(f"--population must be at least 1, not {self.population}.")
+            raise SettingError("population", f"must be at least 1, not {self.population}.")
         if self.method == "genetic" and self.population is not None and self.population < 2:
             raise UserError("The genetic method needs a --population of at least 2.")
         if self.keep <= 0:
-            raise UserError(f"--keep must be at least 1, not {self.keep}.")
+            raise SettingError("keep", f"must be at least 1, not {self.keep}.")
         if self.lr <= 0:
-            raise UserError(f"--lr must be positive, not {self.lr:g}.")
+            raise SettingError("lr", f"must be positive, not {self.lr:g}.")
         if self.cutouts < 0:
-            raise UserError(f"--cutouts must be 0 or more, not {self.cutouts}.")
+            raise SettingError("cutouts", f"must be 0 or more, not {self.cutouts}.")
         if self.w_penalty < 0:
-            raise UserError(f"--w-penalty must be 0 or more, not {self.w_penalty:g}.")
+            raise SettingError("w_penalty", f"must be 0 or more, not {self.w_penalty:g}.")
 
     @property
     def size(self) -> int:
@@ -120,9 +120,10 @@ def _starting_ws(G, cfg: GuideConfig, init: np.ndarray | None, gen: torch.Genera
     if init is None:
         return _random_ws(G, n, cfg.psi, gen, dev, cfg.class_idx)
     if cfg.space == "w" and not np.array_equal(init, np.repeat(init[:, :1], init.shape[1], axis=1)):
-        raise UserError(
-            "The starting latents have a different w per layer (from --trunc-cutoff, mixing or a W+ search); "
-            "search them with --space wplus, which starts from them exactly."
+        raise SettingError(
+            "space",
+            "w cannot start from latents with a different w per layer (from a truncation cutoff, mixing or a W+ "
+            "search); use wplus, which starts from them exactly.",
         )
     base = torch.from_numpy(np.ascontiguousarray(init, dtype=np.float32)).to(dev)
     ws = base[torch.arange(n) % len(base)].clone()
@@ -388,18 +389,26 @@ class Comparison:
     budget: int
 
 
+def compare_budget(cfg: GuideConfig) -> int:
+    """The generator evaluations `compare_methods` spends on each method: adam's steps ×
+    population. Checkable before anything is loaded; at least two, the genetic method's
+    smallest population."""
+    budget = cfg.steps * (cfg.population or DEFAULT_POPULATION["adam"])
+    if budget < 2:
+        raise UserError(
+            f"A comparison needs a budget of at least 2 generator evaluations (steps × population), not {budget}."
+        )
+    return budget
+
+
 def compare_methods(G, scorer, cfg: GuideConfig, dev, init: np.ndarray | None = None, progress=None) -> Comparison:
     """generate-and-rank, adam and genetic at (about) the same number of generator
     evaluations: adam's steps × population, which the other two may not exceed."""
     import time
     from dataclasses import replace
 
+    budget = compare_budget(cfg)
     adam_cfg = replace(cfg, method="adam", population=cfg.population or DEFAULT_POPULATION["adam"])
-    budget = adam_cfg.steps * adam_cfg.size
-    if budget < 2:  # the genetic method's smallest population is two pictures
-        raise UserError(
-            f"--compare needs a budget of at least 2 generator evaluations (--steps × --population), not {budget}."
-        )
     size = min(DEFAULT_POPULATION["genetic"], budget)
     elite = min(cfg.elite, size - 1)
     generations = max(1, 1 + (budget - size) // max(1, size - elite))

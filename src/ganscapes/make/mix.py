@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.make.latents import MIX_FILE, LatentSet, load_latent_rows
 from ganscapes.make.paint import ROW_GROUP, paint
 from ganscapes.make.recipes import LatentRecipe, LatentSource, MixGridRecipe, MixRecipe, Noise
@@ -113,7 +113,7 @@ def style_mix(
     if len(forms) == 0 or len(styles) == 0:
         raise UserError("Style mixing needs at least one form and one style.")
     if batch < 1:
-        raise UserError(f"--batch must be at least 1, not {batch}.")
+        raise SettingError("batch", f"must be at least 1, not {batch}.")
     dev = resolve_device(device)
     G = model.G_ema.to(dev).eval().requires_grad_(False)
     for i in layers:
@@ -121,7 +121,7 @@ def style_mix(
             raise UserError(f"Layer {i} does not exist: this model has layers 0 to {G.num_ws - 1}.")
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder.")
+        raise SettingError("out", f"{out} exists and is not a folder.")
     for sub in ("forms", "styles", "cells"):  # ours alone: cleared so no picture of an earlier grid stays
         folder = out / sub
         if folder.is_dir():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.make.recipes import ASPECT_RANGE, MAX_WIDTH, OtherRecipe, PostFields, PostRecipe, Recipe, parse_recipe
 from ganscapes.provenance import pixels_to_image, read_recipe, write_png
 
@@ -37,9 +37,9 @@ class PostSettings:
             )
         lo, hi = ASPECT_RANGE
         if self.aspect is not None and not (lo <= self.aspect <= hi):
-            raise UserError(f"--aspect must be between {lo:g} and {hi:g} (width / height), not {self.aspect:g}.")
+            raise SettingError("aspect", f"must be between {lo:g} and {hi:g} (width / height), not {self.aspect:g}.")
         if self.width is not None and not (1 <= self.width <= MAX_WIDTH):
-            raise UserError(f"--width must be between 1 and {MAX_WIDTH} pixels, not {self.width}.")
+            raise SettingError("width", f"must be between 1 and {MAX_WIDTH} pixels, not {self.width}.")
 
 
 def stretch_contrast(pixels: np.ndarray, low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH) -> np.ndarray:
@@ -120,7 +120,7 @@ def post_files(
         aspect, origin = resolve_aspect(settings, source, model_aspect)
         dest = out / (path.stem + suffix + ".png")
         if dest.resolve() == path.resolve():
-            raise UserError(f"--out {out} would overwrite {path}; choose another folder.")
+            raise SettingError("out", f"{out} would overwrite {path}; choose another folder.")
         recipe = PostRecipe(
             source=_as_recipe(source),
             source_file=path.name,

@@ -14,11 +14,12 @@ import re
 import numpy as np
 import torch
 
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.make.paint import ROW_GROUP, pad_rows, round_up
 
 MAX_SEED = 2**32 - 1  # what numpy's RandomState accepts
 MAX_SEEDS = 1_000_000  # per run; a typo such as 0-99999999 should not fill the disk
+PSI_RANGE = (-1.0, 2.0)  # truncation ψ outside it usually gives broken pictures
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -63,15 +64,29 @@ def class_label(c_dim: int, class_idx: int | None, n: int = 1) -> torch.Tensor:
     """The label input [n, c_dim]: one-hot for `class_idx`, or [n, 0] for unconditional models."""
     if c_dim == 0:
         if class_idx is not None:
-            raise UserError(f"--class {class_idx} was given, but this model is unconditional (it has no classes).")
+            raise SettingError(
+                "class_idx", f"{class_idx} was given, but this model is unconditional (it has no classes)."
+            )
         return torch.zeros([n, 0])
     if class_idx is None:
-        raise UserError(f"This model is conditional on {c_dim} classes; choose one with --class 0 to {c_dim - 1}.")
+        raise SettingError(
+            "class_idx", f"is needed: this model is conditional on {c_dim} classes; choose one from 0 to {c_dim - 1}."
+        )
     if not 0 <= class_idx < c_dim:
-        raise UserError(f"--class {class_idx} is out of range; this model has classes 0 to {c_dim - 1}.")
+        raise SettingError("class_idx", f"{class_idx} is out of range; this model has classes 0 to {c_dim - 1}.")
     c = torch.zeros([n, c_dim])
     c[:, class_idx] = 1
     return c
+
+
+def check_truncation_cutoff(cutoff: int | None, num_ws: int) -> None:
+    """Refuse a truncation cutoff the model cannot have, before any work.
+
+    The mapping network would take any number silently (a cutoff past num_ws truncates
+    every layer, a negative one counts from the end), so a typo would go unnoticed.
+    """
+    if cutoff is not None and not 0 <= cutoff <= num_ws:
+        raise SettingError("truncation_cutoff", f"must be from 0 to {num_ws} (the model's num_ws), not {cutoff}.")
 
 
 def map_z(
