@@ -17,7 +17,7 @@ from ganscapes.data.aspect import Format, apply_format, crop_box
 from ganscapes.data.dataset import Dataset, dataset_info, image_name, is_ganscapes_dataset
 from ganscapes.data.images import load_rgb, open_image
 from ganscapes.data.prepare import PrepareConfig, Source, list_sources, prepare_dataset, restore_aspect
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 
 from helpers_images import (
     BLUE,
@@ -610,7 +610,9 @@ def test_out_that_is_someone_elses_folder_is_refused(src, tmp_path):
     out = tmp_path / "mine"
     write(out / "thesis.txt", b"do not delete")
     before = tree_snapshot(out)
-    with pytest.raises(UserError, match="already exists and is not a ganscapes dataset; choose another --out"):
+    with pytest.raises(
+        UserError, match=r"^out .*mine already exists and is not a ganscapes dataset; choose another\.$"
+    ):
         run(src, out)
     assert tree_snapshot(out) == before
     assert not (tmp_path / "mine.prepare-report.tsv").exists()
@@ -650,7 +652,7 @@ def test_empty_existing_folder_is_fine_as_out(src, tmp_path):
 def test_out_overlapping_the_source_is_refused(src, tmp_path, where):
     out = {"inside": src / "ds", "same": src, "contains": tmp_path}[where]
     before = tree_snapshot(src)
-    with pytest.raises(UserError, match=r"must not be the source .*, inside it, or contain it"):
+    with pytest.raises(UserError, match=r"^out .* must not be the source .*, inside it, or contain it\.$"):
         run(src, out)
     assert tree_snapshot(src) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
@@ -658,7 +660,7 @@ def test_out_overlapping_the_source_is_refused(src, tmp_path, where):
 
 @pytest.mark.parametrize("res", [100, 2, 4096, 0, -16, 3, 1])
 def test_res_must_be_a_power_of_two_in_range(tmp_path, res):
-    with pytest.raises(UserError, match=rf"^--res must be a power of two from 4 to 2048, not {res}\.$"):
+    with pytest.raises(UserError, match=rf"^res must be a power of two from 4 to 2048, not {res}\.$"):
         prepare_dataset(tmp_path, tmp_path / "ds", PrepareConfig(res=res, workers=1), progress=False)
     assert not (tmp_path / "ds").exists()
 
@@ -671,17 +673,17 @@ def test_valid_resolutions(res):
 @pytest.mark.parametrize(
     "kw, message",
     [
-        ({"aspect": 0.01}, "--aspect must be 'auto' or a width/height ratio between 0.05 and 20, not 0.01."),
-        ({"aspect": 21.0}, "--aspect must be 'auto' or a width/height ratio between 0.05 and 20, not 21.0."),
-        ({"aspect": float("nan")}, "--aspect must be 'auto' or a width/height ratio between 0.05 and 20, not nan."),
-        ({"workers": 0}, "--workers must be at least 1, not 0."),
-        ({"min_size": -1}, "--min-size must be 0 or more, not -1."),
+        ({"aspect": 0.01}, "aspect must be 'auto' or a width/height ratio between 0.05 and 20, not 0.01."),
+        ({"aspect": 21.0}, "aspect must be 'auto' or a width/height ratio between 0.05 and 20, not 21.0."),
+        ({"aspect": float("nan")}, "aspect must be 'auto' or a width/height ratio between 0.05 and 20, not nan."),
+        ({"workers": 0}, "workers must be at least 1, not 0."),
+        ({"min_size": -1}, "min_size must be 0 or more, not -1."),
     ],
 )
 def test_other_option_validation(kw, message):
-    with pytest.raises(UserError) as info:
+    with pytest.raises(SettingError) as info:
         PrepareConfig(**kw).validate()
-    assert str(info.value) == message
+    assert str(info.value) == message and info.value.setting == next(iter(kw))
 
 
 def test_format_given_as_text_is_normalised():

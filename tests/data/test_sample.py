@@ -12,7 +12,7 @@ from PIL import Image
 
 from ganscapes.data.manifest import MANIFEST_NAME, read_manifest
 from ganscapes.data.sample import make_samples, paint_landscape, sample_aspect_and_size
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 
 SMALL = dict(min_side=48, max_side=96, progress=False)
 
@@ -306,7 +306,7 @@ def test_sample_aspect_and_size_rejects_bad_sides():
 def test_out_that_is_a_file_is_refused(tmp_path):
     target = tmp_path / "raw"
     target.write_text("a file")
-    with pytest.raises(UserError):
+    with pytest.raises(SettingError, match=r"^out .*raw exists and is not a folder; choose another\.$"):
         make_samples(target, n=1, **SMALL)
     assert target.read_text() == "a file"
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import typer
 
-from ganscapes.cli.app import app, dataset_app, gather_app
+from ganscapes.cli.app import app, dataset_app, gather_app, option_name
 from ganscapes.cli.shared import (
     print_rows,
 )
 from ganscapes.data.aspect import Format
 from ganscapes.data.aspect import parse_aspect as aspect_setting
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 
 # ---------------------------------------------------------------------------------------
 # sample
@@ -101,8 +101,8 @@ def parse_aspect(value: str) -> float | None:
     """The `--aspect` option: `ganscapes.data.aspect.parse_aspect`, its error naming the option."""
     try:
         return aspect_setting(value)
-    except UserError as e:
-        raise UserError(f"--{e}") from None
+    except SettingError as e:
+        raise UserError(e.worded(option_name(e.setting))) from None
 
 
 @app.command()

@@ -20,7 +20,7 @@ from enum import Enum
 
 from PIL import Image
 
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError
 
 
 class Format(str, Enum):
@@ -115,6 +115,6 @@ def parse_aspect(value: str) -> float | None:
     try:
         return float(value.split(":")[0]) / float(value.split(":")[1]) if ":" in value else float(value)
     except (ValueError, ZeroDivisionError):
-        raise UserError(
-            f"aspect must be 'auto', a number such as 1.27, or a ratio such as 4:3, not {value!r}."
+        raise SettingError(
+            "aspect", f"must be 'auto', a number such as 1.27, or a ratio such as 4:3, not {value!r}."
         ) from None

@@ -51,7 +51,7 @@ from ganscapes.data.images import (
     oriented_size,
 )
 from ganscapes.data.manifest import read_manifest
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 
 # Bump when the pixels produced for the same settings change, so old outputs are redone.
 RENDER_VERSION = 1
@@ -78,14 +78,16 @@ class PrepareConfig:
 
     def validate(self) -> None:
         if not (4 <= self.res <= 2048 and self.res & (self.res - 1) == 0):
-            raise UserError(f"--res must be a power of two from 4 to 2048, not {self.res}.")
+            raise SettingError("res", f"must be a power of two from 4 to 2048, not {self.res}.")
         self.format = Format(self.format)
         if self.aspect is not None and not (0.05 <= self.aspect <= 20):
-            raise UserError(f"--aspect must be 'auto' or a width/height ratio between 0.05 and 20, not {self.aspect}.")
+            raise SettingError(
+                "aspect", f"must be 'auto' or a width/height ratio between 0.05 and 20, not {self.aspect}."
+            )
         if self.workers is not None and self.workers < 1:
-            raise UserError(f"--workers must be at least 1, not {self.workers}.")
+            raise SettingError("workers", f"must be at least 1, not {self.workers}.")
         if self.min_size < 0:
-            raise UserError(f"--min-size must be 0 or more, not {self.min_size}.")
+            raise SettingError("min_size", f"must be 0 or more, not {self.min_size}.")
 
 
 @dataclass(frozen=True)
@@ -386,7 +388,7 @@ def _dataset_files(kept: list[Probe], cache: _PreparedCache, manifest: dict):
 def _check_out(src: Path, out: Path) -> None:
     s, o = src.resolve(), out.resolve()
     if s == o or s in o.parents or o in s.parents:
-        raise UserError(f"--out {out} must not be the source {src}, inside it, or contain it.")
+        raise SettingError("out", f"{out} must not be the source {src}, inside it, or contain it.")
     if not out.exists():
         return
     if out.is_dir() and not any(out.iterdir()):
@@ -394,7 +396,7 @@ def _check_out(src: Path, out: Path) -> None:
     from ganscapes.data.dataset import is_ganscapes_dataset
 
     if not is_ganscapes_dataset(out):
-        raise UserError(f"{out} already exists and is not a ganscapes dataset; choose another --out.")
+        raise SettingError("out", f"{out} already exists and is not a ganscapes dataset; choose another.")
 
 
 def _drop_duplicates(good: list[Probe], skipped: list[Skip]) -> list[Probe]:

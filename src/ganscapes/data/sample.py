@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ganscapes.data.manifest import ManifestWriter, RawRecord, read_manifest
 from ganscapes.data.naming import confined_path
 from ganscapes.data.painter import paint_landscape, paint_scene, scene_title
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.fileio import write_bytes_atomic
 
 __all__ = ["make_samples", "paint_landscape", "render_sample", "sample_aspect_and_size"]
@@ -128,7 +128,7 @@ def make_samples(
     n, seed, min_side, max_side = int(n), int(seed), int(min_side), int(max_side)  # numpy ints break JSON
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"{out} exists and is not a folder; choose another --out.")
+        raise SettingError("out", f"{out} exists and is not a folder; choose another.")
     out.mkdir(parents=True, exist_ok=True)
 
     recorded: dict[str, set[str]] = {}
