@@ -33,7 +33,7 @@ from ganscapes.data.contact_sheet import GAP, LABEL_HEIGHT
 from ganscapes.data.dataset import Dataset
 from ganscapes.data.prepare import PrepareConfig, prepare_dataset
 from ganscapes.data.sample import make_samples
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 
 from helpers_clip import RANDOM_CLIP, assert_error, run_cli, use_random_clip
 from helpers_images import file_sha256, listing, sha256, tree_bytes, write
@@ -266,6 +266,26 @@ def test_how_many_a_rule_refuses(rule, expected):
     ranking = Ranking(refs=[], scores=-np.arange(10) / 200, digests=[], prompt=PROMPT, model_id="m")  # 0 … -0.045
     ranking.refs = [ImageRef(Path(f"{i}.png")) for i in range(10)]
     assert rule.how_many(ranking) == expected
+
+
+def test_a_bad_rule_names_its_field():
+    """The library names RefuseRule's fields; the command line says --refuse and --refuse-fraction."""
+    for kwargs, setting, message in [
+        ({"count": -1}, "count", "count must be 0 or more, not -1."),
+        ({"fraction": 1.0}, "fraction", "fraction must be at least 0 and below 1, not 1."),
+        ({"fraction": -0.1}, "fraction", "fraction must be at least 0 and below 1, not -0.1."),
+    ]:
+        with pytest.raises(SettingError) as info:
+            RefuseRule(**kwargs)
+        assert (info.value.setting, str(info.value)) == (setting, message)
+    for kwargs in [{}, {"count": 1, "fraction": 0.1}, {"count": 1, "fraction": 0.1, "min_score": 0.0}]:
+        with pytest.raises(
+            UserError, match=r"^Say how many to refuse with exactly one of count, fraction or min_score\.$"
+        ):
+            RefuseRule(**kwargs)
+    ranking = Ranking(refs=[ImageRef(Path("a.png"))], scores=np.zeros(1), digests=[], prompt=PROMPT, model_id="m")
+    with pytest.raises(SettingError, match=r"^count 2 is more than the 1 readable images in the dataset\.$"):
+        RefuseRule(count=2).how_many(ranking)
 
 
 def test_nothing_to_refuse_leaves_no_curation_to_undo(folder_ds, cache, random_clip):

@@ -130,9 +130,9 @@ def test_zip_members_embed_like_files(random_clip, make_images, tmp_path):
 
 
 def test_bad_options(random_clip, tmp_path):
-    with pytest.raises(UserError, match=r"^--batch must be at least 1, not 0\.$"):
+    with pytest.raises(UserError, match=r"^batch must be at least 1, not 0\.$"):
         run([], random_clip, batch=0)
-    with pytest.raises(UserError, match=r"^--workers must be 0 or more, not -1\.$"):
+    with pytest.raises(UserError, match=r"^workers must be 0 or more, not -1\.$"):
         run([], random_clip, workers=-1)
 
 

@@ -303,7 +303,7 @@ def test_write_ranking_rejects_a_top_beyond_the_ranking(folder, cache_dir, rando
         ranking = rank_images(
             [ImageRef(folder / JPEG)], random_clip, Prompt(("woods",)), cache, workers=0, progress=False
         )
-    with pytest.raises(UserError, match=r"^--top 2 asks for more than the 1 images there are\.$"):
+    with pytest.raises(UserError, match=r"^top 2 asks for more than the 1 images there are\.$"):
         write_ranking(ranking, tmp_path / "out", 2)
     assert not (tmp_path / "out").exists()
 

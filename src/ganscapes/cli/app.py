@@ -48,6 +48,8 @@ def main() -> None:
 OPTION_NAMES = {
     "cfg": "--cfg",
     "class_idx": "--class",
+    "count": "--refuse",  # curate's RefuseRule(count=…)
+    "fraction": "--refuse-fraction",  # curate's RefuseRule(fraction=…)
     "preset": "--cfg",
     "trunc_cutoff": "--trunc-cutoff",
     "truncation_cutoff": "--trunc-cutoff",

@@ -67,6 +67,8 @@ def curate(
         n = undo_curation(dataset)
         typer.echo(f"Restored {n} refused image(s) to {dataset}; {curation_dir_for(dataset)} is gone.")
         return
+    if sum(v is not None for v in (refuse, refuse_fraction, min_score)) != 1:
+        raise UserError("Say how many to refuse with exactly one of --refuse N, --refuse-fraction F or --min-score S.")
     rule = RefuseRule(count=refuse, fraction=refuse_fraction, min_score=min_score)
     prompt = make_prompt(phrase, negative, template)
     encoder, emb_cache = clip_tools(clip_model, clip_pretrained, clip_weights, cache, device.value)

@@ -31,7 +31,7 @@ from ganscapes.clip.prompts import Prompt
 from ganscapes.clip.rank import Ranking, rank_embedded
 from ganscapes.data.contact_sheet import save_contact_sheet
 from ganscapes.data.dataset import LABELS, MANIFEST, Dataset, is_zip_path
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.fileio import atomic_path, write_bytes_atomic
 
 REFUSED_DIR = "salon_des_refuses"
@@ -51,19 +51,17 @@ class RefuseRule:
     def __post_init__(self) -> None:
         given = [v is not None for v in (self.count, self.fraction, self.min_score)]
         if sum(given) != 1:
-            raise UserError(
-                "Say how many to refuse with exactly one of --refuse N, --refuse-fraction F or --min-score S."
-            )
+            raise UserError("Say how many to refuse with exactly one of count, fraction or min_score.")
         if self.count is not None and self.count < 0:
-            raise UserError(f"--refuse must be 0 or more, not {self.count}.")
+            raise SettingError("count", f"must be 0 or more, not {self.count}.")
         if self.fraction is not None and not 0 <= self.fraction < 1:
-            raise UserError(f"--refuse-fraction must be at least 0 and below 1, not {self.fraction:g}.")
+            raise SettingError("fraction", f"must be at least 0 and below 1, not {self.fraction:g}.")
 
     def how_many(self, ranking: Ranking) -> int:
         n = len(ranking)
         if self.count is not None:
             if self.count > n:
-                raise UserError(f"--refuse {self.count} is more than the {n} readable images in the dataset.")
+                raise SettingError("count", f"{self.count} is more than the {n} readable images in the dataset.")
             return self.count
         if self.fraction is not None:
             return int(round(self.fraction * n))

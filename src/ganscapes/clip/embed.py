@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ganscapes.data.images import BadImage, is_image_name, load_rgb, open_image
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 
 FLUSH_EVERY = 256  # images per cache shard
 
@@ -83,10 +83,10 @@ def embed_images(
 ) -> Embedded:
     """Unit CLIP embeddings of `refs`; unreadable images are listed, not raised."""
     if batch < 1:
-        raise UserError(f"--batch must be at least 1, not {batch}.")
+        raise SettingError("batch", f"must be at least 1, not {batch}.")
     workers = default_workers() if workers is None else workers
     if workers < 0:
-        raise UserError(f"--workers must be 0 or more, not {workers}.")
+        raise SettingError("workers", f"must be 0 or more, not {workers}.")
     if cache is not None and cache.model_id != encoder.model_id:
         raise ValueError(f"The cache holds {cache.model_id} embeddings, not {encoder.model_id} ones.")
     digests, unreadable = _digest_all(refs)

@@ -33,7 +33,7 @@ class Prompt:
         object.__setattr__(self, "negatives", tuple(p.strip() for p in self.negatives))
         if not self.positives:
             raise UserError(
-                'The prompt is empty; give at least one phrase, e.g. --prompt "impressionist painting of autumn woods".'
+                'The prompt is empty; give at least one phrase, e.g. "impressionist painting of autumn woods".'
             )
         for phrase in self.positives + self.negatives:
             if not phrase:

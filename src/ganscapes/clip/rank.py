@@ -23,7 +23,7 @@ import numpy as np
 from ganscapes.clip.embed import Embedded, ImageRef, embed_images
 from ganscapes.clip.prompts import Prompt, prompt_embeddings, scores
 from ganscapes.data.contact_sheet import save_contact_sheet
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.fileio import atomic_path
 from ganscapes.provenance import RECIPE_KEY, png_info
 
@@ -72,9 +72,9 @@ def rank_images(refs: list[ImageRef], encoder, prompt: Prompt, cache=None, **emb
 
 def check_top(top: int, available: int, what: str = "images") -> None:
     if top < 1:
-        raise UserError(f"--top must be at least 1, not {top}.")
+        raise SettingError("top", f"must be at least 1, not {top}.")
     if top > available:
-        raise UserError(f"--top {top} asks for more than the {available} {what} there are.")
+        raise SettingError("top", f"{top} asks for more than the {available} {what} there are.")
 
 
 @dataclass
