@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import ganscapes.cli as cli
 from ganscapes.data.prepare import PrepareConfig, prepare_dataset
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.gan.checkpoint import save_model
 from ganscapes.gan.metrics import (
     INCEPTION_ENV,
@@ -391,3 +391,22 @@ def test_cli_metrics_errors(monkeypatch, capsys, data16, model16):
     assert run_main(monkeypatch, *base, "--metrics", "fid50k_full") == 1
     err = capsys.readouterr().err
     assert err.startswith("ganscapes: error: FID and KID need NVIDIA's Inception-v3 weights") and err.count("\n") == 1
+
+
+def test_bad_counts_name_the_setting_in_the_library_and_the_option_on_the_command_line(
+    monkeypatch, capsys, data16, model16
+):
+    for kwargs, message in [
+        ({"num_images": 1}, "num_images must be at least 2, not 1."),
+        ({"batch": 0}, "batch must be at least 1, not 0."),
+    ]:
+        with pytest.raises(SettingError) as info:
+            run_metrics(model16, data16, "swd", device="cpu", **kwargs)
+        assert (info.value.setting, str(info.value)) == (next(iter(kwargs)), message)
+    base = ["metrics", "--model", str(model16), "--data", str(data16), "--device", "cpu"]
+    for args, message in [
+        (["--num", "1"], "--num must be at least 2, not 1."),
+        (["--batch", "0"], "--batch must be at least 1, not 0."),
+    ]:
+        assert run_main(monkeypatch, *base, *args) == 1
+        assert capsys.readouterr().err == f"ganscapes: error: {message}\n"

@@ -50,6 +50,7 @@ OPTION_NAMES = {
     "class_idx": "--class",
     "count": "--refuse",  # curate's RefuseRule(count=…)
     "fraction": "--refuse-fraction",  # curate's RefuseRule(fraction=…)
+    "num_images": "--num",  # metrics
     "preset": "--cfg",
     "trunc_cutoff": "--trunc-cutoff",
     "truncation_cutoff": "--trunc-cutoff",

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.gan.metrics.fid import (  # noqa: F401 (re-exported)
     INCEPTION_ENV,
     INCEPTION_FILE,
@@ -121,9 +121,9 @@ def run_metrics(
     start = time.perf_counter()
     names = parse_metrics(metrics)
     if num_images is not None and num_images < 2:
-        raise UserError(f"--num must be at least 2, not {num_images}.")
+        raise SettingError("num_images", f"must be at least 2, not {num_images}.")
     if batch < 1:
-        raise UserError(f"--batch must be at least 1, not {batch}.")
+        raise SettingError("batch", f"must be at least 1, not {batch}.")
     wants_features = any(n in ("fid50k_full", "kid50k_full") for n in names)
     if wants_features and feature_fn is None:
         inception_path(inception)  # a missing file fails before any work
