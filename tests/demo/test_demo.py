@@ -196,10 +196,10 @@ def test_bad_options_are_one_sentence(tmp_path):
     from ganscapes.errors import UserError
 
     for kwargs, message in [
-        ({"minutes": 0}, "--minutes must be positive"),
-        ({"res": 48}, "--res must be a power of two"),
-        ({"images": 3}, "--images must be at least 10"),
-        ({"generate": 4}, "--generate must be at least 10"),
+        ({"minutes": 0}, "^minutes must be positive"),
+        ({"res": 48}, "^res must be a power of two"),
+        ({"images": 3}, "^images must be at least 10"),
+        ({"generate": 4}, r"^generate must be at least 10 and at least the number of top picks \(6\), not 4\.$"),
     ]:
         with pytest.raises(UserError, match=message):
             run_demo(DemoConfig(out=tmp_path / "x", **{**SHORT, **kwargs}))

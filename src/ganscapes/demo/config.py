@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganscapes.clip.prompts import DEFAULT_PROMPT as PROMPT
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,13 @@ class DemoConfig:
     def validate(self) -> None:
         """Refuse bad options in one sentence each, before anything is written."""
         if self.minutes <= 0:
-            raise UserError(f"--minutes must be positive, not {self.minutes:g}.")
+            raise SettingError("minutes", f"must be positive, not {self.minutes:g}.")
         if not (16 <= self.res <= 1024 and self.res & (self.res - 1) == 0):
-            raise UserError(f"--res must be a power of two from 16 to 1024, not {self.res}.")
+            raise SettingError("res", f"must be a power of two from 16 to 1024, not {self.res}.")
         if self.images < 10:
-            raise UserError(f"--images must be at least 10, not {self.images}.")
+            raise SettingError("images", f"must be at least 10, not {self.images}.")
         if self.generate < max(10, self.top):
-            raise UserError(f"--generate must be at least 10 and at least --top ({self.top}), not {self.generate}.")
+            raise SettingError(
+                "generate",
+                f"must be at least 10 and at least the number of top picks ({self.top}), not {self.generate}.",
+            )
