@@ -206,6 +206,25 @@ def test_bad_options_are_one_sentence(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_bad_options_name_the_option_on_the_command_line(tmp_path, monkeypatch, capsys):
+    """The library names DemoConfig's field; `ganscapes demo` says its option."""
+    import sys
+
+    from ganscapes import cli
+
+    for args, message in [
+        (["--minutes", "0"], "--minutes must be positive, not 0."),
+        (["--res", "48"], "--res must be a power of two from 16 to 1024, not 48."),
+        (["--images", "3"], "--images must be at least 10, not 3."),
+        (["--generate", "4"], "--generate must be at least 10 and at least the number of top picks (6), not 4."),
+    ]:
+        monkeypatch.setattr(sys, "argv", ["ganscapes", "demo", "--out", str(tmp_path / "x"), *args])
+        with pytest.raises(SystemExit) as info:
+            cli.main()
+        assert info.value.code == 1 and capsys.readouterr().err == f"ganscapes: error: {message}\n"
+    assert not (tmp_path / "x").exists()
+
+
 # ---------------------------------------------------------------------------------------
 # In a real browser
 
