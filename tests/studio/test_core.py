@@ -18,12 +18,13 @@ import pytest
 from PIL import Image
 
 from ganscapes.clip.encoder import WEIGHTS_ENV
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.make.paint import paint
 from ganscapes.make.reproduce import reproduce_file
 from ganscapes.make.seeds import map_seeds
 from ganscapes.provenance import read_recipe
 from ganscapes.studio.core import (
+    FIELD_LABELS,
     MAX_GRID,
     MAX_GUIDE_STEPS,
     MAX_IMAGES,
@@ -168,13 +169,13 @@ def test_paint_prompt_limits(studio):
         rf"^Generate between 1 and {top_cpu} pictures per request on this cpu, not {top_cpu + 1}\.$",
     )
     refused(studio, lambda: studio.paint_prompt(PROMPT, 0, 0.7, 1), r"Generate between 1 and .* not 0\.")
-    refused(studio, lambda: studio.paint_prompt(PROMPT, 5, 0.7, 6), r"^Top-k must be between 1 and 5, not 6\.$")
+    refused(studio, lambda: studio.paint_prompt(PROMPT, 5, 0.7, 6), r"^Keep the best must be between 1 and 5, not 6\.$")
     refused(
         studio,
         lambda: studio.paint_prompt(PROMPT, 100, 0.7, MAX_TOP + 1),
-        rf"^Top-k must be between 1 and {MAX_TOP}, not {MAX_TOP + 1}\.$",
+        rf"^Keep the best must be between 1 and {MAX_TOP}, not {MAX_TOP + 1}\.$",
     )
-    refused(studio, lambda: studio.paint_prompt(PROMPT, 5, 0.7, 0), r"Top-k must be between 1 and 5, not 0\.")
+    refused(studio, lambda: studio.paint_prompt(PROMPT, 5, 0.7, 0), r"^Keep the best must be between 1 and 5, not 0\.$")
     refused(studio, lambda: studio.paint_prompt(PROMPT, 5, -1.5, 2), r"^ψ must be between -1 and 2, not -1\.5\.$")
     refused(studio, lambda: studio.paint_prompt("   ", 5, 0.7, 2), r"prompt is empty|phrase is empty", error=UserError)
 
@@ -359,7 +360,9 @@ def test_guide_limits(studio, seed_entry):
     refused(studio, lambda: studio.guide(seed_entry.id, PROMPT, "adam", MAX_GUIDE_STEPS + 1), r"Steps must be between")
     refused(studio, lambda: studio.guide("twelve", PROMPT, "adam", 2), r"^'twelve' is not a catalog number")
     refused(
-        studio, lambda: studio.guide(seed_entry.id, PROMPT, "sgd", 2), r"must be one of adam, genetic", error=UserError
+        studio,
+        lambda: studio.guide(seed_entry.id, PROMPT, "sgd", 2),
+        r"^Method must be one of adam, genetic, not 'sgd'\.$",
     )
     refused(studio, lambda: studio.guide(seed_entry.id, "", "adam", 2), r"empty", error=UserError)
 
@@ -408,11 +411,14 @@ def test_finish_refuses_bad_settings(studio, seed_entry):
     refused(
         studio, lambda: studio.finish(seed_entry.id, 50, 10, "auto", None), r"percentiles must satisfy", error=UserError
     )
+    # the library's settings (PostSettings.aspect, .width), said with the labels of the page's fields
     refused(
         studio,
         lambda: studio.finish(seed_entry.id, 0.1, 99.9, "20", None),
-        r"aspect must be between 0\.1 and 10",
-        error=UserError,
+        r"^Aspect must be between 0\.1 and 10 \(width / height\), not 20\.$",
+    )
+    refused(
+        studio, lambda: studio.finish(seed_entry.id, 0.1, 99.9, "auto", -5), r"^Width must be between 1 and \d+ pixels"
     )
     refused(studio, lambda: studio.finish(99999, 0.1, 99.9, "auto", None), r"There is no picture #99999")
 
@@ -536,3 +542,38 @@ def test_a_corrupt_model_stops_the_studio_with_one_sentence(tmp_path, name, cont
     message = str(info.value)
     assert "\n" not in message and message.endswith(".") and str(path) in message, message
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# the page's words
+
+
+def test_a_library_setting_error_names_the_field_by_its_label(studio, seed_entry, monkeypatch):
+    """The library names its setting (`aspect`); the page says the label of its field."""
+    import ganscapes.make.post as post
+
+    def refuse(setting):
+        def settings(**kwargs):
+            raise SettingError(setting, "must be between 0.1 and 10 (width / height), not 20.")
+
+        return settings
+
+    monkeypatch.setattr(post, "PostSettings", refuse("aspect"))
+    refused(
+        studio,
+        lambda: studio.finish(seed_entry.id, 0.1, 99.9, "20", None),
+        r"^Aspect must be between 0\.1 and 10 \(width / height\), not 20\.$",
+    )
+    # a setting the page does not show is the studio's own choice: the library's words stay
+    monkeypatch.setattr(post, "PostSettings", refuse("batch"))
+    refused(studio, lambda: studio.finish(seed_entry.id, 0.1, 99.9, "20", None), r"^batch must be", error=SettingError)
+
+
+def test_every_label_is_a_field_of_the_page():
+    import re
+
+    import ganscapes.studio.app as app
+
+    labels = re.findall(r'label="([^"]+)"', Path(app.__file__).read_text(encoding="utf-8"))
+    for setting, label in FIELD_LABELS.items():
+        assert any(shown == label or shown.startswith(label + " ") for shown in labels), (setting, label)

@@ -9,6 +9,7 @@ web page cannot read arbitrary files or exhaust the machine.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import threading
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.make.mix import LAYER_PRESETS
 from ganscapes.studio.catalog import Catalog, Entry
 
@@ -31,9 +32,45 @@ MAX_GUIDE_STEPS = 300
 # The page offers mix's presets that make a mixed picture: "all" would repeat the styles, "none" the forms.
 STUDIO_LAYER_CHOICES = tuple(p for p in LAYER_PRESETS if p not in ("all", "none"))
 
+# The label of the page's field (see app.py) for each library setting that takes a value from the page,
+# by the name of the library's parameter: PostSettings(low, high, aspect, width), GuideConfig(method, steps),
+# generate_images(seeds, psi), rank_generated(prompt, top), style_mix(layers).
+FIELD_LABELS = {
+    "aspect": "Aspect",
+    "high": "High percentile",
+    "layers": "Custom layer range",
+    "low": "Low percentile",
+    "method": "Method",
+    "prompt": "Prompt",
+    "psi": "ψ",
+    "seeds": "Seed",
+    "steps": "Steps",
+    "top": "Keep the best",
+    "width": "Width",
+}
+
 
 class StudioError(UserError):
     """A request the studio refuses; the message is shown on the page."""
+
+
+def in_page_words(action):
+    """`action`, a library `SettingError` from it said with the page's label for the setting.
+
+    A setting the page does not show (a batch size, a folder) is the studio's own choice,
+    so its error keeps the library's words.
+    """
+
+    @functools.wraps(action)
+    def worded(*args, **kwargs):
+        try:
+            return action(*args, **kwargs)
+        except SettingError as e:
+            if e.setting not in FIELD_LABELS:
+                raise
+            raise StudioError(e.worded(FIELD_LABELS[e.setting])) from None
+
+    return worded
 
 
 @dataclass
@@ -156,6 +193,7 @@ class Studio:
 
     # -- actions ---------------------------------------------------------------------
 
+    @in_page_words
     def paint_seed(self, seed: int, psi: float) -> Entry:
         from ganscapes.make.generate import generate_images
         from ganscapes.make.seeds import MAX_SEED
@@ -178,6 +216,7 @@ class Studio:
     def random_seed(self) -> int:
         return random.SystemRandom().randrange(0, 2**31)
 
+    @in_page_words
     def paint_prompt(
         self, prompt: str, n: int, psi: float, top: int, progress: Callable[[float, str], None] | None = None
     ) -> list[Entry]:
@@ -195,7 +234,7 @@ class Studio:
                 f"Generate between 1 and {self.max_images} pictures per request on this {self.kind}, not {n}."
             )
         if not 1 <= top <= min(n, MAX_TOP):
-            raise StudioError(f"Top-k must be between 1 and {min(n, MAX_TOP)}, not {top}.")
+            raise StudioError(f"{FIELD_LABELS['top']} must be between 1 and {min(n, MAX_TOP)}, not {top}.")
         psi = _psi(psi)
         encoder = self.clip()
         folder = self._request_dir("prompt")
@@ -229,6 +268,7 @@ class Studio:
             for k, path in enumerate(outputs.top)
         ]
 
+    @in_page_words
     def mix(self, forms: str, styles: str, layers: str, custom: str = "", psi: float = 1.0) -> tuple[Path, list[Entry]]:
         """Forms × styles from catalog numbers (#12) or seeds (s12)."""
         from ganscapes.make.latents import LatentSet
@@ -276,6 +316,7 @@ class Studio:
         ]
         return result.grid, entries
 
+    @in_page_words
     def guide(
         self, entry_id, prompt: str, method: str, steps: int, progress: Callable[[float, str], None] | None = None
     ) -> tuple[Entry, Path]:
@@ -321,6 +362,7 @@ class Studio:
         )
         return entry, folder / "history.png"
 
+    @in_page_words
     def finish(self, entry_id, low: float, high: float, aspect: str, width: int | None) -> Entry:
         from ganscapes.make.post import PostSettings, post_files
 
