@@ -384,3 +384,43 @@ def test_library_settings_are_named_as_options_on_the_command_line(tmp_path):
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip() == "ganscapes: error: --kimg-per-tick must be at least 1e-06, not 0.0."
+
+
+# Settings the library checks but no command sets (the command line cannot get them wrong).
+LIBRARY_ONLY_SETTINGS = {"ada_kimg"}  # TrainConfig.ada_kimg: train.py's ADA speed, not a `train` option
+
+
+def test_every_setting_the_library_names_is_an_option_of_some_command():
+    """Each `SettingError` name in src/ganscapes, and each OPTION_NAMES entry, words as an option that exists."""
+    import typer.main
+
+    from ganscapes.cli.app import OPTION_NAMES, option_name
+
+    options = {
+        opt
+        for _, command in _leaf_commands(typer.main.get_command(cli.app))
+        for param in command.params
+        if param.param_type_name == "option"
+        for opt in (*param.opts, *param.secondary_opts)
+    }
+    root = Path(cli.__file__).resolve().parents[1]
+    raised: dict[str, set[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "errors.py":  # its docstring's example
+            continue
+        text = path.read_text(encoding="utf-8")
+        # SettingError("name", …), _one_of("name", …) and train_config's ("name", c.name, low) checks
+        patterns = [r'SettingError\(\s*"(\w+)"', r'_one_of\(\s*"(\w+)"']
+        if path.name == "train_config.py":
+            patterns.append(r'\(\s*"(\w+)",\s*(?:c\.)?\1\b')
+        for pattern in patterns:
+            for name in re.findall(pattern, text):
+                raised.setdefault(name, set()).add(path.relative_to(root).as_posix())
+    assert {"kimg_per_tick", "res", "top", "count", "num_images", "minutes", "aspect"} <= set(raised), sorted(raised)
+    missing = {
+        name: (option_name(name), sorted(raised.get(name, {"OPTION_NAMES"})))
+        for name in set(raised) - LIBRARY_ONLY_SETTINGS | set(OPTION_NAMES)
+        if option_name(name) not in options
+    }
+    assert not missing, f"settings whose option no command has: {missing}"
+    assert all(option_name(name) not in options for name in LIBRARY_ONLY_SETTINGS)
