@@ -117,10 +117,10 @@ def test_the_default_folders():
 
 
 def test_training_s_resume_hint_is_dropped_and_nothing_else():
-    from ganscapes.gan.training import Trainer
+    from ganscapes.gan.training import RESUME_HINT, Trainer
 
-    # the hint is the end of Trainer.run's stop message; if training rewords it, this fails
-    assert TRAIN_RESUME_HINT.strip() in inspect.getsource(Trainer.run)
+    # the demo drops training's own constant, which ends Trainer.run's stop message
+    assert TRAIN_RESUME_HINT is RESUME_HINT and "RESUME_HINT" in inspect.getsource(Trainer.run)
     lines: list[str] = []
     log = without_resume_hint(lines.append)
     log("\nStopped (max-hours) at 0.4 kimg; snapshot in runs/00000-x." + TRAIN_RESUME_HINT)
