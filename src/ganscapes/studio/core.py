@@ -22,6 +22,7 @@ import numpy as np
 
 from ganscapes.errors import SettingError, UserError
 from ganscapes.make.mix import LAYER_PRESETS
+from ganscapes.make.seeds import PSI_RANGE
 from ganscapes.studio.catalog import Catalog, Entry
 
 MAX_IMAGES = {"cpu": 400, "gpu": 2000}  # pictures one prompt request may generate
@@ -400,8 +401,9 @@ def _psi(psi) -> float:
     if psi is None:
         raise StudioError("Enter ψ, e.g. 0.7.")
     value = float(psi)
-    if not -1.0 <= value <= 2.0:
-        raise StudioError(f"ψ must be between -1 and 2, not {value:g}.")
+    low, high = PSI_RANGE
+    if not low <= value <= high:  # generate's usual range: beyond it pictures break (the page allows no more)
+        raise StudioError(f"ψ must be between {low:g} and {high:g}, not {value:g}.")
     return value
 
 

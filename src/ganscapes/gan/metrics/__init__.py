@@ -247,7 +247,7 @@ def _generate(
     """Hand `consume(position, uint8 fakes)` `n` images from G_ema, `batch` at a time: z
     and labels from a CPU generator seeded with `seed`, random noise from torch's global
     generator seeded with `seed` (its state is restored afterwards on CPU and CUDA)."""
-    from ganscapes.gan.device import synthesis_options
+    from ganscapes.device import synthesis_options
     from ganscapes.gan.ops import to_uint8
 
     G = model.G_ema
