@@ -371,7 +371,7 @@ def guide(
     device: Device = DEVICE,
 ) -> None:
     """Search latent space for a prompt with CLIP: gradient ascent (adam) or a genetic algorithm."""
-    from ganscapes.clip.encoder import ClipSpec, load_clip
+    from ganscapes.clip import encoder as clip_encoder  # looked up at call time: one seam to replace CLIP
     from ganscapes.clip.tensor_scorer import TensorScorer
     from ganscapes.device import resolve_device
     from ganscapes.fileio import write_bytes_atomic
@@ -421,7 +421,9 @@ def guide(
         from ganscapes.make.latents import load_latent_rows
 
         start_ws = load_latent_rows(init, loaded).w
-    encoder = load_clip(ClipSpec.from_options(clip_model, clip_pretrained, clip_weights), device=dev)
+    encoder = clip_encoder.load_clip(
+        clip_encoder.ClipSpec.from_options(clip_model, clip_pretrained, clip_weights), device=dev
+    )
     scorer = TensorScorer(encoder, the_prompt)
 
     from tqdm import tqdm

@@ -56,10 +56,10 @@ TEMPLATE = typer.Option(
 
 def clip_tools(model: str, pretrained: str, weights: Path | None, cache: Path | None, device: str):
     """The encoder and its embedding cache for a command's CLIP options."""
+    from ganscapes.clip import encoder as clip_encoder  # looked up at call time: one seam to replace CLIP
     from ganscapes.clip.cache import EmbeddingCache
-    from ganscapes.clip.encoder import ClipSpec, load_clip
 
-    encoder = load_clip(ClipSpec.from_options(model, pretrained, weights), device=device)
+    encoder = clip_encoder.load_clip(clip_encoder.ClipSpec.from_options(model, pretrained, weights), device=device)
     return encoder, EmbeddingCache(cache, encoder.model_id)
 
 

@@ -95,12 +95,14 @@ def clip_args(cfg: DemoConfig) -> list[str]:
 
 def clip_or_none(demo: DemoState) -> Clip | None:
     """(encoder, cache) when CLIP can be loaded, else None after saying once why and how to fix it."""
+    from ganscapes.clip import encoder as clip_encoder  # looked up at call time: one seam to replace CLIP
     from ganscapes.clip.cache import EmbeddingCache
-    from ganscapes.clip.encoder import ClipSpec, load_clip
 
     c = demo.cfg
     try:  # offline without weights, load_clip refuses at once, naming the file to fetch
-        encoder = load_clip(ClipSpec.from_options(c.clip_model, c.clip_pretrained, c.clip_weights), device=c.device)
+        encoder = clip_encoder.load_clip(
+            clip_encoder.ClipSpec.from_options(c.clip_model, c.clip_pretrained, c.clip_weights), device=c.device
+        )
     except UserError as e:
         demo.log(f"note: CLIP steps (curate, rank) are skipped: {e}")
         demo.clip_skipped = str(e)

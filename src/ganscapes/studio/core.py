@@ -168,7 +168,7 @@ class Studio:
         The embedding cache is opened by each request instead: its SQLite
         connection belongs to the thread that opened it, and Gradio runs jobs in worker threads.
         """
-        from ganscapes.clip.encoder import ClipSpec, load_clip
+        from ganscapes.clip import encoder as clip_encoder  # looked up at call time: one seam to replace CLIP
 
         with self._clip_lock:
             if self._clip is not None:
@@ -176,8 +176,9 @@ class Studio:
             if self._clip_error is None:
                 c = self.cfg
                 try:  # offline without weights, load_clip refuses at once, naming the file to fetch
-                    self._clip = load_clip(
-                        ClipSpec.from_options(c.clip_model, c.clip_pretrained, c.clip_weights), device=self.device
+                    self._clip = clip_encoder.load_clip(
+                        clip_encoder.ClipSpec.from_options(c.clip_model, c.clip_pretrained, c.clip_weights),
+                        device=self.device,
                     )
                     return self._clip
                 except UserError as e:
