@@ -550,7 +550,7 @@ def test_a_corrupt_model_stops_the_studio_with_one_sentence(tmp_path, name, cont
 
 def test_a_library_setting_error_names_the_field_by_its_label(studio, seed_entry, monkeypatch):
     """The library names its setting (`aspect`); the page says the label of its field."""
-    import ganscapes.make.post as post
+    import ganscapes.studio.core as post  # where the studio looks PostSettings up
 
     def refuse(setting):
         def settings(**kwargs):

@@ -8,20 +8,36 @@ step; the report lists the commands in the same order.
 from __future__ import annotations
 
 import shlex
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ganscapes.clip import encoder as clip_encoder
+from ganscapes.clip.cache import EmbeddingCache
+from ganscapes.clip.curate import RefuseRule, curate_dataset, curation_dir_for
+from ganscapes.clip.embed import ImageRef
+from ganscapes.clip.prompts import Prompt
+from ganscapes.clip.rank import rank_images, write_ranking
+from ganscapes.data.contact_sheet import save_contact_sheet
+from ganscapes.data.dataset import Dataset
+from ganscapes.data.prepare import PrepareConfig, prepare_dataset
+from ganscapes.data.sample import make_samples
 from ganscapes.demo.config import DemoConfig
 from ganscapes.demo.state import DemoState, StepRecord
+from ganscapes.device import resolve_device
 from ganscapes.errors import UserError
 from ganscapes.fileio import read_jsonl
+from ganscapes.gan.checkpoint import load_model
+from ganscapes.gan.train_config import TrainConfig, latest_run, train_command
+from ganscapes.gan.train_state import list_snapshots
 from ganscapes.gan.training import RESUME_HINT
-
-if TYPE_CHECKING:
-    from ganscapes.gan.train_config import TrainConfig
+from ganscapes.gan.training import train as train_loop
+from ganscapes.make.generate import generate_images
+from ganscapes.make.mix import DEFAULT_LAYERS, layer_range, seed_latents, style_mix
+from ganscapes.make.pick import save_top_latents
+from ganscapes.make.post import PostSettings, post_files
 
 CURATE_PHRASE = "impressionist landscape painting"
 SHEET_COUNT = 24
@@ -95,8 +111,6 @@ def clip_args(cfg: DemoConfig) -> list[str]:
 
 def clip_or_none(demo: DemoState) -> Clip | None:
     """(encoder, cache) when CLIP can be loaded, else None after saying once why and how to fix it."""
-    from ganscapes.clip import encoder as clip_encoder  # looked up at call time: one seam to replace CLIP
-    from ganscapes.clip.cache import EmbeddingCache
 
     c = demo.cfg
     try:  # offline without weights, load_clip refuses at once, naming the file to fetch
@@ -119,7 +133,6 @@ def without_resume_hint(log: Callable[[str], None]) -> Callable[[str], None]:
 
 
 def sample(run: StepRun) -> None:
-    from ganscapes.data.sample import make_samples
 
     demo = run.demo
     n = demo.cfg.images
@@ -133,10 +146,6 @@ def sample(run: StepRun) -> None:
 
 
 def prepare(run: StepRun) -> None:
-    from ganscapes.clip.embed import ImageRef
-    from ganscapes.data.contact_sheet import save_contact_sheet
-    from ganscapes.data.dataset import Dataset
-    from ganscapes.data.prepare import PrepareConfig, prepare_dataset
 
     demo = run.demo
     res = demo.cfg.res
@@ -161,8 +170,6 @@ def prepare(run: StepRun) -> None:
 
 
 def curate(run: StepRun) -> None:
-    from ganscapes.clip.curate import RefuseRule, curate_dataset, curation_dir_for
-    from ganscapes.clip.prompts import Prompt
 
     demo = run.demo
     if run.done():
@@ -185,7 +192,6 @@ def curate(run: StepRun) -> None:
 
 def train_config(demo: DemoState, seconds: float, resume: bool) -> TrainConfig:
     """What the demo trains with for `seconds` more: the one config both the run and its command line come from."""
-    from ganscapes.gan.train_config import TrainConfig
 
     c = demo.cfg
     return TrainConfig(
@@ -206,9 +212,6 @@ def train_config(demo: DemoState, seconds: float, resume: bool) -> TrainConfig:
 
 def train(run: StepRun) -> bool:
     """Train (or continue) within the budget; True when the model changed."""
-    from ganscapes.gan.train_config import latest_run, train_command
-    from ganscapes.gan.train_state import list_snapshots
-    from ganscapes.gan.training import train as train_loop
 
     demo, c = run.demo, run.demo.cfg
     previous = run.facts()
@@ -223,7 +226,6 @@ def train(run: StepRun) -> bool:
     train_line = shlex.join(train_command(config))
 
     def work():
-        from ganscapes.gan.checkpoint import load_model
 
         start = time.time()
         result = train_loop(config, log=without_resume_hint(demo.log))
@@ -250,14 +252,12 @@ def _last_swd(run_dir: Path) -> float | None:
 
 
 def _model(demo: DemoState):
-    from ganscapes.gan.checkpoint import load_model
 
     facts = demo.facts("train")
     return load_model(facts["snapshot"]), facts
 
 
 def generate(run: StepRun) -> None:
-    from ganscapes.make.generate import generate_images
 
     demo = run.demo
     model, facts = _model(demo)
@@ -288,10 +288,6 @@ def generate(run: StepRun) -> None:
 
 
 def rank(run: StepRun) -> None:
-    from ganscapes.clip.embed import ImageRef
-    from ganscapes.clip.prompts import Prompt
-    from ganscapes.clip.rank import rank_images, write_ranking
-    from ganscapes.make.pick import save_top_latents
 
     demo = run.demo
     model, _ = _model(demo)
@@ -317,7 +313,6 @@ def rank(run: StepRun) -> None:
 
 
 def mix(run: StepRun) -> None:
-    from ganscapes.make.mix import DEFAULT_LAYERS, layer_range, seed_latents, style_mix
 
     demo = run.demo
     model, facts = _model(demo)
@@ -342,7 +337,6 @@ def mix(run: StepRun) -> None:
     )
 
     def work():
-        from ganscapes.device import resolve_device
 
         dev = resolve_device(demo.cfg.device)
         G = model.G_ema.to(dev)
@@ -356,7 +350,6 @@ def mix(run: StepRun) -> None:
 
 
 def post(run: StepRun) -> None:
-    from ganscapes.make.post import PostSettings, post_files
 
     demo = run.demo
     model, _ = _model(demo)
@@ -372,7 +365,6 @@ def post(run: StepRun) -> None:
     run.announce(f"contrast stretch and the {'top picks' if ranked else 'first pictures'} back to the dataset's aspect")
 
     def work():
-        import shutil
 
         shutil.rmtree(out, ignore_errors=True)  # ours: only this run's finals
         result = post_files(picks, out, PostSettings(), model_aspect=model.meta.get("aspect"))

@@ -20,9 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ganscapes.clip import encoder as clip_encoder
+from ganscapes.clip.cache import EmbeddingCache
+from ganscapes.clip.prompts import Prompt
+from ganscapes.clip.tensor_scorer import TensorScorer
+from ganscapes.device import resolve_device
 from ganscapes.errors import SettingError, UserError
-from ganscapes.make.mix import LAYER_PRESETS
-from ganscapes.make.seeds import PSI_RANGE
+from ganscapes.gan.checkpoint import load_model
+from ganscapes.make.generate import generate_images
+from ganscapes.make.guide import GuideConfig, adam_search, genetic_search, save_search
+from ganscapes.make.latents import LATENTS_FILE, LatentSet
+from ganscapes.make.mix import LAYER_PRESETS, layer_range, seed_latents, style_mix
+from ganscapes.make.pick import rank_generated
+from ganscapes.make.post import PostSettings, post_files
+from ganscapes.make.seeds import MAX_SEED, PSI_RANGE
+from ganscapes.provenance import encode_array
 from ganscapes.studio.catalog import Catalog, Entry
 
 MAX_IMAGES = {"cpu": 400, "gpu": 2000}  # pictures one prompt request may generate
@@ -87,8 +99,6 @@ class StudioConfig:
 
 class Studio:
     def __init__(self, cfg: StudioConfig):
-        from ganscapes.device import resolve_device
-        from ganscapes.gan.checkpoint import load_model
 
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
@@ -153,7 +163,6 @@ class Studio:
     def w_of(self, entry: Entry) -> np.ndarray:
         """The latent [num_ws, w_dim] of a catalog picture: its row of a latents file
         (latents.npz of generate, rank or guide; mix.npz, or cells.npz of earlier studios)."""
-        from ganscapes.make.latents import LatentSet
 
         if entry.latents is None or entry.row is None:
             raise StudioError(f"Picture #{entry.id} ({entry.kind}) has no latent to start from.")
@@ -168,7 +177,6 @@ class Studio:
         The embedding cache is opened by each request instead: its SQLite
         connection belongs to the thread that opened it, and Gradio runs jobs in worker threads.
         """
-        from ganscapes.clip import encoder as clip_encoder  # looked up at call time: one seam to replace CLIP
 
         with self._clip_lock:
             if self._clip is not None:
@@ -197,8 +205,6 @@ class Studio:
 
     @in_page_words
     def paint_seed(self, seed: int, psi: float) -> Entry:
-        from ganscapes.make.generate import generate_images
-        from ganscapes.make.seeds import MAX_SEED
 
         seed = _whole(seed, "a seed")
         if not 0 <= seed <= MAX_SEED:
@@ -223,11 +229,6 @@ class Studio:
         self, prompt: str, n: int, psi: float, top: int, progress: Callable[[float, str], None] | None = None
     ) -> list[Entry]:
         """Generate n, rank by the prompt, catalog the top k (best first)."""
-        from ganscapes.clip.cache import EmbeddingCache
-        from ganscapes.clip.prompts import Prompt
-        from ganscapes.make.generate import generate_images
-        from ganscapes.make.latents import LATENTS_FILE
-        from ganscapes.make.pick import rank_generated
 
         the_prompt = Prompt((prompt,))
         n, top = _whole(n, "how many pictures to generate"), _whole(top, "how many to keep")
@@ -273,9 +274,6 @@ class Studio:
     @in_page_words
     def mix(self, forms: str, styles: str, layers: str, custom: str = "", psi: float = 1.0) -> tuple[Path, list[Entry]]:
         """Forms × styles from catalog numbers (#12) or seeds (s12)."""
-        from ganscapes.make.latents import LatentSet
-        from ganscapes.make.mix import layer_range, seed_latents, style_mix
-        from ganscapes.provenance import encode_array
 
         G = self.model.G_ema
         spec = custom if layers == "custom" else layers
@@ -323,10 +321,6 @@ class Studio:
         self, entry_id, prompt: str, method: str, steps: int, progress: Callable[[float, str], None] | None = None
     ) -> tuple[Entry, Path]:
         """A CLIP-guided search from a catalog picture; returns the best and the history plot."""
-        from ganscapes.clip.prompts import Prompt
-        from ganscapes.clip.tensor_scorer import TensorScorer
-        from ganscapes.make.guide import GuideConfig, adam_search, genetic_search, save_search
-        from ganscapes.make.latents import LATENTS_FILE
 
         steps = int(steps)
         if not 1 <= steps <= MAX_GUIDE_STEPS:
@@ -366,7 +360,6 @@ class Studio:
 
     @in_page_words
     def finish(self, entry_id, low: float, high: float, aspect: str, width: int | None) -> Entry:
-        from ganscapes.make.post import PostSettings, post_files
 
         e = self.entry(entry_id)
         source = self.path_of(e)
