@@ -386,7 +386,10 @@ def test_compare_runs_three_methods_at_one_budget(monkeypatch, capsys, models, t
         (("--prompt", "  "), "A prompt phrase is empty; remove it or write some words."),
         (("--steps", "0"), "--steps must be at least 1, not 0."),
         (("--population", "0"), "--population must be at least 1, not 0."),
-        (("--population", "1", "--method", "genetic"), "The genetic method needs a --population of at least 2."),
+        (
+            ("--population", "1", "--method", "genetic"),
+            "--population must be at least 2 for the genetic method, not 1.",
+        ),
         (("--keep", "0"), "--keep must be at least 1, not 0."),
         (("--lr", "-1"), "--lr must be positive, not -1."),
         (("--cutouts", "-2"), "--cutouts must be 0 or more, not -2."),

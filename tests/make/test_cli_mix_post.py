@@ -357,8 +357,8 @@ def test_reproduce_refuses_another_model_and_forced_reports_the_difference(
     assert code == 1
     err = capsys.readouterr().err
     assert_error(err, err.strip().removeprefix("ganscapes: error: "))
-    assert f"seed0003.png was made by model {recipe['model_hash'][:12]}, but {models['other']} is " in err
-    assert err.rstrip().endswith("pass --force to rebuild it anyway.")
+    assert f"seed0003.png anyway: it was made by model {recipe['model_hash'][:12]}, but {models['other']} is " in err
+    assert "--force is needed to rebuild" in err
 
     code = run_cli(monkeypatch, "reproduce", image, "--model", models["other"], "--force", "--out", tmp_path)
     captured = capsys.readouterr()

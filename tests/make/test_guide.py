@@ -390,7 +390,7 @@ def test_compare_genetic_never_exceeds_the_budget(G, scorer, steps, population):
     [
         ({"steps": 0}, "steps must be at least 1, not 0."),
         ({"population": 0}, "population must be at least 1, not 0."),
-        ({"method": "genetic", "population": 1}, "The genetic method needs a --population of at least 2."),
+        ({"method": "genetic", "population": 1}, "population must be at least 2 for the genetic method, not 1."),
         ({"keep": 0}, "keep must be at least 1, not 0."),
         ({"method": "sgd"}, "method must be one of adam, genetic, not 'sgd'."),
         ({"space": "z"}, "space must be one of w, wplus, not 'z'."),

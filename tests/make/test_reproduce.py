@@ -157,8 +157,8 @@ def test_another_model_is_refused_unless_forced(model, tmp_path):
     with pytest.raises(UserError) as info:
         reproduce_file(gen.images[0], other)
     assert str(info.value) == (
-        f"seed0001.png was made by model {model.model_hash[:12]}, but this model is {other.model_hash[:12]}; "
-        "pass --force to rebuild it anyway."
+        f"force is needed to rebuild seed0001.png anyway: it was made by model {model.model_hash[:12]}, "
+        f"but this model is {other.model_hash[:12]}."
     )
     r = reproduce_file(gen.images[0], other, force=True)
     assert not r.identical and r.max_difference > 0

@@ -73,7 +73,7 @@ class GuideConfig:
         if self.population is not None and self.population <= 0:
             raise SettingError("population", f"must be at least 1, not {self.population}.")
         if self.method == "genetic" and self.population is not None and self.population < 2:
-            raise UserError("The genetic method needs a --population of at least 2.")
+            raise SettingError("population", f"must be at least 2 for the genetic method, not {self.population}.")
         if self.keep <= 0:
             raise SettingError("keep", f"must be at least 1, not {self.keep}.")
         if self.lr <= 0:

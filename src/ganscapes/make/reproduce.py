@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganscapes.errors import UserError
+from ganscapes.errors import SettingError, UserError
 from ganscapes.make.mix import mix_ws
 from ganscapes.make.paint import paint
 from ganscapes.make.recipes import (
@@ -84,10 +84,10 @@ def reproduce_file(path: Path, model, device="cpu", force: bool = False) -> Repr
     recipe = parse_recipe(raw)
     made_by = recipe.made_by()
     if made_by and made_by != model.model_hash and not force:
-        raise UserError(
-            f"{path.name} was made by model {made_by[:12]}, "
-            f"but {model.path or 'this model'} is {model.model_hash[:12]}; "
-            "pass --force to rebuild it anyway."
+        raise SettingError(
+            "force",
+            f"is needed to rebuild {path.name} anyway: it was made by model {made_by[:12]}, "
+            f"but {model.path or 'this model'} is {model.model_hash[:12]}.",
         )
     if not made_by and not isinstance(recipe, PostRecipe):
         raise UserError(f"The recipe in {path.name} names no model_hash, so it cannot be rebuilt.")
