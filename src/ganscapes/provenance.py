@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from ganscapes import __version__
 from ganscapes.errors import UserError
@@ -28,7 +29,6 @@ _PNG_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 def png_info(recipe: dict, keep: dict[str, str] | None = None):
     """A PngInfo with `recipe` (plus the package version) and any other text chunks to keep."""
-    from PIL import PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
     for key, value in (keep or {}).items():
@@ -40,7 +40,6 @@ def png_info(recipe: dict, keep: dict[str, str] | None = None):
 
 def pixels_to_image(pixels: np.ndarray):
     """uint8 pixels [H, W] or [H, W, C] (C = 1 to 4) as a PIL image of the matching mode."""
-    from PIL import Image
 
     channels = pixels.shape[-1] if pixels.ndim == 3 else 1
     array = pixels[..., 0] if pixels.ndim == 3 and channels == 1 else pixels
@@ -57,7 +56,6 @@ def write_png(path: Path, pixels: np.ndarray, recipe: dict, compress_level: int 
 
 def read_text_chunks(source: Path | bytes) -> dict[str, str]:
     """All PNG text chunks of a file ({} for other formats)."""
-    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:

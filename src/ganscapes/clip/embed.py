@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ganscapes.data.images import BadImage, is_image_name, load_rgb, open_image
 from ganscapes.errors import SettingError, UserError
@@ -95,7 +96,6 @@ def embed_images(
 
     new: dict[str, np.ndarray] = {}
     pending: list[tuple[str, np.ndarray]] = []
-    from tqdm import tqdm
 
     bar = tqdm(total=len(refs), initial=len(refs) - len(todo), desc=desc, unit="img", disable=not progress)
     try:

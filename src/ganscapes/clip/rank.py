@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ganscapes.clip.embed import Embedded, ImageRef, embed_images
 from ganscapes.clip.prompts import Prompt, prompt_embeddings, scores
@@ -146,7 +147,6 @@ def display_name(ref: ImageRef, root: Path | None) -> str:
 
 def _copy_with_recipe(ref: ImageRef, dest: Path, extra: dict) -> Path:
     """Copy a pick; a PNG keeps its pixels and text chunks and gains the ranking in its recipe."""
-    from PIL import Image
 
     data = ref.read_bytes()
     if not data.startswith(b"\x89PNG"):

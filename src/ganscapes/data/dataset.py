@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from ganscapes.data.images import is_image_name
 from ganscapes.errors import UserError
 
@@ -123,8 +125,6 @@ def dataset_info(path: Path) -> DatasetInfo:
         manifest = ds.manifest or {}
         resolution = manifest.get("resolution")
         if resolution is None and ds.image_names:
-            from PIL import Image
-
             with Image.open(io.BytesIO(ds.read_bytes(ds.image_names[0]))) as img:
                 resolution = img.width
         labels_json = ds.read_json(LABELS) or {}

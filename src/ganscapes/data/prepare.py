@@ -40,6 +40,7 @@ from ganscapes.data.dataset import (
     MANIFEST_KIND,
     Dataset,
     image_name,
+    is_ganscapes_dataset,
     write_dataset,
 )
 from ganscapes.data.images import (
@@ -393,7 +394,6 @@ def _check_out(src: Path, out: Path) -> None:
         return
     if out.is_dir() and not any(out.iterdir()):
         return
-    from ganscapes.data.dataset import is_ganscapes_dataset
 
     if not is_ganscapes_dataset(out):
         raise SettingError("out", f"{out} already exists and is not a ganscapes dataset; choose another.")

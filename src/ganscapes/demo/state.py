@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ganscapes.clip.rank import TOP_DIR
 from ganscapes.demo.config import DemoConfig
 from ganscapes.fileio import write_bytes_atomic
 
@@ -131,7 +132,6 @@ class DemoState:
     @property
     def ranked_top(self) -> Path:
         """The picks: where `write_ranking` puts them."""
-        from ganscapes.clip.rank import TOP_DIR
 
         return self.ranked / TOP_DIR
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
+from ganscapes.data.grid import image_grid
 from ganscapes.fileio import (
     append_jsonl,
     atomic_path,
@@ -41,9 +43,6 @@ def grid_count(resolution: int) -> int:
 
 def save_grid(images_uint8: torch.Tensor, path: Path, cols: int = 8) -> None:
     """uint8 pictures [N, C, H, W] as one PNG, `cols` to a row, black where a row is short."""
-    from PIL import Image
-
-    from ganscapes.data.grid import image_grid
 
     n, c, h, w = images_uint8.shape
     arrays = images_uint8.permute(0, 2, 3, 1).numpy()

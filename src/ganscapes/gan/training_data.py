@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ganscapes.data.dataset import LABELS, Dataset
 from ganscapes.errors import UserError, first_line
@@ -182,7 +183,6 @@ class ImageDataset(torch.utils.data.Dataset):
         return self._zip.read(name)
 
     def _open(self, raw: int):
-        from PIL import Image
 
         name = self.image_names[raw]
         try:

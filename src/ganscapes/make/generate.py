@@ -21,9 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ganscapes.device import DEVICES, resolve_device, synthesis_options  # noqa: F401 (re-exported)
 from ganscapes.errors import SettingError, UserError, first_line
+from ganscapes.gan.checkpoint import Model, load_model
 from ganscapes.gan.ops import to_uint8  # noqa: F401 (re-exported for callers of generate)
 from ganscapes.make.latents import LATENTS_FILE, LatentSet
 from ganscapes.make.paint import NOISE_MODES, ROW_GROUP, paint, round_up
@@ -79,7 +81,6 @@ def generate_images(
     drawn from a generator seeded by each batch's first seed, so a run is repeatable for
     the same `batch`.
     """
-    from ganscapes.gan.checkpoint import Model, load_model
 
     start = time.perf_counter()
     log = log or _stderr
@@ -119,7 +120,6 @@ def generate_images(
     z_all = seeds_to_z(seeds, G.z_dim)
     w_all = np.zeros([len(seeds), G.num_ws, G.w_dim], dtype=np.float32)
     paths = [out / f"seed{s:04d}.png" for s in seeds]
-    from tqdm import tqdm
 
     bar = tqdm(total=len(seeds), desc="generating", unit="img", disable=not progress)
     writers = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
@@ -204,6 +204,5 @@ def _reap(pending: list, bar, wait: bool = False, keep: int = 64) -> list:
 
 
 def _stderr(line: str) -> None:
-    from tqdm import tqdm
 
     tqdm.write(line, file=sys.stderr)  # print would tear a progress bar

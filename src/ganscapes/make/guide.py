@@ -24,13 +24,17 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ganscapes.data.grid import image_grid
+from ganscapes.data.images import to_rgb8
 from ganscapes.errors import SettingError, UserError
+from ganscapes.fileio import atomic_path
 from ganscapes.make.latents import LATENTS_FILE, LatentSet
 from ganscapes.make.paint import paint, synthesize
 from ganscapes.make.recipes import Choice, GuideRecipe, LatentSource
@@ -319,7 +323,6 @@ def save_search(result: SearchResult, model, scorer, prompt, cfg: GuideConfig, o
 
 
 def _write_history(out: Path, result: SearchResult) -> None:
-    from ganscapes.fileio import atomic_path
 
     with atomic_path(out / "history.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["step", "evaluations", "best", "mean"])
@@ -335,8 +338,6 @@ def plot_history(path: Path, histories: dict[str, list[dict]]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ganscapes.fileio import atomic_path
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     for name, rows in histories.items():
@@ -358,9 +359,6 @@ def plot_history(path: Path, histories: dict[str, list[dict]]) -> None:
 
 def _write_strip(path: Path, frames: list[tuple[int, np.ndarray]], size: int = 128) -> None:
     """The best picture so far at each frame's step, left to right, its step beneath."""
-    from ganscapes.data.grid import image_grid
-    from ganscapes.data.images import to_rgb8
-    from ganscapes.fileio import atomic_path
 
     strip = image_grid(
         [to_rgb8(pixels_to_image(px)) for _, px in frames],
@@ -404,8 +402,6 @@ def compare_budget(cfg: GuideConfig) -> int:
 def compare_methods(G, scorer, cfg: GuideConfig, dev, init: np.ndarray | None = None, progress=None) -> Comparison:
     """generate-and-rank, adam and genetic at (about) the same number of generator
     evaluations: adam's steps × population, which the other two may not exceed."""
-    import time
-    from dataclasses import replace
 
     budget = compare_budget(cfg)
     adam_cfg = replace(cfg, method="adam", population=cfg.population or DEFAULT_POPULATION["adam"])

@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from ganscapes.data.grid import image_grid
+from ganscapes.device import resolve_device
 from ganscapes.errors import SettingError, UserError
 from ganscapes.make.latents import MIX_FILE, LatentSet, load_latent_rows
 from ganscapes.make.paint import ROW_GROUP, paint
@@ -108,7 +111,6 @@ def style_mix(
     batch: int = 8,
 ) -> MixResult:
     """Write the grid, every cell, the form and style pictures and `mix.npz` into `out`."""
-    from ganscapes.device import resolve_device
 
     if len(forms) == 0 or len(styles) == 0:
         raise UserError("Style mixing needs at least one form and one style.")
@@ -186,9 +188,6 @@ def style_mix(
 
 def _grid(pixels: np.ndarray, nf: int, ns: int, size: int, labels: bool) -> np.ndarray:
     """Forms along the top, styles down the left, cells at (column i + 1, row j + 1)."""
-    from PIL import Image
-
-    from ganscapes.data.grid import image_grid
 
     channels = pixels.shape[-1]
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from ganscapes.data.images import BadImage, load_rgb, open_image
 from ganscapes.errors import SettingError, UserError
 from ganscapes.make.recipes import ASPECT_RANGE, MAX_WIDTH, OtherRecipe, PostFields, PostRecipe, Recipe, parse_recipe
 from ganscapes.provenance import pixels_to_image, read_recipe, write_png
@@ -58,7 +60,6 @@ def stretch_contrast(pixels: np.ndarray, low: float = DEFAULT_LOW, high: float =
 
 def restore_aspect(pixels: np.ndarray, aspect: float, width: int | None = None) -> np.ndarray:
     """Resize to width × round(width / aspect) (width kept unless given), Lanczos."""
-    from PIL import Image
 
     w = width or pixels.shape[1]
     h = max(1, int(round(w / aspect)))
@@ -93,7 +94,6 @@ def post_files(
     images: list[Path], out: Path, settings: PostSettings, model_aspect: float | None = None, suffix: str = ""
 ) -> PostResult:
     """Post-process image files into `out` (same names plus `suffix`, always PNG), recipes extended."""
-    from ganscapes.data.images import BadImage, load_rgb, open_image
 
     if not images:
         raise UserError("No images to post-process.")

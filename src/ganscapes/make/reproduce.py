@@ -22,10 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from ganscapes.data.images import to_rgb8
+from ganscapes.device import resolve_device
 from ganscapes.errors import SettingError, UserError
 from ganscapes.make.mix import mix_ws
 from ganscapes.make.paint import paint
+from ganscapes.make.post import PostSettings, post_pixels
 from ganscapes.make.recipes import (
     GenerateRecipe,
     LatentRecipe,
@@ -75,9 +79,6 @@ class Reproduction:
 
 def reproduce_file(path: Path, model, device="cpu", force: bool = False) -> Reproduction:
     """Rebuild the picture at `path` with `model`; a different model is refused unless `force`."""
-    from PIL import Image
-
-    from ganscapes.device import resolve_device
 
     path = Path(path)
     raw = read_recipe(path)
@@ -147,8 +148,6 @@ def _rebuild_mix(recipe: MixRecipe, model, dev) -> np.ndarray:
 
 @rebuilds(PostRecipe.kind)
 def _rebuild_post(recipe: PostRecipe, model, dev) -> np.ndarray:
-    from ganscapes.data.images import to_rgb8
-    from ganscapes.make.post import PostSettings, post_pixels
 
     if recipe.source is None:
         raise UserError("This picture was post-processed from an image without a recipe; its source cannot be rebuilt.")

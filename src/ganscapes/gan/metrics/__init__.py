@@ -23,8 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from ganscapes.device import resolve_device, synthesis_options
 from ganscapes.errors import SettingError, UserError
+from ganscapes.gan.checkpoint import Model, load_model
 from ganscapes.gan.metrics.fid import (  # noqa: F401 (re-exported)
     INCEPTION_ENV,
     INCEPTION_FILE,
@@ -38,6 +41,8 @@ from ganscapes.gan.metrics.fid import (  # noqa: F401 (re-exported)
     load_inception,
 )
 from ganscapes.gan.metrics.swd import SWDAccumulator, swd  # noqa: F401 (re-exported)
+from ganscapes.gan.ops import to_uint8
+from ganscapes.gan.training_data import ImageDataset
 
 METRICS = ("swd", "fid50k_full", "kid50k_full")
 # Images per set in each metric's published protocol (reals for FID: the whole dataset;
@@ -114,9 +119,6 @@ def run_metrics(
     Inception network (tests); otherwise `inception` or $GANSCAPES_INCEPTION names it.
     Reals are never x-flipped.
     """
-    from ganscapes.device import resolve_device
-    from ganscapes.gan.checkpoint import Model, load_model
-    from ganscapes.gan.training_data import ImageDataset
 
     start = time.perf_counter()
     names = parse_metrics(metrics)
@@ -171,8 +173,6 @@ def run_metrics(
                     "reals": n_real if n == "fid50k_full" else min(n_real, KID_MAX_REALS),
                     "fakes": n_feat_fakes,
                 }
-
-    from tqdm import tqdm
 
     # Reals: one pass over the images any metric needs, in index order.
     needed = np.union1d(swd_reals, feat_reals)
@@ -247,8 +247,6 @@ def _generate(
     """Hand `consume(position, uint8 fakes)` `n` images from G_ema, `batch` at a time: z
     and labels from a CPU generator seeded with `seed`, random noise from torch's global
     generator seeded with `seed` (its state is restored afterwards on CPU and CUDA)."""
-    from ganscapes.device import synthesis_options
-    from ganscapes.gan.ops import to_uint8
 
     G = model.G_ema
     run_kwargs = synthesis_options(dev)
