@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -105,3 +106,23 @@ def test_a_good_file_still_loads(tmp_path):
     model = tiny_model(16)
     save_model(good, model)
     assert load_model(good).model_hash == model.model_hash
+
+
+def test_a_model_with_non_finite_weights_is_refused(tmp_path):
+    model = tiny_model(16)
+    with torch.no_grad():
+        next(p for n, p in model.G_ema.named_parameters() if n.endswith("affine.weight"))[0, 0] = float("nan")
+    path = tmp_path / "nan.safetensors"
+    save_model(path, model)
+    with pytest.raises(UserError, match=r"has non-finite weights in its generator \(.*affine\.weight\)"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("psi", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_psi_is_refused_before_painting(tmp_path, psi):
+    from ganscapes.errors import SettingError
+    from ganscapes.make.generate import generate_images
+
+    with pytest.raises(SettingError, match="^psi must be a finite number"):
+        generate_images(tiny_model(16), [0], psi=psi, out=tmp_path / "out", progress=False)
+    assert not list((tmp_path).glob("out/*.png"))

@@ -207,6 +207,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Model:
         raise UserError(
             f"{path} is neither a ganscapes model ({SUFFIX}) nor an official NVIDIA snapshot ({OFFICIAL_SUFFIX})."
         )
+    bad = next((name for name, t in model.G_ema.state_dict().items() if not torch.isfinite(t).all()), None)
+    if bad is not None:  # it would paint black (or NaN) pictures
+        raise UserError(f"{path} has non-finite weights in its generator ({bad}); it cannot make pictures.")
     return _to_device(model, device)
 
 

@@ -33,6 +33,7 @@ from ganscapes.make.recipes import GenerateRecipe, Noise
 from ganscapes.make.seeds import (  # noqa: F401 (PSI_RANGE re-exported)
     MAX_SEED,
     PSI_RANGE,
+    check_psi,
     check_truncation_cutoff,
     class_label,
     map_z,
@@ -96,7 +97,7 @@ def generate_images(
         raise SettingError("noise_mode", f"must be one of {', '.join(NOISE_MODES)}, not {noise_mode!r}.")
     if batch < 1:
         raise SettingError("batch", f"must be at least 1, not {batch}.")
-    psi = float(psi)
+    psi = check_psi(psi)
     if not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
         log(f"ganscapes: warning: psi {psi:g} is outside [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}]; expect broken pictures.")
 

@@ -9,6 +9,7 @@ seed maps to the same w whether it is mapped alone or among others.
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -20,6 +21,14 @@ from ganscapes.make.paint import ROW_GROUP, pad_rows, round_up
 MAX_SEED = 2**32 - 1  # what numpy's RandomState accepts
 MAX_SEEDS = 1_000_000  # per run; a typo such as 0-99999999 should not fill the disk
 PSI_RANGE = (-1.0, 2.0)  # truncation ψ outside it usually gives broken pictures
+
+
+def check_psi(psi: float) -> float:
+    """ψ as a float; NaN or infinity would paint black pictures and write a recipe that is not JSON."""
+    psi = float(psi)
+    if not math.isfinite(psi):
+        raise SettingError("psi", f"must be a finite number, not {psi}.")
+    return psi
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -97,6 +106,7 @@ def map_z(
     One mapping call, padded to a multiple of ROW_GROUP rows (or to `pad_to`, the rows of
     the synthesis call the ws are for).
     """
+    psi = check_psi(psi)
     n = len(z)
     if n == 0:
         return np.zeros([0, G.num_ws, G.w_dim], np.float32)
