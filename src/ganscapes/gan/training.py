@@ -90,7 +90,7 @@ class _Start:
     cfg: ResolvedConfig
     run_dir: Path | None  # the run continued exactly, or None for a new run
     state: dict | None  # its training state
-    model: Path | None  # the model file continued from, or started from (transfer learning)
+    model: Model | Path | None  # the model continued from (or its file), or the file started from (transfer)
 
 
 def _start(config: TrainConfig, world: int) -> _Start:
@@ -140,9 +140,8 @@ def _find_resume(
         if not snaps:
             raise SettingError("resume", f"latest found no snapshot under {config.outdir}; start without it.")
         _, model_path, state_path = snaps[-1]
-        try:
-            load_state(state_path)
-            load_model(model_path)  # both verify their hashes: flipped bytes are found here, not later
+        try:  # both verify their hashes: flipped bytes are found here, not later
+            state, model = load_state(state_path), load_model(model_path)
         except UserError as e:
             fallback = (
                 f"continue from the one before with --resume {snaps[-2][1]}"
@@ -150,6 +149,9 @@ def _find_resume(
                 else "there is no earlier snapshot to continue from"
             )
             raise UserError(f"The newest snapshot is damaged: {e} To go on, {fallback}.") from None
+        if state.get("dataset_fingerprint") == fingerprint(state.get("config") or {}):
+            return model_path.parent, state, model  # loaded once, used by Trainer.resume
+        return None, None, model_path
     else:
         model_path = Path(config.resume)
         if not model_path.exists():
@@ -297,7 +299,7 @@ class Trainer:
 
     # -- resuming
 
-    def resume(self, state: dict, model_path: Path) -> None:
+    def resume(self, state: dict, model_path: Model | Path) -> None:
         """Continue exactly where a snapshot left off: networks, Adam, p, ADA, pl_mean, data order, RNG."""
         _restore_networks(model_path, self.G, self.D, self.G_ema)
         for name, opt_state in state["optimizers"].items():
@@ -608,11 +610,13 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _restore_networks(model_path: Path, G, D, G_ema) -> None:
-    model = load_model(model_path)
+def _restore_networks(model: Model | Path, G, D, G_ema) -> None:
+    """Copy G, D and G_ema from a snapshot (loaded already, or its file)."""
+    if not isinstance(model, Model):
+        model = load_model(model)
     for target, source in [(G, model.G), (D, model.D), (G_ema, model.G_ema)]:
         if source is None:
-            raise UserError(f"{model_path} lacks G or D, so training cannot continue from it exactly.")
+            raise UserError(f"{model.path} lacks G or D, so training cannot continue from it exactly.")
         target.load_state_dict(source.state_dict())
 
 
