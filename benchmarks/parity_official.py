@@ -442,7 +442,7 @@ OUR_KEYS = {
     "loss_G": "loss/G",
     "loss_D": "loss/D",
     "r1_penalty": "r1_penalty",
-    "pl_length": "pl_length",
+    "pl_penalty": "pl_penalty",
 }
 THEIR_KEYS = {
     "p": "Progress/augment",
@@ -460,7 +460,9 @@ def _swd(G_state: dict, cfg: dict, data: Path, images: int) -> float:
     return compute_metrics(Model(G_ema=G), str(data), metrics=("swd",), num_images=images, seed=0)["SWDx1e3_avg"]
 
 
-def stats(args, root: Path, data: Path) -> dict:
+def stats(args, root: Path, data: Path, save=lambda runs: None) -> dict:
+    """Both loops unmodified, seed after seed; `save` gets the runs so far after each seed (an hour-long run
+    interrupted keeps what it measured)."""
     runs = {"ours": [], "theirs": []}
     tick_kimg = args.kimg / args.ticks
     for seed in range(args.seeds):
@@ -508,6 +510,7 @@ def stats(args, root: Path, data: Path) -> dict:
             {"seed": seed, "ticks": ticks, "seconds": seconds, "swd": _swd(G_state, cfg, data, args.swd_images)}
         )
         print(f"theirs seed {seed}: {seconds:.0f} s, SWD {runs['theirs'][-1]['swd']:.1f}", flush=True)
+        save(runs)
     return {"runs": runs, "table": _welch_table(runs)}
 
 
@@ -537,7 +540,7 @@ def _welch_table(runs: dict) -> list[dict]:
     """Per tick and statistic: mean ± sd over seeds for each loop, and Welch's t."""
     table = []
     n_ticks = min(min(len(r["ticks"]) for r in runs[side]) for side in runs)
-    pairs = [("p", "p"), ("r_t", "r_t"), ("loss_G", "loss_G"), ("loss_D", "loss_D"), ("r1_penalty", "r1_penalty")]
+    pairs = [(key, key) for key in ("p", "r_t", "loss_G", "loss_D", "r1_penalty", "pl_penalty")]
     for tick in range(n_ticks):
         for ours_key, their_key in pairs:
             a = [r["ticks"][tick][ours_key] for r in runs["ours"] if r["ticks"][tick][ours_key] is not None]
@@ -684,7 +687,11 @@ def main() -> None:
             for name, value in results["splits"].items():
                 print(f"splits: {name}: max rel diff {value:.2e}")
         if args.mode in ("stats", "all"):
-            results["stats"] = stats(args, root / "stats", data)
+
+            def save_partial(runs: dict) -> None:
+                args.out.write_text(json.dumps({**results, "stats": {"runs": runs, "partial": True}}, indent=1))
+
+            results["stats"] = stats(args, root / "stats", data, save=save_partial)
             for row in results["stats"]["table"]:
                 print(
                     f"  tick {row['tick']!s:>5} {row['stat']:<12} ours {row['ours']:.4g} ± {row['ours_sd']:.2g}  "

@@ -159,7 +159,7 @@ class StyleGAN2Loss:
         """Compute one round of `phase`, backpropagate `mean(loss) · gain`, return statistics.
 
         Statistics are plain floats of the unscaled (gain-free) means: `loss/G`,
-        `scores/fake` (Gmain, Dmain); `loss/pl`, `pl_length`, `pl_mean` (Greg);
+        `scores/fake` (Gmain, Dmain); `loss/pl`, `pl_penalty`, `pl_length`, `pl_mean` (Greg);
         `loss/D_fake`, `loss/D_real`, `loss/D` (Dmain); `loss/r1`, `r1_penalty` (Dreg);
         `scores/real`, `signs/real` (Dmain, Dreg). "both" phases give the union. A phase
         with nothing to do (Greg with pl_weight 0, Dreg with r1_gamma 0) returns {}.
@@ -237,7 +237,12 @@ class StyleGAN2Loss:
         # `img[:, 0, 0, 0] * 0` as in NVIDIA's loss: the toRGB biases, which the path
         # length does not depend on, get a zero gradient instead of none, so Adam steps them.
         (img[:, 0, 0, 0] * 0 + loss_pl).mean().mul(gain).backward()
-        return {"loss/pl": loss_pl.mean(), "pl_length": lengths.mean(), "pl_mean": a.detach()}
+        return {
+            "loss/pl": loss_pl.mean(),
+            "pl_penalty": penalty.detach().mean(),
+            "pl_length": lengths.mean(),
+            "pl_mean": a.detach(),
+        }
 
     def _lengths(self, gen_z, gen_c, fp32: bool, create_graph: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, per-sample path lengths) of the path-length batch: the first
