@@ -149,7 +149,7 @@ def test_more_minutes_continue_training_and_redo_the_later_steps(offline_demo, t
 
 def test_training_s_stop_is_told_without_its_resume_hint(offline_demo):
     _, _, lines = offline_demo
-    assert any(line.strip().startswith("Stopped (max-hours) at ") for line in lines)
+    assert any(line.strip().startswith("Stopped (its time budget of ") for line in lines)
     assert not any("--resume latest" in line for line in lines)  # rerunning the demo is what resumes
 
 

@@ -49,7 +49,9 @@ def train(
     max_hours: float | None = typer.Option(
         None, help="Stop with a snapshot before this many hours.", show_default="off"
     ),
-    workers: int = typer.Option(3, help="Data-loading worker processes."),
+    workers: int | None = typer.Option(
+        None, help="Data-loading worker processes.", show_default="3, at most the usable cores"
+    ),
     device: str = typer.Option("auto", help="auto, cuda, mps or cpu."),
     resume: str | None = typer.Option(
         None, help="'latest' (continue the newest run exactly) or a model file (transfer learning).", show_default="off"

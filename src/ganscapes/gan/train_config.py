@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ class TrainConfig:
     metric_images: int = 512  # images per set for the snapshot metric
     seed: int = 0
     max_hours: float | None = None
-    workers: int = 3
+    workers: int | None = None  # NVIDIA's 3, at most the cores this process may use
     device: str = "auto"
     resume: str | None = None  # "latest" or a model/snapshot path
     desc: str | None = None
@@ -153,7 +154,7 @@ def resolve(config: TrainConfig, resolution: int, img_channels: int, label_dim: 
         metric_images=c.metric_images,
         seed=c.seed,
         max_hours=c.max_hours,
-        workers=c.workers,
+        workers=default_workers(c.workers),
         device=c.device,
     )
 
@@ -234,9 +235,21 @@ class ResolvedConfig:
             kimg=config.kimg if config.kimg is not None else self.kimg,
             max_hours=config.max_hours,
             snap_minutes=config.snap_minutes,
-            workers=config.workers,
+            workers=default_workers(config.workers),
             device=config.device,
         )
+
+
+def default_workers(workers: int | None) -> int:
+    """`workers`, or NVIDIA's default of 3 data-loading processes capped at the usable cores.
+
+    PyTorch's DataLoader warns when it gets more workers than the process may run on,
+    and on a 2-core laptop three extra processes slow training down rather than feed it.
+    """
+    if workers is not None:
+        return workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(3, cores)
 
 
 def _check_metrics(names) -> None:

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ganscapes import __version__
 from ganscapes.device import resolve_device
@@ -41,6 +40,7 @@ from ganscapes.gan.augment import make_augment_pipe
 from ganscapes.gan.checkpoint import Model, load_model, save_model
 from ganscapes.gan.loss import StyleGAN2Loss, training_phases
 from ganscapes.gan.networks import build_discriminator, build_generator
+from ganscapes.gan.progress import TrainingBar, format_duration, tick_line
 from ganscapes.gan.train_config import (
     ResolvedConfig,
     TrainConfig,
@@ -184,13 +184,19 @@ class Trainer:
     against NVIDIA's loop does.
     """
 
-    def __init__(self, config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True):
+    def __init__(
+        self,
+        config: TrainConfig,
+        log: Callable[[str], None] = print,
+        progress: bool = True,
+        on_tick: Callable[[dict], None] | None = None,
+    ):
         self.world, self.rank, local_rank = dist_utils.world_info()
         self.device = resolve_device(config.device)
         if self.world > 1:
             self.device = dist_utils.init(self.device, local_rank)
         self.is_main = self.rank == 0
-        self.say = log if self.is_main else (lambda _m: None)
+        self._log, self.on_tick, self.bar = log, on_tick, None
         start = _start(config, self.world)
         self.dataset, self.fingerprint, self.cfg = start.dataset, start.fingerprint, start.cfg
         cfg, device = self.cfg, self.device
@@ -274,13 +280,17 @@ class Trainer:
         self.stopped_by = "done"
         self.last_snapshot: Path | None = None
         self.best = run_folder.read_best(self.run_dir, self.say) if self.is_main else {}
-        self.bar = tqdm(
-            total=self.total_nimg / 1000,
-            initial=self.cur_nimg / 1000,
-            unit="kimg",
-            disable=not (progress and self.is_main),
-            bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}]",
-        )
+        budget = cfg.max_hours * 3600 if cfg.max_hours is not None else None
+        self.bar = TrainingBar(self.cur_nimg / 1000, self.total_nimg / 1000, budget, progress and self.is_main)
+
+    def say(self, line: str) -> None:
+        """Tell the user (the main process only), without tearing the progress bar."""
+        if not self.is_main:
+            return
+        if self.bar is None:
+            self._log(line)
+        else:
+            self.bar.write(self._log, line)
 
     def _phases(self) -> tuple[list[dict], dict[str, torch.optim.Optimizer]]:
         """Gmain, Greg, Dmain, Dreg (in that order) and one Adam per network, as in `training/training_loop.py`."""
@@ -350,7 +360,7 @@ class Trainer:
         if self.ada is not None:
             for k, v in (self.ada.maybe_update(self.pipe, self.batch_idx) or {}).items():
                 self.tick_stats.setdefault(k, []).append(v)
-        self.bar.update(max(0.0, min(self.cur_nimg, self.total_nimg) / 1000 - self.bar.n))  # the last may overshoot
+        self.bar.update(min(self.cur_nimg, self.total_nimg) / 1000)  # the last iteration may overshoot
         self.train_seconds += time.time() - iter_start
         return True
 
@@ -449,10 +459,10 @@ class Trainer:
                     if key not in ("tick", "kimg", "time"):
                         self.tensorboard.add_scalar(key, value, global_step=int(self.cur_nimg / 1000))
                 self.tensorboard.flush()
-            self.bar.set_postfix_str(
-                f"p={row['augment_p']:.3f} "
-                + " ".join(f"{k.split('/')[-1]}={row[k]:.3g}" for k in ("loss/G", "loss/D_real") if k in row)
-            )
+            memory = "gpumem" if self.device.type == "cuda" else "cpumem"
+            self.say(tick_line(row, now - self.start_time, memory))
+            if self.on_tick is not None:
+                self.on_tick(row)
         if want_snapshot:
             self.last_snapshot_time = time.time()
             if self.world > 1:
@@ -538,8 +548,8 @@ class Trainer:
                     if reason is not None:
                         self.stopped_by = "signal" if reason.startswith("SIG") else reason
                         self.say(
-                            f"\nStopped ({reason}) at {self.cur_nimg / 1000:.1f} kimg; snapshot in {self.run_dir}."
-                            + RESUME_HINT
+                            f"Stopped ({_stop_words(reason, self.cfg)}) at {self.cur_nimg / 1000:.1f} kimg; "
+                            f"snapshot in {self.run_dir}." + RESUME_HINT
                         )
                         break
         finally:
@@ -555,9 +565,21 @@ class Trainer:
             dist_utils.shutdown()
 
 
-def train(config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True) -> TrainResult:
-    """Train as `config` says (see `Trainer`); `resolve_training` only resolves the settings."""
-    return Trainer(config, log=log, progress=progress).run()
+def train(
+    config: TrainConfig,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+    on_tick: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train as `config` says (see `Trainer`); `on_tick` sees each tick's log row as it is written."""
+    return Trainer(config, log=log, progress=progress, on_tick=on_tick).run()
+
+
+def _stop_words(reason: str, cfg: ResolvedConfig) -> str:
+    """Why a run stopped, as the user would say it: the time budget rather than an option's name."""
+    if reason == "max-hours" and cfg.max_hours is not None:
+        return f"its time budget of {format_duration(cfg.max_hours * 3600)} is spent"
+    return reason
 
 
 # ---------------------------------------------------------------------------------------
