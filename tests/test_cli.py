@@ -81,6 +81,23 @@ def test_help_lists_every_command():
     assert "StyleGAN2-ADA" in proc.stdout
 
 
+def test_help_lists_the_commands_in_pipeline_order():
+    """From gathering to the studio, as a user meets them; every command has its place in the list."""
+    import typer.main
+    from typer.testing import CliRunner
+
+    from ganscapes.cli.app import PIPELINE_ORDER
+
+    root = typer.main.get_command(cli.app)
+    assert set(root.commands) == set(PIPELINE_ORDER)
+    assert root.list_commands(None) == list(PIPELINE_ORDER)
+    result = CliRunner().invoke(cli.app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    listed = [m.group(1) for m in re.finditer(r"^\W+ ([a-z][a-z-]+)\s{2,}", result.output, re.M)]
+    assert listed == list(PIPELINE_ORDER), listed
+    assert listed.index("prepare") < listed.index("train") < listed.index("generate") < listed.index("rank")
+
+
 def test_prepare_help_shows_the_defaults():
     proc = ganscapes("prepare", "--help")
     assert proc.returncode == 0, proc.stderr

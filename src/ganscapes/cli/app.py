@@ -9,10 +9,44 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from ganscapes.errors import SettingError, UserError
 
+# `ganscapes --help` lists the commands in the order a user meets them, not alphabetically.
+PIPELINE_ORDER = (
+    "sample",
+    "gather",
+    "prepare",
+    "dataset",
+    "curate",
+    "train",
+    "metrics",
+    "import-official",
+    "generate",
+    "rank",
+    "mix",
+    "guide",
+    "post",
+    "info",
+    "reproduce",
+    "studio",
+    "demo",
+    "env",
+)
+
+
+class PipelineGroup(TyperGroup):
+    """The top-level group: commands in `PIPELINE_ORDER`, any not listed there after them."""
+
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)  # registration order
+        rank = {name: k for k, name in enumerate(PIPELINE_ORDER)}
+        return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
+
 app = typer.Typer(
+    cls=PipelineGroup,
     help="New impressionist landscape paintings with StyleGAN2-ADA and CLIP (after GANscapes).",
     no_args_is_help=True,
     add_completion=False,
