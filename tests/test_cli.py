@@ -185,6 +185,26 @@ def test_env_reports_versions_and_cores():
     assert rows["CPU cores"] == str(os.cpu_count())
     for dist in ["torch", "torchvision", "open_clip_torch"]:
         assert rows[dist][0].isdigit(), (dist, rows[dist])
+    assert rows["gradio"][0].isdigit() or rows["gradio"] == "not installed"
+
+
+def test_env_names_a_missing_optional_package(monkeypatch):
+    """Gradio (the studio's) and open_clip are listed even when absent: "not installed"."""
+    import importlib.metadata
+
+    from ganscapes.env import environment_report
+
+    real = importlib.metadata.version
+
+    def version(dist):
+        if dist in ("gradio", "open_clip_torch"):
+            raise importlib.metadata.PackageNotFoundError(dist)
+        return real(dist)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    rows = dict(environment_report())
+    assert rows["gradio"] == "not installed" and rows["open_clip_torch"] == "not installed"
+    assert rows["numpy"][0].isdigit()
 
 
 # ---------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ def environment_report() -> list[tuple[str, str]]:
     ]
     for dist in ("torch", "torchvision", "open_clip_torch", "numpy", "pillow", "safetensors"):
         rows.append((dist, _version(dist)))
+    rows.append(("gradio", _version("gradio")))  # optional: only the studio needs it
     try:
         import torch
     except Exception as e:  # a broken torch install should still produce a report
