@@ -182,7 +182,7 @@ def test_mix_layer_spans_in_the_summary(models, tmp_path, monkeypatch, capsys):
         (["--forms", "1", "--styles", "2", "--layers", "5-2"], "The layer range '5-2' runs backwards; write 2-5."),
         (
             ["--forms", "1", "--styles", "2", "--layers", "upper"],
-            "Cannot read the layer range 'upper'; use coarse, middle, fine, all, none, 0-6, 8- or 0,2,4.",
+            "Cannot read the layer range 'upper'; use auto, coarse, middle, fine, all, none, 0-6, 8- or 0,2,4.",
         ),
         (
             ["--forms", "1", "--styles", "2", "--trunc-cutoff", "9"],

@@ -91,6 +91,18 @@ def test_layer_presets(num_ws, coarse, middle, fine):
 
 
 @pytest.mark.parametrize(
+    "res, first",
+    [(16, 4), (32, 4), (64, 4), (128, 4), (256, 4), (512, 6), (1024, 8)],
+)
+def test_auto_layers_start_at_a_sixteenth_of_the_resolution_within_16_to_64(res, first):
+    """At 1024² `auto` is the article's `fine`; at 64² it starts at 16², not at the last two layers."""
+    num_ws = 2 * (res.bit_length() - 1) - 2
+    assert layer_range("auto", num_ws) == list(range(first, num_ws))
+    if res == 1024:
+        assert layer_range("auto", num_ws) == layer_range("fine", num_ws)
+
+
+@pytest.mark.parametrize(
     "spec, num_ws, layers",
     [
         ("0-6", 18, [0, 1, 2, 3, 4, 5, 6]),
@@ -132,7 +144,7 @@ def test_garbage_layer_specs(spec):
     with pytest.raises(UserError) as info:
         layer_range(spec, 8)
     assert str(info.value) == (
-        f"Cannot read the layer range {spec!r}; use coarse, middle, fine, all, none, 0-6, 8- or 0,2,4."
+        f"Cannot read the layer range {spec!r}; use auto, coarse, middle, fine, all, none, 0-6, 8- or 0,2,4."
     )
 
 

@@ -23,6 +23,7 @@ from ganscapes.cli.shared import (
     NoiseMode,
     clip_tools,
     echo_top,
+    load_clip,
     make_prompt,
     post_outputs,
 )
@@ -141,7 +142,9 @@ def mix(
         show_default="none",
     ),
     layers: str = typer.Option(
-        "fine", "--layers", help="Layers taken from the style: coarse, middle, fine, all, none, 0-6, 8-, 0,2,4."
+        "auto",
+        "--layers",
+        help="Layers taken from the style: auto (by resolution), coarse, middle, fine, all, none, 0-6, 8-, 0,2,4.",
     ),
     psi: float = typer.Option(1.0, "--psi", help="Truncation psi for seeds (latents from files are used as stored)."),
     trunc_cutoff: int | None = typer.Option(
@@ -371,7 +374,6 @@ def guide(
     device: Device = DEVICE,
 ) -> None:
     """Search latent space for a prompt with CLIP: gradient ascent (adam) or a genetic algorithm."""
-    from ganscapes.clip import encoder as clip_encoder  # looked up at call time: one seam to replace CLIP
     from ganscapes.clip.tensor_scorer import TensorScorer
     from ganscapes.device import resolve_device
     from ganscapes.fileio import write_bytes_atomic
@@ -421,9 +423,7 @@ def guide(
         from ganscapes.make.latents import load_latent_rows
 
         start_ws = load_latent_rows(init, loaded).w
-    encoder = clip_encoder.load_clip(
-        clip_encoder.ClipSpec.from_options(clip_model, clip_pretrained, clip_weights), device=dev
-    )
+    encoder = load_clip(clip_model, clip_pretrained, clip_weights, dev)
     scorer = TensorScorer(encoder, the_prompt)
 
     from tqdm import tqdm

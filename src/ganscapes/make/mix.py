@@ -9,10 +9,15 @@ the rows of the chosen layer range taken from its row's *style* w:
 
     cell_w[i] = style_w[i] if i in layers else form_w[i]
 
-The default range is `fine` — layers 8 to num_ws − 1 — so a cell keeps its form's
-composition and takes its style's colours and texture, as in the GANscapes figure.
-Models of 32² or less have no 64² layers; there `fine` means the upper half of the
-layers (num_ws // 2 and up).
+`fine` is layers 8 to num_ws − 1, the GANscapes figure's choice at 1024²: a cell keeps
+its form's composition and takes its style's colours and texture. Models of 32² or less
+have no 64² layers; there `fine` means the upper half of the layers (num_ws // 2 and up).
+
+The default, `auto`, chooses by resolution: the style's layers start at resolution
+res / 16, kept between 16² and 64² — `fine` at 1024², from 32² at 512², from 16² at
+256² and below. At 64², `fine` would be the last two layers only, which change a cell
+by about 4/255 on average: no visible mixing; from 16² up the style brings its light
+and palette.
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ from ganscapes.make.paint import ROW_GROUP, paint
 from ganscapes.make.recipes import LatentRecipe, LatentSource, MixGridRecipe, MixRecipe, Noise
 from ganscapes.provenance import write_png
 
-LAYER_PRESETS = ("coarse", "middle", "fine", "all", "none")
-DEFAULT_LAYERS = "fine"
+LAYER_PRESETS = ("auto", "coarse", "middle", "fine", "all", "none")
+DEFAULT_LAYERS = "auto"
 GRID_NAME = "grid.png"
 
 
@@ -42,6 +47,7 @@ def layer_range(spec: str, num_ws: int) -> list[int]:
     text = spec.strip().lower()
     fine_start = 8 if num_ws > 8 else num_ws // 2
     presets = {
+        "auto": range(auto_style_start(num_ws), num_ws),
         "coarse": range(0, min(4, fine_start)),
         "middle": range(min(4, fine_start), fine_start),
         "fine": range(fine_start, num_ws),
@@ -56,7 +62,7 @@ def layer_range(spec: str, num_ws: int) -> list[int]:
         m = re.fullmatch(r"(\d+)\s*-\s*(\d*)|(\d+)", part)
         if m is None:
             raise UserError(
-                f"Cannot read the layer range {spec!r}; use coarse, middle, fine, all, none, 0-6, 8- or 0,2,4."
+                f"Cannot read the layer range {spec!r}; use auto, coarse, middle, fine, all, none, 0-6, 8- or 0,2,4."
             )
         first = int(m.group(1) if m.group(3) is None else m.group(3))
         last = (int(m.group(2)) if m.group(2) else num_ws - 1) if m.group(3) is None else first
@@ -68,6 +74,18 @@ def layer_range(spec: str, num_ws: int) -> list[int]:
             raise UserError(f"The layer range {part!r} runs backwards; write {last}-{first}.")
         layers.extend(range(first, last + 1))
     return sorted(set(layers))
+
+
+def auto_style_start(num_ws: int) -> int:
+    """The first layer `auto` takes from the style: that of resolution res / 16, kept within 16²–64².
+
+    Layer i of a synthesis network works at resolution 2 ** (i // 2 + 2), and a network of
+    resolution res reads num_ws = 2 · log2(res) − 2 layers.
+    """
+    log2_res = (num_ws + 2) // 2
+    log2_start = min(6, max(4, log2_res - 4))
+    first = 2 * log2_start - 4
+    return first if first < num_ws else num_ws // 2
 
 
 def mix_ws(form: np.ndarray, style: np.ndarray, layers: list[int]) -> np.ndarray:
