@@ -16,6 +16,7 @@ every byte back where it was.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -32,7 +33,7 @@ from ganscapes.clip.rank import Ranking, rank_embedded
 from ganscapes.data.contact_sheet import save_contact_sheet
 from ganscapes.data.dataset import LABELS, MANIFEST, Dataset, is_zip_path
 from ganscapes.errors import SettingError, UserError
-from ganscapes.fileio import atomic_path, write_bytes_atomic
+from ganscapes.fileio import atomic_path, remove_stale_copies, remove_stale_temporaries, write_bytes_atomic
 
 REFUSED_DIR = "salon_des_refuses"
 STATE = "curation.json"
@@ -109,6 +110,8 @@ def curate_dataset(
 ) -> CurateResult:
     dataset = Path(dataset)
     curation = curation_dir_for(dataset)
+    _check_curation_folder(curation)
+    _tidy_interrupted(dataset, curation)
     state_path = curation / STATE
     if state_path.exists():
         _check_owner(state_path, dataset)
@@ -172,6 +175,22 @@ def curate_dataset(
         encoded=embedded.encoded,
         unreadable=unreadable,
     )
+
+
+def _check_curation_folder(curation: Path) -> None:
+    """Before minutes of scoring: the curation folder's name must not be taken by a file."""
+    if (curation.exists() or curation.is_symlink()) and not curation.is_dir():
+        raise UserError(f"{curation} exists and is not a folder; curate keeps its scores and undo data there, move it.")
+
+
+def _tidy_interrupted(dataset: Path, curation: Path) -> None:
+    """Delete what a killed curate (or undo) left half-written: the zip being rebuilt
+    (`.NAME.curated-PID`, as large as the dataset) and temporary files of atomic writes
+    in the dataset folder and the curation folder. Only files of processes that are gone."""
+    remove_stale_copies(dataset, ("curated",))
+    if dataset.is_dir():
+        remove_stale_temporaries(dataset)  # .manifest.json.PID.tmp, .dataset.json.PID.tmp
+    remove_stale_temporaries(curation, recursive=True)
 
 
 def _check_owner(state_path: Path, dataset: Path, record: dict | None = None) -> None:
@@ -291,11 +310,43 @@ def _move_out_of_zip(dataset: Path, curation: Path, record: dict, scores_of: dic
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    # What undo checks before it puts original.zip back: that the dataset is still this zip.
+    record["curated_zip"] = _zip_fingerprint(tmp)
     _write_state(curation, record)
     _write_salon_manifest(salon, record, scores_of)
     os.replace(dataset, curation / "original.zip")  # same folder tree: a rename, not a copy
     os.replace(tmp, dataset)
     _write_state(curation, record | {"status": "done"})
+
+
+def _zip_fingerprint(path: Path) -> dict:
+    """Size and SHA-256 of a file: enough to tell the zip curate wrote from any other."""
+    with open(path, "rb") as f:
+        return {"bytes": os.fstat(f.fileno()).st_size, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+
+
+def _is_curated_zip(dataset: Path, original: Path, record: dict) -> bool:
+    """Whether `dataset` is the zip curate left there, so that undo may replace it.
+
+    Curations recorded by ganscapes 0.1 carry no fingerprint; for them the zip must hold
+    exactly the original's entries but the refused ones, with the same contents.
+    """
+    if not dataset.is_file():
+        return False
+    recorded = record.get("curated_zip")
+    if isinstance(recorded, dict):
+        if dataset.stat().st_size != recorded.get("bytes"):
+            return False
+        return _zip_fingerprint(dataset) == recorded
+    refused = set(record.get("refused") or ())
+    try:
+        with zipfile.ZipFile(dataset) as now, zipfile.ZipFile(original) as before:
+            expected = {i.filename: i.CRC for i in before.infolist() if i.filename not in refused}
+            found = {i.filename: i.CRC for i in now.infolist()}
+    except (zipfile.BadZipFile, OSError):
+        return False
+    meta = {LABELS, MANIFEST}  # rewritten by curate
+    return set(found) == set(expected) and all(found[n] == expected[n] for n in found if n not in meta)
 
 
 # ---------------------------------------------------------------------------------------
@@ -306,6 +357,8 @@ def undo_curation(dataset: Path) -> int:
     """Put the dataset back exactly as it was before `curate`; returns the images restored."""
     dataset = Path(dataset)
     curation = curation_dir_for(dataset)
+    _check_curation_folder(curation)
+    _tidy_interrupted(dataset, curation)
     state_path = curation / STATE
     if not state_path.is_file():
         raise UserError(f"There is no curation of {dataset} to undo ({state_path} does not exist).")
@@ -319,6 +372,11 @@ def undo_curation(dataset: Path) -> int:
     if container == "zip":
         original = curation / "original.zip"
         if original.is_file():
+            if (dataset.exists() or dataset.is_symlink()) and not _is_curated_zip(dataset, original, record):
+                raise UserError(
+                    f"{dataset} is no longer the zip that curate wrote (it was replaced, e.g. prepared again), "
+                    f"so undo will not overwrite it with {original}; move one of them away first."
+                )
             os.replace(original, dataset)
         elif record.get("status") != "moving" or not dataset.is_file():
             # ("moving" with no original.zip: interrupted before the swap, dataset untouched)
