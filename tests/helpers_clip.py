@@ -51,6 +51,9 @@ def stderr_lines(err: str) -> list[str]:
     return [line for line in re.split(r"[\r\n]+", err) if line.strip()]
 
 
+LOADING_RANDOM_CLIP = "loading CLIP ViT-B-32 (random weights) …"  # what a command says before loading CLIP
+
+
 def assert_error(err: str, message: str, *, alone: bool = True) -> None:
     """stderr ends with the one-line `ganscapes: error: MESSAGE` and holds no traceback.
 

@@ -81,7 +81,8 @@ def test_offline_without_weights_is_one_sentence(tmp_path, make_images):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("ganscapes: error: The CLIP weights for ViT-B-32 (openai) are not on this machine")
-    assert "--clip-weights" in lines[0] and "open_clip_model.safetensors" in lines[0]
+    assert len(lines) == 2, proc.stderr
+    assert lines[0] == "loading CLIP ViT-B-32 (openai) …"
+    assert lines[1].startswith("ganscapes: error: The CLIP weights for ViT-B-32 (openai) are not on this machine")
+    assert "--clip-weights" in lines[1] and "open_clip_model.safetensors" in lines[1]
     assert not (tmp_path / "pics" / "ranked").exists()

@@ -35,7 +35,7 @@ from ganscapes.data.prepare import PrepareConfig, prepare_dataset
 from ganscapes.data.sample import make_samples
 from ganscapes.errors import SettingError, UserError
 
-from helpers_clip import RANDOM_CLIP, assert_error, run_cli, use_random_clip
+from helpers_clip import LOADING_RANDOM_CLIP, RANDOM_CLIP, assert_error, run_cli, stderr_lines, use_random_clip
 from helpers_images import file_sha256, listing, sha256, tree_bytes, write
 
 N = 10  # images in the test datasets
@@ -379,10 +379,9 @@ def test_curating_twice_without_undo_is_an_error(container, request, cache_dir, 
 
     assert cli_curate(monkeypatch, ds, cache_dir, "--refuse", "2") == 1
     state = curation / "curation.json"
-    assert_error(
-        capsys.readouterr().err,
-        f"{ds} is already curated (see {state}); run `ganscapes curate {ds} --undo` first.",
-    )
+    err = capsys.readouterr().err
+    assert_error(err, f"{ds} is already curated (see {state}); run `ganscapes curate {ds} --undo` first.", alone=False)
+    assert stderr_lines(err) == [LOADING_RANDOM_CLIP, stderr_lines(err)[-1]]  # found once CLIP is loaded
     assert tree_bytes(ds) == once
     assert tree_bytes(curation / REFUSED_DIR) == salon_before
 
@@ -532,14 +531,18 @@ def test_an_empty_dataset_is_an_error(tmp_path, cli_clip, monkeypatch, capsys):
     ds = tmp_path / "empty"
     write(ds / "dataset.json", b'{"labels": null}')
     assert cli_curate(monkeypatch, ds, tmp_path / "cache", "--refuse", "1") == 1
-    assert_error(capsys.readouterr().err, f"The dataset {ds} holds no images.")
+    err = capsys.readouterr().err
+    assert_error(err, f"The dataset {ds} holds no images.", alone=False)
+    assert stderr_lines(err) == [LOADING_RANDOM_CLIP, stderr_lines(err)[-1]]
     assert not (tmp_path / "empty-curation").exists()
 
 
 def test_a_missing_dataset_is_an_error(tmp_path, cli_clip, monkeypatch, capsys):
     ds = tmp_path / "nope"
     assert cli_curate(monkeypatch, ds, tmp_path / "cache", "--refuse", "1") == 1
-    assert_error(capsys.readouterr().err, f"Dataset {ds} does not exist.")
+    err = capsys.readouterr().err
+    assert_error(err, f"Dataset {ds} does not exist.", alone=False)
+    assert stderr_lines(err) == [LOADING_RANDOM_CLIP, stderr_lines(err)[-1]]
 
 
 def test_curating_the_current_folder(folder_ds, cache_dir, cli_clip, monkeypatch, capsys):

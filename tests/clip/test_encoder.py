@@ -30,6 +30,13 @@ def test_the_no_quick_gelu_tag_is_one():
     assert open_clip.get_pretrained_cfg("ViT-B-32", "openai").get("quick_gelu") is True
 
 
+def test_a_spec_describes_itself_as_the_options_said_it():
+    """The words of the CLI's "loading CLIP … " note."""
+    assert ClipSpec().describe() == "ViT-B-32 (openai)"
+    assert ClipSpec(pretrained="random").describe() == "ViT-B-32 (random weights)"
+    assert ClipSpec(model="ViT-L-14", weights=Path("w.safetensors")).describe() == "ViT-L-14 from w.safetensors"
+
+
 def test_random_model(random_clip):
     assert random_clip.model_id == "ViT-B-32/random-0"
     assert random_clip.image_size == 224 and random_clip.encode_texts(["a"]).shape[1] == 512

@@ -18,7 +18,7 @@ from PIL import Image
 
 from ganscapes.gan.checkpoint import save_model
 
-from helpers_clip import RANDOM_CLIP, assert_error, run_cli, use_random_clip
+from helpers_clip import LOADING_RANDOM_CLIP, RANDOM_CLIP, assert_error, run_cli, stderr_lines, use_random_clip
 from helpers_models import tiny_model
 
 SEEDS = list(range(12))
@@ -78,6 +78,8 @@ def test_generate_with_a_prompt_keeps_everything_and_ranks_the_best(
     assert code == 0, captured.err
     assert "Traceback" not in captured.err
     assert len(cli_clip) == 1
+    assert stderr_lines(captured.err).count(LOADING_RANDOM_CLIP) == 1  # said once, while it loads
+    assert "loading CLIP" not in captured.out
 
     # every picture stays, with the run's latents
     pictures = sorted(p.name for p in out.glob("seed*.png"))

@@ -470,7 +470,8 @@ def test_missing_model_and_unknown_clip_are_one_line(monkeypatch, capsys, models
     )
     assert code == 1
     err = capsys.readouterr().err
-    assert_error(err, err.strip().removeprefix("ganscapes: error: "))
+    assert_error(err, err.strip().splitlines()[-1].removeprefix("ganscapes: error: "), alone=False)
+    assert err.startswith("loading CLIP no-such-clip (random weights) …\n")  # then one sentence
     assert "open_clip does not know the model 'no-such-clip'" in err
 
 

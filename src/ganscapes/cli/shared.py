@@ -54,12 +54,20 @@ TEMPLATE = typer.Option(
 )
 
 
+def load_clip(model: str, pretrained: str, weights: Path | None, device):
+    """The encoder for a command's CLIP options, saying so first: building it takes seconds."""
+    from ganscapes.clip import encoder as clip_encoder  # looked up at call time: one seam to replace CLIP
+
+    spec = clip_encoder.ClipSpec.from_options(model, pretrained, weights)
+    typer.echo(f"loading CLIP {spec.describe()} …", err=True)
+    return clip_encoder.load_clip(spec, device=device)
+
+
 def clip_tools(model: str, pretrained: str, weights: Path | None, cache: Path | None, device: str):
     """The encoder and its embedding cache for a command's CLIP options."""
-    from ganscapes.clip import encoder as clip_encoder  # looked up at call time: one seam to replace CLIP
     from ganscapes.clip.cache import EmbeddingCache
 
-    encoder = clip_encoder.load_clip(clip_encoder.ClipSpec.from_options(model, pretrained, weights), device=device)
+    encoder = load_clip(model, pretrained, weights, device)
     return encoder, EmbeddingCache(cache, encoder.model_id)
 
 

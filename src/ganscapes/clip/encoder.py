@@ -48,6 +48,12 @@ class ClipSpec:
             weights = Path(os.environ[WEIGHTS_ENV]).expanduser()
         return cls(model=model, pretrained=pretrained, weights=weights)
 
+    def describe(self) -> str:
+        """`ViT-B-32 (openai)`, `ViT-B-32 from FILE`: what a user asked for, in their words."""
+        if self.weights is not None:
+            return f"{self.model} from {self.weights}"
+        return f"{self.model} ({'random weights' if self.pretrained == RANDOM else self.pretrained})"
+
 
 class ClipEncoder:
     """A loaded CLIP model: images and texts in, unit-length float32 embeddings out."""
