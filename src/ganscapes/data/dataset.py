@@ -22,6 +22,7 @@ from PIL import Image
 
 from ganscapes.data.images import is_image_name
 from ganscapes.errors import UserError
+from ganscapes.fileio import remove_path, remove_stale_copies, stale_copies
 
 MANIFEST = "manifest.json"
 LABELS = "dataset.json"
@@ -42,6 +43,8 @@ class Dataset:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        if not self.path.exists():
+            recover_interrupted_write(self.path)
         if not self.path.exists():
             raise UserError(f"Dataset {self.path} does not exist.")
         self._zip: zipfile.ZipFile | None = None
@@ -197,6 +200,9 @@ def _link_or_copy(src: Path, dest: Path) -> None:
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Put the finished `tmp` where `out` is. A folder cannot be replaced in one rename, so
+    the old one is set aside as `.NAME.old-PID` first and deleted only once the new one is
+    in place; a kill between the two renames leaves it there for `recover_interrupted_write`."""
     if out.is_dir():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         _remove(old)
@@ -207,8 +213,24 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
+def recover_interrupted_write(out: Path) -> str | None:
+    """Undo what a killed `write_dataset` left beside `out`; returns a note when it restored `out`.
+
+    A dataset killed between its two renames is missing: its previous version, set aside
+    as `.NAME.old-PID`, goes back in place. Then the copies of processes that are gone —
+    old versions and half-built new ones (`.NAME.tmp-PID`), each as large as the dataset —
+    are deleted. Copies of a process still running are left alone.
+    """
+    out = Path(out)
+    note = None
+    if not (out.exists() or out.is_symlink()):
+        olds = stale_copies(out, "old")
+        if olds:
+            os.replace(olds[0], out)
+            note = f"{out} was missing after an interrupted run; its previous version is back in place."
+    remove_stale_copies(out, ("old", "tmp"))
+    return note
+
+
 def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+    remove_path(path)

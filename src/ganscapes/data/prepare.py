@@ -41,6 +41,7 @@ from ganscapes.data.dataset import (
     Dataset,
     image_name,
     is_ganscapes_dataset,
+    recover_interrupted_write,
     write_dataset,
 )
 from ganscapes.data.images import (
@@ -285,6 +286,9 @@ def prepare_dataset(
     cfg = config or PrepareConfig()
     cfg.validate()
     src, out = Path(src), Path(out)
+    note = recover_interrupted_write(out)  # before _check_out looks at what is there
+    if note:
+        log(note)
     sources = list_sources(src)
     _check_out(src, out)
     if not sources:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ganscapes.errors import SettingError, UserError
+from ganscapes.fileio import remove_stale_temporaries, writable_folder
 from ganscapes.gan.augment import AUGPIPE_SPECS
 from ganscapes.gan.config import PRESET_NAMES, network_kwargs, resolve_preset
 
@@ -288,8 +289,16 @@ def existing_runs(outdir: Path) -> list[Path]:
 
 
 def new_run_dir(outdir: Path, description: str) -> Path:
-    """The next numbered folder, `00003-landscapes-auto-ada`."""
+    """The next numbered folder, `00003-landscapes-auto-ada`.
+
+    `outdir` must be writable (checked now, not at the first snapshot), and the
+    temporary files that killed runs left in its run folders are deleted on the way
+    (`.training-state-….pt.PID.tmp` and the like: only those whose process is gone).
+    """
+    writable_folder(outdir)
     runs = existing_runs(outdir)
+    for run in runs:
+        remove_stale_temporaries(run)
     next_id = max((int(RUN_PATTERN.match(p.name).group(1)) for p in runs), default=-1) + 1
     return outdir / f"{next_id:05d}-{description}"
 
