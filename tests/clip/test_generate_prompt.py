@@ -154,16 +154,45 @@ def test_generate_with_a_prompt_keeps_everything_and_ranks_the_best(
     ]
 
 
+def test_fewer_seeds_than_top_keeps_them_all(model_file, tmp_path, cli_clip, monkeypatch, capsys):
+    """`--seeds 0-2` with the default `--top 6`: all three are the picks, and the command says so."""
+    out = tmp_path / "out"
+    code = run_cli(
+        monkeypatch,
+        "generate",
+        "--model",
+        model_file,
+        "--seeds",
+        "0-2",
+        "--out",
+        out,
+        "--prompt",
+        "autumn woods",
+        "--device",
+        "cpu",
+        "--cache",
+        tmp_path / "cache",
+        "--workers",
+        "0",
+        *RANDOM_CLIP,
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "note: --top 6 but 3 seed(s); keeping all 3." in stderr_lines(captured.err)
+    picks = sorted(p.name for p in (out / "ranked" / "top").glob("*.png"))
+    assert len(picks) == 3 and sorted(seed_of(p.split("-", 1)[1]) for p in picks) == [0, 1, 2]
+    assert captured.out.splitlines()[-1].endswith(f"the top 3 with their latents in {out / 'ranked' / 'top'}.")
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--prompt", "autumn woods", "--top", "13"], "--top 13 asks for more than the 12 seeds there are."),
         (["--prompt", "autumn woods", "--top", "0"], "--top must be at least 1, not 0."),
         (["--prompt", ""], "A prompt phrase is empty; remove it or write some words."),
         (["--negative", "a portrait"], "--negative and --template only apply with --prompt."),
         (["--template", "a painting of {}"], "--negative and --template only apply with --prompt."),
     ],
-    ids=["top-beyond-seeds", "top-zero", "empty-prompt", "negative-alone", "template-alone"],
+    ids=["top-zero", "empty-prompt", "negative-alone", "template-alone"],
 )
 def test_prompt_errors_come_before_generating_anything(
     args, message, model_file, tmp_path, cli_clip, monkeypatch, capsys

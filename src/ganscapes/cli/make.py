@@ -56,7 +56,9 @@ def generate(
         help="Rank the pictures by CLIP similarity to this (repeat for several).",
         show_default="no ranking",
     ),
-    top: int = typer.Option(6, "--top", help="With --prompt: how many of the best to keep in OUT/ranked/top/."),
+    top: int = typer.Option(
+        6, "--top", help="With --prompt: how many of the best to keep in OUT/ranked/top/ (all, if fewer seeds)."
+    ),
     negative: list[str] = NEGATIVE,
     template: list[str] = TEMPLATE,
     clip_model: str = CLIP_MODEL,
@@ -79,6 +81,9 @@ def generate(
         from ganscapes.clip.rank import check_top
 
         the_prompt = make_prompt(prompt, negative, template)
+        if top > len(seed_list):  # a quick try with a few seeds: keep them all rather than refuse
+            typer.echo(f"note: --top {top} but {len(seed_list)} seed(s); keeping all {len(seed_list)}.", err=True)
+            top = len(seed_list)
         check_top(top, len(seed_list), "seeds")
         clip = clip_tools(clip_model, clip_pretrained, clip_weights, cache, device.value)
     elif negative or template:
