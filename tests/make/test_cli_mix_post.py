@@ -362,7 +362,7 @@ def test_reproduce_refuses_another_model_and_forced_reports_the_difference(
 
     code = run_cli(monkeypatch, "reproduce", image, "--model", models["other"], "--force", "--out", tmp_path)
     captured = capsys.readouterr()
-    assert code == 2, captured.err
+    assert code == 3, captured.err  # differs
     lines = captured.out.splitlines()
     assert lines[0] == f"rebuilt: {tmp_path / 'seed0003.png'}"
     assert lines[1].startswith(f"{image}: differs, max pixel difference ") and lines[1].endswith(" pixels)")
@@ -373,7 +373,7 @@ def test_reproduce_refuses_another_model_and_forced_reports_the_difference(
 
     code = run_cli(monkeypatch, "reproduce", image, "--model", models["small"], "--force")
     captured = capsys.readouterr()
-    assert code == 2
+    assert code == 3
     assert captured.out == f"{image}: differs in size ((16, 16) rebuilt, (32, 32) on file)\n"
 
 
@@ -464,7 +464,7 @@ def test_info_prints_the_recipe_with_arrays_abbreviated(models, generated, tmp_p
 
 @pytest.mark.slow
 def test_reproduce_in_a_real_shell(models, generated, tmp_path):
-    """The exit status a script sees: 0 identical, 2 different, 1 refused."""
+    """The exit status a script sees: 0 identical, 3 different, 1 refused, 2 a usage error."""
     env = {**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": "utf-8"}
 
     def run(*args):
@@ -474,8 +474,18 @@ def test_reproduce_in_a_real_shell(models, generated, tmp_path):
 
     image = generated / "seed0004.png"
     proc = run("reproduce", image, "--model", models["other"], "--force")
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 3, proc.stderr
     assert "max pixel difference" in proc.stdout and "Traceback" not in proc.stderr
+    proc = run("reproduce", image, "--model", models["tiny"])
+    assert proc.returncode == 0 and proc.stdout == f"{image}: identical\n", proc.stderr
+    proc = run("reproduce", image, "--model", models["other"])  # another model, without --force
+    assert proc.returncode == 1 and proc.stderr.startswith("ganscapes: error: "), proc.stderr
+    for usage in (["reproduce", image], ["reproduce", image, "--model", models["tiny"], "--device", "tpu"]):
+        proc = run(*usage)  # no --model; a device that does not exist
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    proc = run("reproduce", "--help")
+    assert proc.returncode == 0
+    assert "0 identical; 3 differs; 1 cannot rebuild" in " ".join(proc.stdout.split())
 
 
 def test_reproduce_never_overwrites_its_input(models, generated, tmp_path, monkeypatch, capsys):

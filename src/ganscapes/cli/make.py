@@ -268,6 +268,10 @@ def post(
     typer.echo(f"{len(result.outputs)} picture(s) in {out}; stretch {low:g}/{high:g} %, aspect {first:.3f} ({origin}).")
 
 
+# reproduce's exit status for a rebuild that differs; 1 (a UserError) and 2 (Click's usage errors) are taken.
+DIFFERS = 3
+
+
 @app.command()
 def reproduce(
     image: Path = typer.Argument(..., help="A PNG written by ganscapes (generate, rank, mix, post)."),
@@ -280,7 +284,11 @@ def reproduce(
         Device.CPU, "--device", help="Device; pictures are bit-exact on the one that made them."
     ),
 ) -> None:
-    """Rebuild a picture from the recipe it carries and compare: exit 0 if identical, 2 if not."""
+    """Rebuild a picture from the recipe it carries and compare it with the file.
+
+    Exit status: 0 identical; 3 differs; 1 cannot rebuild (no recipe, another model without
+    --force; one sentence says why); 2 usage error (a missing or bad option).
+    """
     from ganscapes.gan.checkpoint import load_model
     from ganscapes.make.reproduce import reproduce_file
     from ganscapes.provenance import write_png
@@ -305,7 +313,7 @@ def reproduce(
     else:
         changed = int((result.pixels != result.original).any(axis=-1).sum())
         typer.echo(f"{image}: differs, max pixel difference {diff} ({changed} pixels)")
-    raise typer.Exit(2)
+    raise typer.Exit(DIFFERS)
 
 
 @app.command()
