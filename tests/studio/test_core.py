@@ -108,7 +108,7 @@ def test_paint_seed_writes_a_png_whose_recipe_reproduces(studio, seed_entry):
 
 
 def test_paint_seed_refuses_bad_seeds_and_psi(studio):
-    refused(studio, lambda: studio.paint_seed(-1, 0.7), r"Seeds run from 0 to 4294967295, not -1\.")
+    refused(studio, lambda: studio.paint_seed(-1, 0.7), r"^Seed must be between 0 and 4294967295, not -1\.$")
     refused(studio, lambda: studio.paint_seed(2**32, 0.7), r"not 4294967296\.")
     refused(studio, lambda: studio.paint_seed(1, 2.5), r"^ψ must be between -1 and 2, not 2\.5\.$")
 
@@ -166,9 +166,13 @@ def test_paint_prompt_limits(studio):
     refused(
         studio,
         lambda: studio.paint_prompt(PROMPT, top_cpu + 1, 0.7, 4),
-        rf"^Generate between 1 and {top_cpu} pictures per request on this cpu, not {top_cpu + 1}\.$",
+        rf"^Pictures to generate must be between 1 and {top_cpu} on this CPU, not {top_cpu + 1}\.$",
     )
-    refused(studio, lambda: studio.paint_prompt(PROMPT, 0, 0.7, 1), r"Generate between 1 and .* not 0\.")
+    refused(
+        studio,
+        lambda: studio.paint_prompt(PROMPT, 0, 0.7, 1),
+        r"^Pictures to generate must be between 1 and .* not 0\.",
+    )
     refused(studio, lambda: studio.paint_prompt(PROMPT, 5, 0.7, 6), r"^Keep the best must be between 1 and 5, not 6\.$")
     refused(
         studio,

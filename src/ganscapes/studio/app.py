@@ -1,18 +1,26 @@
 """The studio's web page: Gradio components wired to `Studio`'s actions.
 
-Nothing here computes: every button calls one method of `Studio`, and a refused request
-(a `StudioError`) becomes a line on the page instead of a traceback. One job runs at a
-time; others wait in a short queue, so a second browser tab cannot exhaust memory.
+Nothing here computes: every button calls one method of `Studio` through `Handlers`, and a
+request that fails becomes a line on the page: a refused one (a `UserError`) says why, and
+leaves no traceback in the server's log. The page's values reach the handlers as the
+browser sent them (`preprocess=False`): Gradio's own checks of a number's range would
+answer with an error box and a traceback instead, and the studio checks every value itself.
+One job runs at a time; others wait in a short queue, so a second browser tab cannot
+exhaust memory. The server answers only its own page, with bounded requests (`guard`).
 """
 
 import os
+import sys
+import traceback
 from pathlib import Path
 
 from ganscapes.clip.prompts import DEFAULT_PROMPT
-from ganscapes.errors import UserError
-from ganscapes.studio.core import MAX_GUIDE_STEPS, MAX_TOP, STUDIO_LAYER_CHOICES, Studio
+from ganscapes.errors import UserError, first_line
+from ganscapes.studio.core import MAX_FINISH_WIDTH, MAX_GUIDE_STEPS, MAX_TOP, STUDIO_LAYER_CHOICES, Studio
+from ganscapes.studio.guard import LOOPBACK_NAMES, MAX_BODY_BYTES, RequestGuard
 
 QUEUE_SIZE = 8  # waiting jobs beyond this are refused
+MAX_MESSAGE_CHARS = 400  # of a sentence on the page
 
 
 def quiet_environment() -> None:
@@ -23,7 +31,109 @@ def quiet_environment() -> None:
 
 
 def _fail(e: Exception) -> str:
-    return f"**Could not do that:** {e}"
+    return f"**Could not do that:** {_plain(str(e))}"
+
+
+def _plain(text: str) -> str:
+    """`text` shown as it is in a Markdown field: a value echoed from a request may hold Markdown
+    (an image from another site, a link), which the page must not render."""
+    text = text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+    return "".join("\\" + c if c in MARKDOWN_CHARACTERS else c for c in text)
+
+
+# CommonMark lets a backslash escape any ASCII punctuation (spec section 2.4, "Backslash escapes").
+MARKDOWN_CHARACTERS = frozenset("\\`*_{}[]()<>#+-.!|~&")
+
+
+def _as_text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class Handlers:
+    """The page's events as plain methods, called as Gradio calls them: each returns what its
+    outputs show, and never raises; a failure is the last output, a sentence for the page."""
+
+    def __init__(self, studio: Studio):
+        self.studio = studio
+
+    def failure(self, e: Exception) -> str:
+        if isinstance(e, UserError):
+            return _fail(e)
+        traceback.print_exc(file=sys.stderr)  # a bug, not the user's mistake: its traceback helps fix it
+        return f"**Something went wrong:** {_plain(first_line(e))}. The studio's log has the details."
+
+    def show(self, entries):
+        return [(str(self.studio.path_of(e)), e.caption) for e in entries], [e.id for e in entries]
+
+    def prompt(self, text, count, psi_value, keep, progress=None):
+        try:
+            entries = self.studio.paint_prompt(text, count, psi_value, keep, progress=progress)
+            pics, numbers = self.show(entries)
+            best = f"best score {entries[0].score:+.4f}"
+            status = f"The {len(entries)} best of {int(float(count))} for “{_plain(text)}”: {best}."
+        except Exception as e:
+            return [], [], self.failure(e)
+        return pics, numbers, status
+
+    def seed(self, value, psi_value):
+        try:
+            entry = self.studio.paint_seed(value, psi_value)
+            pics, numbers = self.show([entry])
+            status = f"Seed {entry.seed}, ψ {float(psi_value):g}: picture #{entry.id}."
+        except Exception as e:
+            return [], [], self.failure(e)
+        return pics, numbers, status
+
+    def random(self, psi_value):
+        value = self.studio.random_seed()
+        return (value, *self.seed(value, psi_value))
+
+    def mix(self, form_text, style_text, preset, custom_text, psi_value):
+        try:
+            grid_path, entries = self.studio.mix(form_text, style_text, preset, custom_text, psi_value)
+            pics, numbers = self.show(entries)
+            status = f"{len(entries)} cells, pictures #{entries[0].id}–#{entries[-1].id}."
+        except Exception as e:
+            return None, [], [], self.failure(e)
+        return str(grid_path), pics, numbers, status
+
+    def guide(self, start, text, how, count, progress=None):
+        try:
+            entry, plot = self.studio.guide(start, text, how, count, progress=progress)
+            pics, numbers = self.show([entry])
+            status = f"Best score {entry.score:+.4f}: picture #{entry.id}."
+        except Exception as e:
+            return [], [], None, self.failure(e)
+        return pics, numbers, str(plot), status
+
+    def finish(self, source, lo, hi, ratio, px):
+        try:
+            entry = self.studio.finish(source, lo, hi, ratio, px)
+            path = str(self.studio.path_of(entry))
+            status = f"Picture #{entry.id}; the PNG carries its recipe (`ganscapes info` shows it)."
+        except Exception as e:
+            return None, None, self.failure(e)
+        return path, path, status
+
+    def search(self, text):
+        try:
+            pics, numbers = self.show(self.studio.find(text))
+            shown = _as_text(text).strip()
+            status = f"{len(pics)} picture(s)" + (f" for “{_plain(shown)}”" if shown else "") + "."
+        except Exception as e:
+            return [], [], self.failure(e)
+        return pics, numbers, status
+
+    @staticmethod
+    def select(numbers, index) -> str:
+        """The catalog number of the picture clicked in a gallery (`index`, as the browser sent it)."""
+        ok = isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(numbers or [])
+        return f"#{numbers[index]}" if ok else ""
+
+    @staticmethod
+    def append(current, chosen) -> str:
+        current, chosen = _as_text(current), _as_text(chosen)
+        return chosen if not current.strip() else f"{current}, {chosen}" if chosen else current
 
 
 def build_app(studio: Studio):
@@ -109,7 +219,7 @@ def build_app(studio: Studio):
                 low = gr.Number(label="Low percentile", value=0.1)
                 high = gr.Number(label="High percentile", value=99.9)
                 aspect = gr.Textbox(label="Aspect", value="auto")
-                width = gr.Number(label="Width (0: keep)", value=0, precision=0, minimum=0)
+                width = gr.Number(label="Width (0: keep)", value=0, precision=0, minimum=0, maximum=MAX_FINISH_WIDTH)
             finish_button = gr.Button("Finish", variant="primary")
             finished = gr.Image(label="Finished", type="filepath", format="png")
             download = gr.File(label="PNG with its recipe", elem_id="download")
@@ -122,85 +232,36 @@ def build_app(studio: Studio):
             catalog_gallery = gr.Gallery(label="Catalog", elem_id="catalog-gallery", **{**gallery_opts, "columns": 8})
             catalog_status = gr.Markdown(elem_id="catalog-status")
 
-        # -- handlers --------------------------------------------------------------------
+        # -- events: the page's values as sent (preprocess=False), checked by the studio -----
 
-        def show(entries):
-            return [(str(studio.path_of(e)), e.caption) for e in entries], [e.id for e in entries]
+        on = Handlers(studio)
 
         def on_prompt(text, count, psi_value, keep, progress=gr.Progress()):
-            try:
-                entries = studio.paint_prompt(text, count, psi_value, keep, progress=lambda f, d: progress(f, desc=d))
-            except UserError as e:
-                return [], [], _fail(e)
-            pics, numbers = show(entries)
-            return (
-                pics,
-                numbers,
-                f"The {len(entries)} best of {int(count)} for “{text}”: best score {entries[0].score:+.4f}.",
-            )
-
-        def on_seed(value, psi_value):
-            try:
-                entry = studio.paint_seed(value, psi_value)
-            except UserError as e:
-                return [], [], _fail(e)
-            pics, numbers = show([entry])
-            return pics, numbers, f"Seed {entry.seed}, ψ {psi_value:g}: picture #{entry.id}."
-
-        def on_random(psi_value):
-            value = studio.random_seed()
-            return (value, *on_seed(value, psi_value))
-
-        def on_mix(form_text, style_text, preset, custom_text, psi_value):
-            try:
-                grid_path, entries = studio.mix(form_text, style_text, preset, custom_text, psi_value)
-            except UserError as e:
-                return None, [], [], _fail(e)
-            pics, numbers = show(entries)
-            return str(grid_path), pics, numbers, f"{len(entries)} cells, pictures #{entries[0].id}–#{entries[-1].id}."
+            return on.prompt(text, count, psi_value, keep, progress=lambda f, d: progress(f, desc=d))
 
         def on_guide(start, text, how, count, progress=gr.Progress()):
-            try:
-                entry, plot = studio.guide(start, text, how, count, progress=lambda f, d: progress(f, desc=d))
-            except UserError as e:
-                return [], [], None, _fail(e)
-            pics, numbers = show([entry])
-            return pics, numbers, str(plot), f"Best score {entry.score:+.4f}: picture #{entry.id}."
-
-        def on_finish(source, lo, hi, ratio, px):
-            try:
-                entry = studio.finish(source, lo, hi, ratio, px)
-            except UserError as e:
-                return None, None, _fail(e)
-            path = str(studio.path_of(entry))
-            return path, path, f"Picture #{entry.id}; the PNG carries its recipe (`ganscapes info` shows it)."
-
-        def present(entry) -> bool:  # a row whose file is gone, or points outside the folder, is left out
-            try:
-                return studio.path_of(entry).is_file()
-            except UserError:
-                return False
-
-        def on_search(text):
-            entries = studio.catalog.search(text, limit=200)
-            pics, numbers = show([e for e in entries if present(e)])
-            return pics, numbers, f"{len(pics)} picture(s)" + (f" for “{text}”" if text.strip() else "") + "."
+            return on.guide(start, text, how, count, progress=lambda f, d: progress(f, desc=d))
 
         def on_select(numbers, evt: gr.SelectData):
-            return f"#{numbers[evt.index]}" if numbers and evt.index is not None and evt.index < len(numbers) else ""
+            return on.select(numbers, evt.index)
 
-        def append(current, chosen):
-            return chosen if not current.strip() else f"{current}, {chosen}" if chosen else current
-
-        paint.click(on_prompt, [prompt, n, psi, top], [gallery, ids["prompt"], prompt_status])
-        paint_seed.click(on_seed, [seed, seed_psi], [seed_gallery, ids["seed"], seed_status])
-        random_seed.click(on_random, [seed_psi], [seed, seed_gallery, ids["seed"], seed_status])
-        mix_button.click(on_mix, [forms, styles, layers, custom, mix_psi], [grid, mix_gallery, ids["mix"], mix_status])
-        guide_button.click(
-            on_guide, [guide_from, guide_prompt, method, steps], [guide_gallery, ids["guide"], history, guide_status]
+        raw = {"preprocess": False}
+        paint.click(on_prompt, [prompt, n, psi, top], [gallery, ids["prompt"], prompt_status], **raw)
+        paint_seed.click(on.seed, [seed, seed_psi], [seed_gallery, ids["seed"], seed_status], **raw)
+        random_seed.click(on.random, [seed_psi], [seed, seed_gallery, ids["seed"], seed_status], **raw)
+        mix_button.click(
+            on.mix, [forms, styles, layers, custom, mix_psi], [grid, mix_gallery, ids["mix"], mix_status], **raw
         )
-        finish_button.click(on_finish, [finish_from, low, high, aspect, width], [finished, download, finish_status])
-        search.click(on_search, [query], [catalog_gallery, ids["catalog"], catalog_status])
+        guide_button.click(
+            on_guide,
+            [guide_from, guide_prompt, method, steps],
+            [guide_gallery, ids["guide"], history, guide_status],
+            **raw,
+        )
+        finish_button.click(
+            on.finish, [finish_from, low, high, aspect, width], [finished, download, finish_status], **raw
+        )
+        search.click(on.search, [query], [catalog_gallery, ids["catalog"], catalog_status], **raw)
         for g, name in (
             (gallery, "prompt"),
             (seed_gallery, "seed"),
@@ -208,25 +269,27 @@ def build_app(studio: Studio):
             (guide_gallery, "guide"),
             (catalog_gallery, "catalog"),
         ):
-            g.select(on_select, [ids[name]], [selected])
-        use_form.click(append, [forms, selected], [forms])
-        use_style.click(append, [styles, selected], [styles])
-        use_guide.click(lambda s: s, [selected], [guide_from])
-        use_finish.click(lambda s: s, [selected], [finish_from])
+            g.select(on_select, [ids[name]], [selected], **raw)
+        use_form.click(on.append, [forms, selected], [forms], **raw)
+        use_style.click(on.append, [styles, selected], [styles], **raw)
+        use_guide.click(_as_text, [selected], [guide_from], **raw)
+        use_finish.click(_as_text, [selected], [finish_from], **raw)
 
     app.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return app
 
 
-def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, log=print) -> None:
-    """Serve the studio until Ctrl-C."""
+def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, log=print, block: bool = True):
+    """Serve the studio until Ctrl-C; with `block=False`, return the running app (its `close()` stops it)."""
     quiet_environment()
     # Gradio copies every picture it shows; keep those copies in the studio's folder, not /tmp.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(studio.out / ".gradio"))
     import gradio as gr
+    from starlette.middleware import Middleware
 
     app = build_app(studio)
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    loopback = host in LOOPBACK_NAMES
+    if not loopback:
         log(
             f"ganscapes: warning: the studio listens on {host}: anyone who can reach this machine on port {port} "
             "can use it and see its pictures."
@@ -246,4 +309,10 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, log=print)
         mcp_server=False,
         enable_monitoring=False,
         theme=theme,
+        # Gradio's max_file_size bounds each uploaded file; the guard refuses the upload routes and any
+        # larger body before Gradio reads it (FastAPI(middleware=...), passed on by app_kwargs).
+        max_file_size=MAX_BODY_BYTES,
+        app_kwargs={"middleware": [Middleware(RequestGuard, hosts=LOOPBACK_NAMES if loopback else None)]},
+        prevent_thread_lock=not block,
     )
+    return app

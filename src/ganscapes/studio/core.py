@@ -3,14 +3,19 @@
 Each action writes into a new request folder under the studio's output folder, records
 its pictures in the catalog and returns catalog entries. Every path that comes from a
 request (a catalog entry's file, a latents file) is resolved inside the output folder or
-refused, and every request is bounded (pictures per request, steps per search), so a
-web page cannot read arbitrary files or exhaust the machine.
+refused, and every request is bounded (pictures per request, steps per search, the size of a
+finished picture, every number and text), so a web page cannot read arbitrary files or
+exhaust the machine. Values arrive as a browser or any HTTP client sent them (the page skips
+Gradio's own checks, whose refusals are not sentences on the page): a number may be text,
+NaN or huge, a text field may hold a list, and each is refused here with the field's label.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import math
+import numbers
 import random
 import threading
 import time
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from ganscapes.clip import encoder as clip_encoder
 from ganscapes.clip.cache import EmbeddingCache
@@ -32,9 +38,9 @@ from ganscapes.make.guide import GuideConfig, adam_search, genetic_search, save_
 from ganscapes.make.latents import LATENTS_FILE, LatentSet
 from ganscapes.make.mix import LAYER_PRESETS, layer_range, seed_latents, style_mix
 from ganscapes.make.pick import rank_generated
-from ganscapes.make.post import PostSettings, post_files
+from ganscapes.make.post import PostSettings, post_files, resolve_aspect
 from ganscapes.make.seeds import MAX_SEED, PSI_RANGE
-from ganscapes.provenance import encode_array
+from ganscapes.provenance import encode_array, read_recipe
 from ganscapes.studio.catalog import Catalog, Entry
 
 MAX_IMAGES = {"cpu": 400, "gpu": 2000}  # pictures one prompt request may generate
@@ -42,22 +48,36 @@ DEFAULT_IMAGES = {"cpu": 200, "gpu": 1000}
 MAX_TOP = 24
 MAX_GRID = 8  # forms or styles per mix
 MAX_GUIDE_STEPS = 300
+# A finished picture: post's own limit (16,384 pixels wide) at its narrowest aspect (0.1) would be 8 GB of
+# pixels; post stretches the contrast in float64, so a 4,096² picture already takes about 0.8 GB while it works.
+MAX_FINISH_WIDTH = 4096
+MAX_FINISH_PIXELS = 4096 * 4096
+MAX_CATALOG_NUMBER = 2**63 - 1  # SQLite's largest integer
+MAX_LIST_CHARS = 1000  # forms, styles, a search
+MAX_LAYER_CHARS = 100
+MAX_NUMBER_CHARS = 40  # a number sent as text
 # The page offers mix's presets that make a mixed picture: "all" would repeat the styles, "none" the forms.
 STUDIO_LAYER_CHOICES = tuple(p for p in LAYER_PRESETS if p not in ("all", "none"))
 
-# The label of the page's field (see app.py) for each library setting that takes a value from the page,
-# by the name of the library's parameter: PostSettings(low, high, aspect, width), GuideConfig(method, steps),
-# generate_images(seeds, psi), rank_generated(prompt, top), style_mix(layers).
+# The label of the page's field (see app.py) for each setting that takes a value from the page, by the name
+# of the library's parameter: PostSettings(low, high, aspect, width), GuideConfig(method, steps),
+# generate_images(seeds, psi), rank_generated(prompt, top), style_mix(layers); and of the studio's own:
+# paint_prompt(n), mix(forms, styles, preset: the `layers` argument), find(query).
 FIELD_LABELS = {
     "aspect": "Aspect",
+    "forms": "Forms (columns)",
     "high": "High percentile",
     "layers": "Custom layer range",
     "low": "Low percentile",
     "method": "Method",
+    "n": "Pictures to generate",
+    "preset": "Layers taken from the style",
     "prompt": "Prompt",
     "psi": "ψ",
+    "query": "Search prompts",
     "seeds": "Seed",
     "steps": "Steps",
+    "styles": "Styles (rows)",
     "top": "Keep the best",
     "width": "Width",
 }
@@ -145,13 +165,19 @@ class Studio:
         return Path(path).resolve().relative_to(self.out).as_posix()
 
     def entry(self, entry_id) -> Entry:
-        try:
-            key = int(str(entry_id).strip().lstrip("#"))
-        except ValueError:
-            raise StudioError(f"{entry_id!r} is not a catalog number such as 12 or #12.") from None
-        found = self.catalog.get(key)
+        key = None
+        if isinstance(entry_id, numbers.Integral) and not isinstance(entry_id, bool):
+            key = int(entry_id)
+        elif isinstance(entry_id, str) and len(entry_id) <= MAX_NUMBER_CHARS:
+            try:
+                key = int(entry_id.strip().lstrip("#"))
+            except ValueError:
+                pass
+        if key is None:
+            raise StudioError(f"{_shown(entry_id)} is not a catalog number such as 12 or #12.")
+        found = self.catalog.get(key) if 1 <= key <= MAX_CATALOG_NUMBER else None
         if found is None:
-            raise StudioError(f"There is no picture #{key} in the catalog.")
+            raise StudioError(f"There is no picture #{_number_text(key)} in the catalog.")
         return found
 
     def path_of(self, entry: Entry) -> Path:
@@ -206,9 +232,7 @@ class Studio:
     @in_page_words
     def paint_seed(self, seed: int, psi: float) -> Entry:
 
-        seed = _whole(seed, "a seed")
-        if not 0 <= seed <= MAX_SEED:
-            raise StudioError(f"Seeds run from 0 to {MAX_SEED}, not {seed}.")
+        seed = _within(_whole(seed, "a seed"), "seeds", 0, MAX_SEED)
         psi = _psi(psi)  # before the request folder, so a refused request leaves nothing behind
         folder = self._request_dir("seed")
         result = generate_images(self.model, [seed], psi=psi, device=self.device, out=folder, progress=False)
@@ -230,14 +254,10 @@ class Studio:
     ) -> list[Entry]:
         """Generate n, rank by the prompt, catalog the top k (best first)."""
 
-        the_prompt = Prompt((prompt,))
+        the_prompt = Prompt((_text(prompt, "prompt"),))
         n, top = _whole(n, "how many pictures to generate"), _whole(top, "how many to keep")
-        if not 1 <= n <= self.max_images:
-            raise StudioError(
-                f"Generate between 1 and {self.max_images} pictures per request on this {self.kind}, not {n}."
-            )
-        if not 1 <= top <= min(n, MAX_TOP):
-            raise StudioError(f"{FIELD_LABELS['top']} must be between 1 and {min(n, MAX_TOP)}, not {top}.")
+        n = _within(n, "n", 1, self.max_images, f" on this {self.kind.upper()}")
+        top = _within(top, "top", 1, min(n, MAX_TOP))
         psi = _psi(psi)
         encoder = self.clip()
         folder = self._request_dir("prompt")
@@ -276,7 +296,8 @@ class Studio:
         """Forms × styles from catalog numbers (#12) or seeds (s12)."""
 
         G = self.model.G_ema
-        spec = custom if layers == "custom" else layers
+        layers = _text(layers, "preset", MAX_LAYER_CHARS)
+        spec = _text(custom, "layers", MAX_LAYER_CHARS) if layers == "custom" else layers
         if layers not in (*STUDIO_LAYER_CHOICES, "custom"):
             raise StudioError(f"Layers must be one of {', '.join(STUDIO_LAYER_CHOICES)} or custom, not {layers!r}.")
         chosen = layer_range(spec, G.num_ws)
@@ -286,8 +307,9 @@ class Studio:
                 f"{G.num_ws - 1}); choose another."
             )
 
-        def pick(text: str, what: str) -> LatentSet:
-            items = [t.strip() for t in str(text).replace(";", ",").split(",") if t.strip()]
+        def pick(text, what: str) -> LatentSet:
+            setting = what + "s"
+            items = [t.strip() for t in _text(text, setting, MAX_LIST_CHARS).replace(";", ",").split(",") if t.strip()]
             if not items:
                 raise StudioError(f"Choose at least one {what}: catalog numbers such as 12, or seeds such as s7.")
             if len(items) > MAX_GRID:
@@ -295,7 +317,8 @@ class Studio:
             ws, sources = [], []
             for item in items:
                 if item.lower().startswith("s"):
-                    lat = seed_latents(G, [_int(item[1:], item)], _psi(psi), None, None, self.device)
+                    seed = _seed_item(item, setting)
+                    lat = seed_latents(G, [seed], _psi(psi), None, None, self.device)
                     ws.append(lat.w[0])
                     sources.append(lat.sources[0])
                 else:
@@ -322,10 +345,9 @@ class Studio:
     ) -> tuple[Entry, Path]:
         """A CLIP-guided search from a catalog picture; returns the best and the history plot."""
 
-        steps = int(steps)
-        if not 1 <= steps <= MAX_GUIDE_STEPS:
-            raise StudioError(f"Steps must be between 1 and {MAX_GUIDE_STEPS}, not {steps}.")
-        the_prompt = Prompt((prompt,))
+        steps = _within(_whole(steps, "the number of steps"), "steps", 1, MAX_GUIDE_STEPS)
+        method = _text(method, "method")
+        the_prompt = Prompt((_text(prompt, "prompt"),))
         start = self.entry(entry_id)
         w = self.w_of(start)
         space = "w" if np.array_equal(w, np.repeat(w[:1], len(w), axis=0)) else "wplus"
@@ -363,10 +385,20 @@ class Studio:
 
         e = self.entry(entry_id)
         source = self.path_of(e)
-        value = None if str(aspect).strip().lower() in ("", "auto") else _float(aspect, "aspect")
+        aspect = _text(aspect, "aspect", MAX_NUMBER_CHARS)
+        value = None if aspect.strip().lower() in ("", "auto") else _ratio(aspect, "aspect")
         if low is None or high is None:
             raise StudioError("Enter both percentiles, e.g. 0.1 and 99.9.")
-        settings = PostSettings(low=float(low), high=float(high), aspect=value, width=int(width) if width else None)
+        low = float(_within(_real(low, "the low percentile"), "low", 0, 100))
+        high = float(_within(_real(high, "the high percentile"), "high", 0, 100))
+        if width is None or width == "":
+            width = None
+        elif (width := _whole(width, "a width")) == 0:  # the page's 0: keep the picture's width
+            width = None
+        else:
+            width = _within(width, "width", 1, MAX_FINISH_WIDTH, " pixels (0: keep)")
+        settings = PostSettings(low=low, high=high, aspect=value, width=width)
+        self._check_finished_size(e, source, settings)
         folder = self._request_dir("post")
         # "-finished" in the name, so a download is not mistaken for the raw picture
         result = post_files([source], folder, settings, model_aspect=self.model.meta.get("aspect"), suffix="-finished")
@@ -381,37 +413,136 @@ class Studio:
             score=e.score,
         )
 
+    def _check_finished_size(self, e: Entry, source: Path, settings: PostSettings) -> None:
+        """Refuse a finish whose picture would be larger than MAX_FINISH_PIXELS, before post allocates it.
+
+        The size is post's (`restore_aspect`): the width kept or set, the height width / aspect,
+        the aspect set, or from the picture's recipe, the model or 1.
+        """
+        try:
+            with Image.open(source) as image:  # reads the header only
+                source_width = image.width
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
+            raise StudioError(f"The file of picture #{e.id} is not a readable picture.") from None
+        aspect, _ = resolve_aspect(settings, read_recipe(source, required=False), self.model.meta.get("aspect"))
+        width = settings.width or source_width
+        height = max(1, round(width / aspect)) if math.isfinite(width / aspect) else math.inf
+        if width * height > MAX_FINISH_PIXELS:
+            raise StudioError(
+                f"The finished picture would be {width} × {_number_text(height)} pixels; the studio makes at most "
+                f"{MAX_FINISH_PIXELS:,} pixels ({MAX_FINISH_WIDTH} × {MAX_FINISH_WIDTH}): choose a smaller "
+                f"{FIELD_LABELS['width']} or a larger {FIELD_LABELS['aspect']}."
+            )
+
+    @in_page_words
+    def find(self, query) -> list[Entry]:
+        """Catalog pictures whose prompt contains `query`, newest first, leaving out rows whose file is gone."""
+
+        entries = self.catalog.search(_text(query, "query", MAX_LIST_CHARS), limit=200)
+        return [e for e in entries if self._present(e)]
+
+    def _present(self, entry: Entry) -> bool:
+        try:
+            return self.path_of(entry).is_file()
+        except StudioError:  # gone, or pointing outside the folder
+            return False
+
+
+# -- values from the page -----------------------------------------------------------------
+
+
+def _shown(value) -> str:
+    """`value` quoted in a sentence, cut short: a request may send a megabyte where a number belongs."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= MAX_NUMBER_CHARS else value[: MAX_NUMBER_CHARS - 10] + "…")
+    return _number_text(value) if _is_number(value) else type(value).__name__
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _number_text(value) -> str:
+    """A number as a sentence shows it; one with hundreds of digits by its size (str() refuses past 4,300)."""
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+        return (
+            str(value) if abs(value) < 10**30 else f"a {int(abs(value).bit_length() * math.log10(2)) + 1}-digit number"
+        )
+    return f"{value:g}"
+
+
+def _text(value, setting: str, limit: int | None = None) -> str:
+    """A text field's value: text of at most `limit` characters; None is empty."""
+    if value is None:
+        return ""
+    label = FIELD_LABELS.get(setting, setting)
+    if not isinstance(value, str):
+        raise StudioError(f"{label} must be text, not {_shown(value)}.")
+    if limit is not None and len(value) > limit:
+        raise StudioError(f"{label} must be at most {limit:,} characters long, not {len(value):,}.")
+    return value
+
+
+def _real(value, what: str, kind: str = "a number") -> int | float:
+    """A number from the page: an int, a finite float, or text of either; `what` names it in "Enter …"."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise StudioError(f"Enter {what} ({kind}).")
+    if isinstance(value, str) and len(value) <= MAX_NUMBER_CHARS:
+        try:
+            value = int(value)
+        except ValueError:
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+    if not _is_number(value) or (not isinstance(value, numbers.Integral) and not math.isfinite(value)):
+        raise StudioError(f"Enter {what} as {kind}, not {_shown(value)}.")
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
 
 def _whole(value, what: str) -> int:
-    if value is None or str(value).strip() == "":
-        raise StudioError(f"Enter {what} (a whole number).")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise StudioError(f"Enter {what} as a whole number, not {value!r}.") from None
+    number = _real(value, what, "a whole number")
+    if number != int(number):
+        raise StudioError(f"Enter {what} as a whole number, not {_shown(number)}.")
+    return int(number)
+
+
+def _within(value, setting: str, low, high, unit: str = ""):
+    """`value` if low <= value <= high, else a SettingError that the page says with the field's label."""
+    if not low <= value <= high:
+        low, high, value = _number_text(low), _number_text(high), _number_text(value)
+        raise SettingError(setting, f"must be between {low} and {high}{unit}, not {value}.")
+    return value
 
 
 def _psi(psi) -> float:
     if psi is None:
         raise StudioError("Enter ψ, e.g. 0.7.")
-    value = float(psi)
-    low, high = PSI_RANGE
-    if not low <= value <= high:  # generate's usual range: beyond it pictures break (the page allows no more)
-        raise StudioError(f"ψ must be between {low:g} and {high:g}, not {value:g}.")
-    return value
+    low, high = PSI_RANGE  # generate's usual range: beyond it pictures break (the page allows no more)
+    return float(_within(_real(psi, "ψ"), "psi", low, high))
 
 
-def _int(text: str, original: str) -> int:
+def _seed_item(item: str, setting: str) -> int:
+    """The seed of a forms or styles item such as s7."""
     try:
-        return int(text)
+        seed = int(item[1:]) if len(item) <= MAX_NUMBER_CHARS else None
     except ValueError:
-        raise StudioError(f"{original!r} is neither a catalog number such as 12 nor a seed such as s7.") from None
+        seed = None
+    if seed is None:
+        raise StudioError(f"{_shown(item)} is neither a catalog number such as 12 nor a seed such as s7.")
+    if not 0 <= seed <= MAX_SEED:
+        raise StudioError(f"{FIELD_LABELS[setting]}: seeds run from s0 to s{MAX_SEED}, not {item}.")
+    return seed
 
 
-def _float(text: str, what: str) -> float:
+def _ratio(text: str, what: str) -> float:
+    """A number such as 1.27 or a ratio such as 4:3, finite (PostSettings bounds it)."""
     try:
-        return float(text.split(":")[0]) / float(text.split(":")[1]) if ":" in text else float(text)
+        parts = [float(part) for part in text.split(":")]
+        value = parts[0] / parts[1] if len(parts) == 2 else parts[0] if len(parts) == 1 else math.nan
     except (ValueError, ZeroDivisionError):
-        raise StudioError(
-            f"The {what} must be auto, a number such as 1.27 or a ratio such as 4:3, not {text!r}."
-        ) from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise StudioError(f"The {what} must be auto, a number such as 1.27 or a ratio such as 4:3, not {text!r}.")
+    return value
