@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -418,7 +420,13 @@ def test_reproduce_mix_outputs(models, generated, tmp_path, monkeypatch, capsys)
         assert code == 0 and capsys.readouterr().out == f"{image}: identical\n"
 
 
-def test_info_prints_the_recipe_with_arrays_abbreviated(models, generated, tmp_path, monkeypatch, capsys):
+def info_rows(text: str) -> dict[str, str]:
+    """`ganscapes info`'s rows (`what  value`), up to the blank line before the commands."""
+    head = text.split("\n\n")[0]
+    return dict(re.split(r"\s{2,}", line, maxsplit=1) for line in head.splitlines())
+
+
+def test_info_summarises_a_mix_cell_and_json_prints_the_recipe(models, generated, tmp_path, monkeypatch, capsys):
     out = tmp_path / "mix"
     assert (
         run_cli(
@@ -430,6 +438,8 @@ def test_info_prints_the_recipe_with_arrays_abbreviated(models, generated, tmp_p
             f"{generated / 'latents.npz'}:2",
             "--styles",
             "3",
+            "--layers",
+            "fine",
             "--out",
             out,
             "--device",
@@ -438,28 +448,61 @@ def test_info_prints_the_recipe_with_arrays_abbreviated(models, generated, tmp_p
         == 0
     )
     capsys.readouterr()
-    code = run_cli(monkeypatch, "info", out / "cells" / "F1-S1.png")
+    cell = out / "cells" / "F1-S1.png"
+    code = run_cli(monkeypatch, "info", cell)
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    shown = json.loads(captured.out)
-    full = read_recipe(out / "cells" / "F1-S1.png")
-    assert shown["form"] == {"file": "latents.npz", "row": 2, "seed": 2, "w": "<float32 array [8, 32]>"}
-    assert '"w": "<float32 array [8, 32]>"' in captured.out
+    full = read_recipe(cell)
+    rows = info_rows(captured.out)
+    assert rows["picture"] == "F1-S1.png, 32x32"
+    assert rows["kind"] == "mix: one cell of a style-mixing grid"
+    assert rows["model"] == f"{full['model_hash'][:12]}… (model hash)"
+    assert rows["form"] == "exact w [8, 32] (latents.npz row 2, seed 2)"
+    assert rows["style"] == "seed 3, psi 1"
+    assert rows["layers"] == "4-7 from the style"
+    assert rows["noise"] == "const" and rows["device"] == "cpu"
+    assert f"rebuild  ganscapes reproduce {cell} --model MODEL\n" in captured.out
     assert "base64" not in captured.out
-    assert shown["style"] == full["style"] and shown["layers"] == [4, 5, 6, 7] and shown["kind"] == "mix"
+
+    code = run_cli(monkeypatch, "info", cell, "--json")
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert json.loads(captured.out) == full  # the raw recipe, exact latents included
     assert captured.out.startswith("{\n  ")  # indented
 
-    code = run_cli(monkeypatch, "info", generated / "seed0000.png")
-    captured = capsys.readouterr()
-    assert code == 0 and json.loads(captured.out) == read_recipe(generated / "seed0000.png")
-
     plain = write(tmp_path / "plain.png", png_bytes(noise(8, 8)))
-    code = run_cli(monkeypatch, "info", plain)
-    assert code == 1
-    assert_error(
-        capsys.readouterr().err,
-        f"{plain} carries no ganscapes recipe; only PNGs written by ganscapes can be reproduced.",
-    )
+    for args in ([plain], [plain, "--json"]):
+        code = run_cli(monkeypatch, "info", *args)
+        assert code == 1
+        assert_error(
+            capsys.readouterr().err,
+            f"{plain} carries no ganscapes recipe; only PNGs written by ganscapes can be reproduced.",
+        )
+
+
+def test_info_gives_the_command_lines_that_rebuild_a_generated_picture(
+    models, generated, tmp_path, monkeypatch, capsys
+):
+    image = generated / "seed0004.png"
+    code = run_cli(monkeypatch, "info", image)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    rows = info_rows(captured.out)
+    assert rows["seed"] == "4" and rows["psi"] == "0.8 on all layers" and rows["aspect"].startswith("1.270")
+    commands = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in captured.out.split("\n\n")[1].splitlines()[:2])
+    assert commands["rebuild"] == f"ganscapes reproduce {image} --model MODEL"
+    again = commands["same picture"]
+    assert again == "ganscapes generate --model MODEL --seeds 4 --psi 0.8 --device cpu --out OUT"
+
+    # both lines do what they say, once MODEL and OUT are filled in
+    words = [
+        str(models["tiny"]) if w == "MODEL" else str(tmp_path / "again") if w == "OUT" else w
+        for w in shlex.split(again)
+    ]
+    assert run_cli(monkeypatch, *words[1:]) == 0
+    assert np.array_equal(read_png(tmp_path / "again" / "seed0004.png"), read_png(image))
+    assert run_cli(monkeypatch, "reproduce", image, "--model", models["tiny"]) == 0
+    capsys.readouterr()
 
 
 @pytest.mark.slow

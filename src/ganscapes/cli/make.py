@@ -26,6 +26,7 @@ from ganscapes.cli.shared import (
     load_clip,
     make_prompt,
     post_outputs,
+    print_rows,
 )
 from ganscapes.errors import UserError
 
@@ -317,24 +318,33 @@ def reproduce(
 
 
 @app.command()
-def info(image: Path = typer.Argument(..., help="A PNG written by ganscapes.")) -> None:
-    """Print the recipe a picture carries (latent vectors shown by their shape)."""
+def info(
+    image: Path = typer.Argument(..., help="A PNG written by ganscapes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the recipe itself, exactly as the PNG carries it."),
+) -> None:
+    """What a picture was made from (model, seeds, psi, layers, prompt…) and the command that rebuilds it."""
     import json
+
+    from PIL import Image
 
     from ganscapes.provenance import read_recipe
 
     recipe = read_recipe(image)
-    typer.echo(json.dumps(_abbreviate(recipe), indent=2, ensure_ascii=False))
+    if as_json:
+        typer.echo(json.dumps(recipe, indent=2, ensure_ascii=False))
+        return
+    from ganscapes.make.summary import MODEL, summarize
 
-
-def _abbreviate(value):
-    if isinstance(value, dict):
-        if set(value) >= {"dtype", "shape", "base64"}:
-            return f"<{value['dtype']} array {value['shape']}>"
-        return {k: _abbreviate(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_abbreviate(v) for v in value]
-    return value
+    with Image.open(image) as picture:
+        size = picture.size
+    summary = summarize(image, recipe, size)
+    print_rows(summary.rows)
+    typer.echo("")
+    if summary.why_not is not None:
+        typer.echo(f"Cannot be rebuilt: {summary.why_not}.")
+        return
+    print_rows(summary.commands)
+    typer.echo(f"({MODEL}: the model file whose hash the recipe names; ganscapes info --json shows the whole recipe.)")
 
 
 # ---------------------------------------------------------------------------------------
