@@ -461,3 +461,77 @@ def test_every_setting_the_library_names_is_an_option_of_some_command():
     }
     assert not missing, f"settings whose option no command has: {missing}"
     assert all(option_name(name) not in options for name in LIBRARY_ONLY_SETTINGS)
+
+
+# ---------------------------------------------------------------------------------------
+# --model: a file or a run folder, the same on every command
+
+EMPTY = "empty-folder"
+MODEL_COMMANDS = {  # each command that takes --model, with the rest of a valid command line
+    "generate": ["--seeds", "0", "--out", "o"],
+    "mix": ["--forms", "1", "--styles", "2", "--out", "o"],
+    "guide": ["--prompt", "autumn woods", "--out", "o"],
+    "post": ["picture.png", "--out", "o"],
+    "reproduce": ["picture.png"],
+    "metrics": ["--data", "data.zip"],
+    "studio": ["--port", "0"],
+}
+
+
+def test_every_command_that_takes_a_model_resolves_it_in_one_place():
+    import typer.main
+
+    takes_model = {
+        " ".join(path)
+        for path, command in _leaf_commands(typer.main.get_command(cli.app))
+        if any("--model" in p.opts for p in command.params)
+    }
+    assert takes_model == set(MODEL_COMMANDS)
+
+
+@pytest.mark.parametrize("command", sorted(MODEL_COMMANDS))
+def test_a_folder_without_snapshots_is_refused_by_every_model_command(command, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / EMPTY).mkdir()
+    if command == "studio":
+        pytest.importorskip("gradio")
+    assert run_main(monkeypatch, command, "--model", EMPTY, *MODEL_COMMANDS[command]) == 1
+    assert capsys.readouterr().err == (
+        f"ganscapes: error: --model {EMPTY} is a folder without a training snapshot "
+        "(network-snapshot-*.safetensors with its training state).\n"
+    )
+
+
+def test_a_run_folder_as_model_picks_its_best_snapshot_and_says_so(monkeypatch, capsys, tmp_path):
+    import json
+
+    from ganscapes.gan.checkpoint import save_model
+
+    from helpers_models import tiny_model
+
+    run = tmp_path / "runs" / "00000-pictures-tiny-ada"
+    run.mkdir(parents=True)
+    for tag, seed in (("000004", 0), ("000008", 1)):  # the best is the older one
+        save_model(run / f"network-snapshot-{tag}.safetensors", tiny_model(res=16, seed=seed))
+        (run / f"training-state-{tag}.pt").write_bytes(b"")
+    best = {"kimg": 4.0, "score": 3.5, "metric": "SWDx1e3_avg", "snapshot": "network-snapshot-000004.safetensors"}
+    (run / "best.json").write_text(json.dumps(best))
+    said = (
+        f"model: {run / 'network-snapshot-000004.safetensors'} (the run's best snapshot, SWDx1e3_avg 3.5000 at 4 kimg)"
+    )
+
+    out = tmp_path / "pictures"
+    assert run_main(monkeypatch, "generate", "--model", str(run), "--seeds", "3", "--out", str(out)) in (0, None)
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[0] == said  # then the progress bar
+    assert captured.out.startswith(f"1 image(s) in {out} (seed0003.png)")
+    assert run_main(monkeypatch, "reproduce", str(out / "seed0003.png"), "--model", str(run)) in (0, None)
+    captured = capsys.readouterr()
+    assert captured.err == said + "\n" and captured.out == f"{out / 'seed0003.png'}: identical\n"
+
+    (run / "best.json").unlink()  # no metrics: the latest snapshot, which did not make the picture
+    assert run_main(monkeypatch, "reproduce", str(out / "seed0003.png"), "--model", str(run)) == 1
+    err = capsys.readouterr().err
+    latest = run / "network-snapshot-000008.safetensors"
+    assert err.startswith(f"model: {latest} (the run's latest snapshot, 8 kimg; it has no best.json)\n")
+    assert "--force is needed" in err

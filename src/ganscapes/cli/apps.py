@@ -11,6 +11,8 @@ from ganscapes.cli.shared import (
     CLIP_MODEL,
     CLIP_PRETRAINED,
     CLIP_WEIGHTS,
+    MODEL_HELP,
+    model_file,
 )
 from ganscapes.errors import UserError
 
@@ -55,7 +57,7 @@ def demo(
 
 @app.command()
 def studio(
-    model: Path = typer.Option(..., "--model", help="Model file: a ganscapes .safetensors or an official NVIDIA .pkl."),
+    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every network; warned)."),
     port: int = typer.Option(7860, "--port", help="Port to listen on."),
     out: Path = typer.Option(Path("studio-output"), "--out", help="Folder for the studio's pictures."),
@@ -73,6 +75,7 @@ def studio(
 
     if importlib.util.find_spec("gradio") is None:
         raise UserError("The studio needs Gradio, an optional extra: pip install 'ganscapes[studio]'.")
+    model = model_file(model)
     if not 1 <= port <= 65535:
         raise UserError(f"--port must be from 1 to 65535, not {port}.")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:

@@ -9,7 +9,9 @@ import typer
 from ganscapes.cli.app import app
 from ganscapes.cli.shared import (
     DEVICE,
+    MODEL_HELP,
     Device,
+    model_file,
     print_rows,
 )
 from ganscapes.errors import UserError
@@ -151,7 +153,7 @@ def env() -> None:
 
 @app.command("metrics")
 def metrics_cmd(
-    model: Path = typer.Option(..., "--model", help="Model file: a ganscapes .safetensors or an official NVIDIA .pkl."),
+    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
     data: Path = typer.Option(..., "--data", help="The dataset to compare with (folder or .zip)."),
     metrics: str = typer.Option("swd", "--metrics", help="Comma-separated: swd, fid50k_full, kid50k_full."),
     num: int | None = typer.Option(
@@ -182,6 +184,7 @@ def metrics_cmd(
     from ganscapes.gan.metrics import parse_metrics, run_metrics
 
     names = parse_metrics(metrics)
+    model = model_file(model)
     dev = resolve_device(device.value)
     loaded = load_model(model, device=dev)
     run = run_metrics(

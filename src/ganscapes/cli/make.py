@@ -17,6 +17,7 @@ from ganscapes.cli.shared import (
     CLIP_WEIGHTS,
     CLIP_WORKERS,
     DEVICE,
+    MODEL_HELP,
     NEGATIVE,
     TEMPLATE,
     Device,
@@ -25,6 +26,7 @@ from ganscapes.cli.shared import (
     echo_top,
     load_clip,
     make_prompt,
+    model_file,
     post_outputs,
     print_rows,
 )
@@ -33,7 +35,7 @@ from ganscapes.errors import UserError
 
 @app.command()
 def generate(
-    model: Path = typer.Option(..., "--model", help="Model file: a ganscapes .safetensors or an official NVIDIA .pkl."),
+    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
     seeds: str = typer.Option(..., "--seeds", help="Seeds, e.g. 0-999 or 0-99,200,300-310 (ranges inclusive)."),
     out: Path = typer.Option(..., "--out", help="Folder for seedNNNN.png and latents.npz."),
     psi: float = typer.Option(1.0, "--psi", help="Truncation psi: 1 = no truncation, smaller = closer to the average."),
@@ -77,6 +79,7 @@ def generate(
     from ganscapes.make.seeds import parse_seeds
 
     seed_list = parse_seeds(seeds)
+    model = model_file(model)
     clip = None
     if prompt:  # check everything before spending minutes generating
         from ganscapes.clip.rank import check_top
@@ -127,7 +130,7 @@ def generate(
 
 @app.command()
 def mix(
-    model: Path = typer.Option(..., "--model", help="Model file: a ganscapes .safetensors or an official NVIDIA .pkl."),
+    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", help="Folder for grid.png, forms/, styles/, cells/ and mix.npz."),
     forms: str | None = typer.Option(
         None, "--forms", help="Seeds of the form pictures (columns), e.g. 1-7.", show_default="none"
@@ -187,7 +190,7 @@ def mix(
     form_seeds = parse_seeds(forms) if forms is not None else None
     style_seeds = parse_seeds(styles) if styles is not None else None
     dev = resolve_device(device.value)
-    loaded = load_model(model, device=dev)
+    loaded = load_model(model_file(model), device=dev)
     G = loaded.G_ema
     chosen = layer_range(layers, G.num_ws)
     check_truncation_cutoff(trunc_cutoff, G.num_ws)  # even when every latent comes from a file
@@ -246,7 +249,10 @@ def post(
         None, "--width", help="Output width in pixels.", show_default="the picture's width"
     ),
     model: Path | None = typer.Option(
-        None, "--model", help="With --aspect auto: take the aspect from this model's metadata.", show_default="none"
+        None,
+        "--model",
+        help="With --aspect auto: take the aspect from this model's metadata (a file or a run folder).",
+        show_default="none",
     ),
 ) -> None:
     """Stretch the contrast per channel and restore the paintings' aspect ratio."""
@@ -257,7 +263,7 @@ def post(
     if model is not None:
         from ganscapes.gan.checkpoint import load_model
 
-        model_aspect = load_model(model).meta.get("aspect")
+        model_aspect = load_model(model_file(model)).meta.get("aspect")
     result = post_files(images, out, settings, model_aspect=model_aspect)
     if any(origin == "none" for _, origin in result.aspects):
         typer.echo(
@@ -276,7 +282,7 @@ DIFFERS = 3
 @app.command()
 def reproduce(
     image: Path = typer.Argument(..., help="A PNG written by ganscapes (generate, rank, mix, post)."),
-    model: Path = typer.Option(..., "--model", help="The model that made it."),
+    model: Path = typer.Option(..., "--model", help="The model that made it: a file, or a training run's folder."),
     out: Path | None = typer.Option(
         None, "--out", help="Folder to write the rebuilt PNG into.", show_default="do not write"
     ),
@@ -296,7 +302,7 @@ def reproduce(
 
     if out is not None and (out / image.name).resolve() == image.resolve():
         raise UserError(f"--out {out} would overwrite {image} with its rebuild; choose another folder.")
-    loaded = load_model(model)
+    loaded = load_model(model_file(model))
     result = reproduce_file(image, loaded, device=device.value, force=force)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -363,7 +369,7 @@ class Space(str, Enum):
 
 @app.command()
 def guide(
-    model: Path = typer.Option(..., "--model", help="Model file: a ganscapes .safetensors or an official NVIDIA .pkl."),
+    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
     prompt: list[str] = typer.Option(..., "--prompt", help="What you want to see (repeat for several phrases)."),
     out: Path = typer.Option(..., "--out", help="Folder for best-NN.png, latents.npz, history.csv/.png, strip.png."),
     method: Method = typer.Option(
@@ -435,7 +441,7 @@ def guide(
         if not init_path.is_file():
             raise UserError(f"The latents file {init_path} does not exist.")
     dev = resolve_device(device.value)
-    loaded = load_model(model, device=dev)
+    loaded = load_model(model_file(model), device=dev)
     G = loaded.G_ema.to(dev).eval().requires_grad_(False)
     if class_idx is not None or G.c_dim:
         from ganscapes.make.seeds import class_label

@@ -22,6 +22,22 @@ class Device(str, Enum):
 
 
 # ---------------------------------------------------------------------------------------
+# --model: generate, mix, guide, post, reproduce, metrics, studio
+
+MODEL_HELP = "A model file (ganscapes .safetensors or NVIDIA .pkl), or a training run's folder (its best snapshot)."
+
+
+def model_file(given: Path) -> Path:
+    """The file `--model` stands for (`ganscapes.gan.model_ref`); a run folder's pick is said on stderr."""
+    from ganscapes.gan.model_ref import resolve_model
+
+    choice = resolve_model(given)
+    if choice.why is not None:
+        typer.echo(f"model: {choice.describe()}", err=True)
+    return choice.path
+
+
+# ---------------------------------------------------------------------------------------
 # CLIP: curate, rank (and generate --prompt)
 #
 # The same CLIP options on every command that scores images; OptionInfo objects can be
