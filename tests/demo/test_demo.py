@@ -24,8 +24,9 @@ from helpers_tinyclip import TINY_CLIP, register_tiny_clip
 
 pytestmark = pytest.mark.slow  # the whole demo and Chromium
 
-SHORT = dict(minutes=0.05, res=32, images=20, generate=12, device="cpu")
-STEPS = ["sample", "prepare", "curate", "train", "generate", "rank", "mix", "post"]
+SHORT = dict(minutes=0.05, res=32, images=20, generate=12, device="cpu", from_scratch=True)
+STEPS = ["sample", "prepare", "curate", "train", "generate", "compare", "rank", "mix", "post"]
+STEP_LINE = re.compile(r"^\d/9 (\w+): (?!skipped)")  # a step that ran (skipped ones say why)
 
 
 class _Links(HTMLParser):
@@ -82,7 +83,9 @@ def test_offline_demo_runs_every_step_but_clip_and_says_so_once(offline_demo):
     assert len(notes) == 1
     assert "--clip-weights" in notes[0] and "open_clip_model.safetensors" in notes[0]
     state = json.loads((out / STATE_FILE).read_text())
-    assert sorted(state["steps"]) == sorted(["sample", "prepare", "train", "generate", "mix", "post"])
+    assert sorted(state["steps"]) == sorted(["sample", "prepare", "train", "generate", "compare", "mix", "post"])
+    skipped = [line for line in lines if re.match(r"^\d/9 \w+: skipped", line)]
+    assert [line.split(" ")[1] for line in skipped] == ["curate:", "rank:"]  # numbered by their place
     assert any("Mean aspect ratio" in line for line in lines)  # prepare prints what it found
     facts = state["steps"]["train"]["facts"]
     assert facts["kimg"] > 0 and facts["swd"] is not None and Path(facts["snapshot"]).is_file()
@@ -125,7 +128,7 @@ def test_a_rerun_resumes_without_redoing_anything(offline_demo):
     state_before = json.loads((out / STATE_FILE).read_text())
     lines: list[str] = []
     run_demo(DemoConfig(out=out, **SHORT), log=lines.append)
-    steps_run = [line for line in lines if re.match(r"^\d/8 ", line)]
+    steps_run = [line for line in lines if STEP_LINE.match(line)]
     assert steps_run == [], steps_run  # the budget was spent and every output exists
     state_after = json.loads((out / STATE_FILE).read_text())
     assert state_after["steps"] == state_before["steps"]
@@ -138,8 +141,8 @@ def test_more_minutes_continue_training_and_redo_the_later_steps(offline_demo, t
     # 12 s more than the first run spent (which depends on the machine's load)
     minutes = (before["train"]["facts"]["train_seconds"] + 12) / 60
     run_demo(DemoConfig(out=out, **{**SHORT, "minutes": minutes}), log=lines.append)
-    steps_run = [line.split(" ")[1].rstrip(":") for line in lines if re.match(r"^\d/8 ", line)]
-    assert steps_run == ["train", "generate", "mix", "post"]
+    steps_run = [m.group(1) for line in lines if (m := STEP_LINE.match(line))]
+    assert steps_run == ["train", "generate", "compare", "mix", "post"]
     after = json.loads((out / STATE_FILE).read_text())["steps"]
     assert after["train"]["facts"]["kimg"] > before["train"]["facts"]["kimg"]
     assert after["train"]["facts"]["run"] == before["train"]["facts"]["run"]  # the same run, resumed
@@ -198,6 +201,7 @@ def test_bad_options_are_one_sentence(tmp_path):
     for kwargs, message in [
         ({"minutes": 0}, "^minutes must be positive"),
         ({"res": 48}, "^res must be a power of two"),
+        ({"res": 32, "from_scratch": False}, r"^res must be 64 to fine-tune the starter model \(64x64\), not 32; "),
         ({"images": 3}, "^images must be at least 10"),
         ({"generate": 4}, r"^generate must be at least 10 and at least the number of top picks \(6\), not 4\.$"),
     ]:
@@ -214,7 +218,12 @@ def test_bad_options_name_the_option_on_the_command_line(tmp_path, monkeypatch, 
 
     for args, message in [
         (["--minutes", "0"], "--minutes must be positive, not 0."),
-        (["--res", "48"], "--res must be a power of two from 16 to 1024, not 48."),
+        (["--res", "48", "--from-scratch"], "--res must be a power of two from 16 to 1024, not 48."),
+        (
+            ["--res", "32"],
+            "--res must be 64 to fine-tune the starter model (64x64), not 32; "
+            "train from random weights at another size with --from-scratch.",
+        ),
         (["--images", "3"], "--images must be at least 10, not 3."),
         (["--generate", "4"], "--generate must be at least 10 and at least the number of top picks (6), not 4."),
     ]:

@@ -12,7 +12,7 @@ from ganscapes.demo.report import _commands
 from ganscapes.demo.state import STATE_FILE, DemoState, StepRecord
 from ganscapes.demo.steps import STEPS, TRAIN_RESUME_HINT, Step, StepRun, without_resume_hint
 
-SMALL = dict(res=16, images=10, device="cpu")
+SMALL = dict(res=16, images=10, device="cpu", from_scratch=True)
 
 
 def fake(name: str, changed: bool = False) -> Step:
@@ -25,7 +25,9 @@ def fake(name: str, changed: bool = False) -> Step:
 
 
 def test_the_demo_is_its_list_of_steps():
-    assert [s.name for s in STEPS] == ["sample", "prepare", "curate", "train", "generate", "rank", "mix", "post"]
+    assert [s.name for s in STEPS] == [
+        "sample", "prepare", "curate", "train", "generate", "compare", "rank", "mix", "post"
+    ]  # fmt: skip
 
 
 def test_steps_are_numbered_by_their_place_in_the_list(tmp_path):
@@ -129,3 +131,24 @@ def test_training_s_resume_hint_is_dropped_and_nothing_else():
         "\nStopped (max-hours) at 0.4 kimg; snapshot in runs/00000-x.",
         "Resuming runs/00000-x at 0.4 kimg with augment p = 0.0000.",
     ]
+
+
+def test_ticks_come_about_every_half_minute_at_the_expected_speed():
+    from ganscapes.demo.steps import expected_sec_per_kimg, tick_kimg
+
+    for res in (32, 64, 128):
+        seconds = tick_kimg(res) * expected_sec_per_kimg(res)
+        assert 25 <= seconds <= 35, (res, seconds)
+        assert round(tick_kimg(res) * 1000) % 8 == 0  # whole iterations of the tiny preset's batch
+
+
+def test_a_slow_machine_is_told_what_that_means_for_the_pictures():
+    from ganscapes.demo.steps import expected_sec_per_kimg, speed_warning
+
+    expected = expected_sec_per_kimg(64)
+    assert speed_warning(1.5 * expected, 600, 64, from_starter=True) is None
+    slow = speed_warning(4 * expected, 600, 64, from_starter=True)
+    assert f"{4 * expected:.0f} s/kimg, 4.0x slower" in slow
+    assert f"about {600 / (4 * expected):.1f} kimg instead of {600 / expected:.1f}" in slow
+    assert "stay close to the starter model's" in slow
+    assert "soft colour fields" in speed_warning(4 * expected, 600, 64, from_starter=False)

@@ -87,12 +87,14 @@ def test_the_cli_builds_the_config_the_command_came_from(monkeypatch, name):
     assert parsed_by_the_cli(monkeypatch, train_command(config)) == config
 
 
-@pytest.mark.parametrize("seconds,resume", [(600.0, False), (2.9876, True), (0.05, False)])
+@pytest.mark.parametrize("seconds,resume", [(600.0, None), (2.9876, "latest"), (0.05, None), (60.0, "starter")])
 def test_the_demo_s_train_command_is_its_config(monkeypatch, tmp_path, seconds, resume):
     config = train_config(demo_state(tmp_path, minutes=1, device="cpu", seed=5), seconds, resume)
     line = shlex.join(train_command(config))
     assert line.startswith(f"ganscapes train --data {tmp_path / 'demo' / 'dataset.zip'} ")
-    assert ("--resume latest" in line) == resume
+    assert ("--resume" in line) == (resume is not None)
+    if resume:
+        assert line.endswith(f"--resume {resume}")
     assert parsed_by_the_cli(monkeypatch, shlex.split(line)) == config
 
 
@@ -124,10 +126,10 @@ def test_the_dry_run_of_the_command_resolves_as_the_config_does(tmp_path):
     from ganscapes.data.sample import make_samples
     from ganscapes.gan.training import resolve_training
 
-    demo = demo_state(tmp_path, minutes=0.05, res=16, images=10, device="cpu")
+    demo = demo_state(tmp_path, minutes=0.05, res=16, images=10, device="cpu", from_scratch=True)
     make_samples(demo.raw, n=10, seed=0, min_side=32, max_side=48, progress=False)
     prepare_dataset(demo.raw, demo.dataset, PrepareConfig(res=16, workers=1), log=lambda _: None, progress=False)
-    config = train_config(demo, 3.0, resume=False)
+    config = train_config(demo, 3.0, resume=None)
     result = CliRunner().invoke(cli.app, [*train_command(config)[1:], "--dry-run"])
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output[result.output.index("{") :])

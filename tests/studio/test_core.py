@@ -289,7 +289,7 @@ def test_mix_refuses_bad_layers(studio):
     refused(
         studio,
         lambda: studio.mix("s1", "s2", "everything"),
-        r"^Layers must be one of coarse, middle, fine or custom, not 'everything'\.$",
+        r"^Layers must be one of auto, coarse, middle, fine or custom, not 'everything'\.$",
     )
     refused(
         studio, lambda: studio.mix("s1", "s2", "custom", "four"), r"Cannot read the layer range 'four'", error=UserError

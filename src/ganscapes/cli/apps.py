@@ -32,6 +32,9 @@ def demo(
     clip_model: str = CLIP_MODEL,
     clip_pretrained: str = CLIP_PRETRAINED,
     clip_weights: Path | None = CLIP_WEIGHTS,
+    from_scratch: bool = typer.Option(
+        False, "--from-scratch", help="Train from random weights instead of fine-tuning the bundled starter model."
+    ),
 ) -> None:
     """Run the whole pipeline on procedural paintings and write report.html (resumable)."""
     from ganscapes.demo.pipeline import DemoConfig, run_demo
@@ -47,6 +50,7 @@ def demo(
         clip_model=clip_model,
         clip_pretrained=clip_pretrained,
         clip_weights=clip_weights,
+        from_scratch=from_scratch,
     )
     run_demo(config, log=lambda line: typer.echo(line))
 

@@ -56,7 +56,9 @@ def train(
     ),
     device: str = typer.Option("auto", help="auto, cuda, mps or cpu."),
     resume: str | None = typer.Option(
-        None, help="'latest' (continue the newest run exactly) or a model file (transfer learning).", show_default="off"
+        None,
+        help="'latest' (continue the newest run exactly), or a model file or 'starter' (transfer learning).",
+        show_default="off",
     ),
     dry_run: bool = typer.Option(False, help="Print the resolved configuration and exit."),
 ) -> None:

@@ -8,6 +8,9 @@ from pathlib import Path
 from ganscapes.clip.prompts import DEFAULT_PROMPT as PROMPT
 from ganscapes.errors import SettingError
 
+STARTER = "starter"  # the bundled model the demo fine-tunes (ganscapes.models)
+STARTER_RES = 64
+
 
 @dataclass(frozen=True)
 class DemoConfig:
@@ -25,6 +28,7 @@ class DemoConfig:
     clip_pretrained: str = "openai"
     clip_weights: Path | None = None
     seed: int = 0
+    from_scratch: bool = False  # True: random initial weights, not the bundled starter model
 
     def validate(self) -> None:
         """Refuse bad options in one sentence each, before anything is written."""
@@ -32,6 +36,12 @@ class DemoConfig:
             raise SettingError("minutes", f"must be positive, not {self.minutes:g}.")
         if not (16 <= self.res <= 1024 and self.res & (self.res - 1) == 0):
             raise SettingError("res", f"must be a power of two from 16 to 1024, not {self.res}.")
+        if not self.from_scratch and self.res != STARTER_RES:
+            raise SettingError(
+                "res",
+                f"must be {STARTER_RES} to fine-tune the starter model ({STARTER_RES}x{STARTER_RES}), not {self.res}; "
+                "train from random weights at another size with --from-scratch.",
+            )
         if self.images < 10:
             raise SettingError("images", f"must be at least 10, not {self.images}.")
         if self.generate < max(10, self.top):

@@ -37,10 +37,34 @@ def write_report(demo: DemoState) -> Path:
     if demo.clip_skipped:
         parts.append(
             '<p class="note">CLIP steps (curate, rank) were skipped: '
-            f"{html.escape(demo.clip_skipped)}. To include them, pass <code>--clip-weights PATH</code> "
+            f"{html.escape(demo.clip_skipped.rstrip('.'))}. To include them, pass <code>--clip-weights PATH</code> "
             "(or set <code>GANSCAPES_CLIP_WEIGHTS</code>) and rerun the demo with a new <code>--out</code>.</p>"
         )
     parts.append("<h2>Key figures</h2>" + _figures_table(steps))
+    if train.get("slow_warning"):
+        parts.append(f'<p class="note">{html.escape(train["slow_warning"])}</p>')
+    sheets = demo.facts("compare").get("sheets") or {}
+    if sheets:
+        columns = [
+            ("reals", "Training images"),
+            ("starter", "The starter model, before training"),
+            ("trained", "After fine-tuning" if "starter" in sheets else "The trained model"),
+        ]
+        parts.append(
+            "<h2>What training did</h2><p>The same seeds (0–7, ψ 0.7) from each model, beside images it trained on."
+            + (" Fine-tuning starts from the starter model, which ganscapes ships." if "starter" in sheets else "")
+            + "</p>"
+        )
+        parts.append(
+            '<div class="compare">'
+            + "".join(
+                f"<figure>{img(Path(sheets[kind]), caption, 'sheet')}<figcaption>{html.escape(caption)}</figcaption>"
+                "</figure>"
+                for kind, caption in columns
+                if kind in sheets
+            )
+            + "</div>"
+        )
 
     finals = sorted(demo.final.glob("*.png"))
     if finals:
@@ -56,9 +80,11 @@ def write_report(demo: DemoState) -> Path:
         parts.append('<div class="gallery">' + "".join(img(p, p.name, "final") for p in finals) + "</div>")
     grid = demo.mix_grid
     if grid.is_file():
+        layers = demo.facts("mix").get("layers") or []
+        span = f"layers {layers[0]}–{layers[-1]}" if layers else "its upper layers"
         parts.append(
             "<h2>Style mixing</h2><p>Forms F1–F7 along the top, styles S1–S3 down the left; each cell has "
-            "its column's composition and its row's fine layers (colours, texture).</p>"
+            f"its column's composition and its row's {html.escape(span)} (light, palette, texture).</p>"
         )
         parts.append(img(grid, "style mixing grid", "wide"))
     sheets = [(demo.dataset_sheet, "The first training images (center-rect crops)")]
@@ -90,10 +116,33 @@ def write_report(demo: DemoState) -> Path:
         "<h2>Every command</h2><p>Each step as a command you can run yourself (from the folder the demo ran in):</p>"
     )
     parts.append("<pre>" + "\n".join(html.escape(c) for c in _commands(steps)) + "</pre>")
+    parts.append(_next_steps(demo))
     parts.append("</body></html>\n")
     path = demo.report
     write_bytes_atomic(path, "\n".join(parts).encode("utf-8"))
     return path
+
+
+def _next_steps(demo: DemoState) -> str:
+    """Where to go from here: explore this model, train it longer, make a real dataset."""
+    snapshot = demo.facts("train").get("snapshot")
+    lines = []
+    if snapshot:
+        lines += [
+            ("Explore this model in the web studio:", f"ganscapes studio --model {snapshot}"),
+            (
+                "Train it longer (the demo resumes its run; the budget counts all runs together):",
+                f"ganscapes demo --out {demo.out} --minutes {demo.cfg.minutes * 3:g}",
+            ),
+        ]
+    lines += [
+        (
+            "Make a real dataset of paintings (see “From WikiArt to 1024² paintings” in the README):",
+            "ganscapes gather --help",
+        ),
+    ]
+    items = "".join(f"<li>{html.escape(text)}<pre>{html.escape(cmd)}</pre></li>" for text, cmd in lines)
+    return f"<h2>Next steps</h2><ul>{items}</ul>"
 
 
 def _commands(steps: dict) -> list[str]:
@@ -124,7 +173,10 @@ def _figures_table(steps: dict) -> str:
         rows.append(("refused by CLIP", f"{fact('curate', 'refused')} of {fact('curate', 'scored')}"))
     if fact("train", "kimg") is not None:
         minutes = fact("train", "train_seconds") / 60
-        rows.append(("training", f"{fact('train', 'kimg'):.2f} kimg in {minutes:.1f} min (tiny preset, ADA)"))
+        start = "fine-tuned from the starter model" if fact("train", "from_starter") else "from random weights"
+        rows.append(("training", f"{fact('train', 'kimg'):.2f} kimg in {minutes:.1f} min (tiny preset, ADA), {start}"))
+        if fact("train", "stopped_by"):
+            rows.append(("training stopped by", html.escape(str(fact("train", "stopped_by")))))
         rows.append(("final augmentation p", f"{fact('train', 'augment_p') or 0:.4f}"))
         if fact("train", "swd") is not None:
             rows.append(("SWD ×10³ (average, lower is better)", f"{fact('train', 'swd'):.2f}"))
@@ -204,7 +256,9 @@ body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
 h1 {{ font-weight: 600; }} h2 {{ margin-top: 2em; border-bottom: 1px solid #ddd; }}
 table {{ border-collapse: collapse; }} th, td {{ text-align: left; padding: 0.2em 1em 0.2em 0; }}
 th {{ font-weight: 500; color: #555; }}
-.gallery {{ display: flex; flex-wrap: wrap; gap: 8px; }} img.final {{ height: 160px; image-rendering: auto; }}
+.gallery {{ display: flex; flex-wrap: wrap; gap: 8px; }} img.final {{ height: 256px; image-rendering: auto; }}
+.compare {{ display: flex; flex-wrap: wrap; gap: 16px; }} .compare figure {{ margin: 0; }}
+img.sheet {{ width: 340px; max-width: 100%; image-rendering: auto; }}
 img.wide {{ width: min(100%, 768px); image-rendering: pixelated; }} img.plot {{ max-width: 100%; }}
 figure {{ margin: 1em 0; }} figcaption {{ color: #555; font-size: 0.9em; }}
 pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.85em; }}

@@ -74,8 +74,12 @@ class DemoState:
         return self._record.get("clip_skipped")
 
     @clip_skipped.setter
-    def clip_skipped(self, why: str) -> None:
-        self._record["clip_skipped"] = why  # saved with the next step
+    def clip_skipped(self, why: str | None) -> None:
+        """Set when CLIP fails to load; cleared when a later run has it, so the report's banner goes."""
+        if why is None:
+            self._record.pop("clip_skipped", None)
+        else:
+            self._record["clip_skipped"] = why  # saved with the next step
 
     def done(self, name: str, **expect) -> dict | None:
         """Step `name`'s record if it ran with these facts (the model, the size…), else None."""
@@ -121,6 +125,15 @@ class DemoState:
     def generated(self) -> Path:
         """The generated paintings and their latents (generate)."""
         return self.out / "generated"
+
+    @property
+    def starter_pictures(self) -> Path:
+        """The starter model's pictures of the compared seeds (compare)."""
+        return self.out / "starter-pictures"
+
+    def compare_sheet(self, kind: str) -> Path:
+        """One column of the before/after comparison: `reals`, `starter` or `trained` (compare)."""
+        return self.out / f"compare-{kind}.png"
 
     @property
     def ranked(self) -> Path:

@@ -7,12 +7,15 @@ step; the report lists the commands in the same order.
 
 from __future__ import annotations
 
+import io
 import shlex
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from PIL import Image
 
 from ganscapes.clip import encoder as clip_encoder
 from ganscapes.clip.cache import EmbeddingCache
@@ -22,9 +25,10 @@ from ganscapes.clip.prompts import Prompt
 from ganscapes.clip.rank import rank_images, write_ranking
 from ganscapes.data.contact_sheet import save_contact_sheet
 from ganscapes.data.dataset import Dataset
+from ganscapes.data.grid import image_grid
 from ganscapes.data.prepare import PrepareConfig, prepare_dataset
 from ganscapes.data.sample import make_samples
-from ganscapes.demo.config import DemoConfig
+from ganscapes.demo.config import STARTER, DemoConfig
 from ganscapes.demo.state import DemoState, StepRecord
 from ganscapes.device import resolve_device
 from ganscapes.errors import UserError
@@ -38,11 +42,20 @@ from ganscapes.make.generate import generate_images
 from ganscapes.make.mix import DEFAULT_LAYERS, layer_range, seed_latents, style_mix
 from ganscapes.make.pick import save_top_latents
 from ganscapes.make.post import PostSettings, post_files
+from ganscapes.models import bundled_model
 
 CURATE_PHRASE = "impressionist landscape painting"
 SHEET_COUNT = 24
 PSI = 0.7
 MIN_TRAIN_SECONDS = 20  # less budget left than this (or a quarter of a short budget): training is done
+# The tiny preset at 64², batch 8, on a quiet 2-core laptop CPU (the starter model's own
+# training run, one thread): what the demo's plan and its slow-machine warning assume.
+EXPECTED_SEC_PER_KIMG_64 = 80.0
+TICK_SECONDS = 30  # a tick (a point on the report's curves) about every half minute
+SLOW_FACTOR = 2.0  # slower than this many times the expectation: say so
+SPEED_TICK = 2  # tick 0 is the first iteration alone (start-up); tick 2 is the first of steady speed
+COMPARE_SEEDS = range(8)
+COMPARE_TILE = 128  # pixels per picture on the comparison sheets: 64² pictures shown twice as large
 # How training's stop message ends (gan/training.py, `Trainer.run`). The demo drops it:
 # rerunning the demo is what resumes, not `ganscapes train --resume latest`.
 TRAIN_RESUME_HINT = RESUME_HINT  # training's hint, which the demo drops: it resumes by itself
@@ -121,6 +134,7 @@ def clip_or_none(demo: DemoState) -> Clip | None:
         demo.log(f"note: CLIP steps (curate, rank) are skipped: {e}")
         demo.clip_skipped = str(e)
         return None
+    demo.clip_skipped = None
     return encoder, EmbeddingCache(None, encoder.model_id)
 
 
@@ -175,6 +189,7 @@ def curate(run: StepRun) -> None:
     if run.done():
         return
     if run.clip is None:  # not recorded: a rerun with weights curates (before training starts)
+        run.announce("skipped: CLIP is not available (see the note above)")
         return
     if demo.done("train") or (curation_dir_for(demo.dataset) / "curation.json").exists():
         run.skip("training had already started on the uncurated dataset")
@@ -190,8 +205,22 @@ def curate(run: StepRun) -> None:
     run.timed(command("curate", demo.dataset, "--refuse-fraction", frac, *clip_args(demo.cfg)), work)
 
 
-def train_config(demo: DemoState, seconds: float, resume: bool) -> TrainConfig:
-    """What the demo trains with for `seconds` more: the one config both the run and its command line come from."""
+def expected_sec_per_kimg(res: int) -> float:
+    """The demo's expected training speed at `res` (the cost grows about with the pixels)."""
+    return EXPECTED_SEC_PER_KIMG_64 * (res / 64) ** 2
+
+
+def tick_kimg(res: int) -> float:
+    """kimg per tick for a tick about every `TICK_SECONDS` at the expected speed (whole iterations of 8)."""
+    return max(0.008, round(TICK_SECONDS / expected_sec_per_kimg(res) * 125) / 125)
+
+
+def train_config(demo: DemoState, seconds: float, resume: str | None) -> TrainConfig:
+    """What the demo trains with for `seconds` more: the one config both the run and its command line come from.
+
+    `resume`: "latest" to continue the demo's run, the starter model's name to fine-tune
+    it (NVIDIA's transfer-learning settings follow), or None to start from random weights.
+    """
 
     c = demo.cfg
     return TrainConfig(
@@ -201,12 +230,31 @@ def train_config(demo: DemoState, seconds: float, resume: bool) -> TrainConfig:
         kimg=10000,
         max_hours=round(seconds / 3600, 6),  # to 3.6 ms: a short number on the command line
         snap=1000,
-        kimg_per_tick=0.1 if c.minutes < 2 else 0.25,
+        kimg_per_tick=tick_kimg(c.res),
         metric_images=c.metric_images,
         workers=1,
         device=c.device,
         seed=c.seed,
-        resume="latest" if resume else None,
+        resume=resume,
+    )
+
+
+def speed_warning(sec_per_kimg: float, seconds_left: float, res: int, from_starter: bool) -> str | None:
+    """What a slow machine means for the pictures, or None when training runs about as fast as expected."""
+    expected = expected_sec_per_kimg(res)
+    if sec_per_kimg <= SLOW_FACTOR * expected:
+        return None
+    planned, likely = seconds_left / expected, seconds_left / sec_per_kimg
+    consequence = (
+        "the pictures will stay close to the starter model's: fine-tuning has barely begun"
+        if from_starter
+        else "the pictures will be soft colour fields, not landscapes"
+    )
+    return (
+        f"This machine trains at {sec_per_kimg:.0f} s/kimg, {sec_per_kimg / expected:.1f}x slower than a quiet "
+        f"2-core laptop ({expected:.0f} s/kimg; other programs are probably busy): the demo will train about "
+        f"{likely:.1f} kimg instead of {planned:.1f}, so {consequence}. Rerun the demo later to train on "
+        "within a larger --minutes budget."
     )
 
 
@@ -221,24 +269,49 @@ def train(run: StepRun) -> bool:
     snaps = list_snapshots(last) if last else []
     if snaps and left < min(MIN_TRAIN_SECONDS, 0.25 * c.minutes * 60):
         return False
-    run.announce(f"the tiny preset with ADA for {left / 60:.1f} more minute(s) ({c.device})")
-    config = train_config(demo, left, resume=bool(snaps))
+    from_starter = not c.from_scratch
+    if snaps:
+        resume, what = "latest", "continuing"
+    elif from_starter:
+        resume, what = STARTER, "fine-tuning the starter model"
+    else:
+        resume, what = None, "training from random weights"
+    run.announce(f"{what} (tiny preset, ADA) for {left / 60:.1f} more minute(s) ({c.device})")
+    config = train_config(demo, left, resume=resume)
     train_line = shlex.join(train_command(config))
+    warned: list[str] = []
+
+    def watch_speed(row: dict) -> None:
+        if row["tick"] - first_tick[0] == SPEED_TICK and not warned:
+            seconds_left = left - (time.time() - start[0])
+            message = speed_warning(row["sec_per_kimg"], seconds_left, c.res, from_starter)
+            if message:
+                warned.append(message)
+                demo.log(f"warning: {message}")
+
+    first_tick, start = [None], [0.0]
+
+    def on_tick(row: dict) -> None:
+        if first_tick[0] is None:
+            first_tick[0] = row["tick"]
+        watch_speed(row)
 
     def work():
 
-        start = time.time()
-        result = train_loop(config, log=without_resume_hint(demo.log))
+        start[0] = time.time()
+        result = train_loop(config, log=without_resume_hint(demo.log), on_tick=on_tick)
         model = load_model(result.snapshot)
         return {
             "run": str(result.run_dir),
             "snapshot": str(result.snapshot),
             "kimg": result.kimg,
             "augment_p": result.augment_p,
-            "stopped_by": result.stopped_by,
+            "stopped_by": "time budget" if result.stopped_by == "max-hours" else result.stopped_by,
+            "from_starter": previous.get("from_starter", from_starter and not snaps),
+            "slow_warning": warned[0] if warned else previous.get("slow_warning"),
             "model_hash": model.model_hash,
             "swd": _last_swd(result.run_dir),
-            "train_seconds": spent + (time.time() - start),
+            "train_seconds": spent + (time.time() - start[0]),
             "commands": previous.get("commands", []) + [train_line],  # one per session of training
         }
 
@@ -287,12 +360,57 @@ def generate(run: StepRun) -> None:
     run.timed(line, work)
 
 
+def compare(run: StepRun) -> None:
+    """The same seeds from the starter model and from the trained one, beside training images: what training did."""
+
+    demo = run.demo
+    model, facts = _model(demo)
+    if run.done(model_hash=model.model_hash) and demo.compare_sheet("trained").is_file():
+        return
+    seeds = list(COMPARE_SEEDS)
+    from_starter = bool(facts.get("from_starter"))
+    run.announce(
+        f"seeds {seeds[0]}-{seeds[-1]} "
+        + ("from the starter model and from the fine-tuned one" if from_starter else "from the trained model")
+        + ", beside training images"
+    )
+
+    def sheet(pictures, kind: str) -> str:
+        path = demo.compare_sheet(kind)
+        image_grid(pictures, columns=4, tile=COMPARE_TILE, fit="contain", gap=2).save(path)
+        return str(path)
+
+    def work():
+        with Dataset(demo.dataset) as ds:
+            names = ds.image_names[: len(seeds)]
+        reals = [Image.open(io.BytesIO(ImageRef(demo.dataset, n).read_bytes())).convert("RGB") for n in names]
+        sheets = {"reals": sheet(reals, "reals")}
+        trained = [Image.open(demo.generated / f"seed{s:04d}.png").convert("RGB") for s in seeds]
+        sheets["trained"] = sheet(trained, "trained")
+        if from_starter:
+            starter = bundled_model(STARTER)
+            result = generate_images(
+                starter, seeds, psi=PSI, device=demo.cfg.device, out=demo.starter_pictures, progress=False
+            )
+            sheets["starter"] = sheet([Image.open(p).convert("RGB") for p in result.images], "starter")
+        return {"model_hash": model.model_hash, "sheets": sheets}
+
+    line = None
+    if from_starter:
+        line = command(
+            "generate", "--model", STARTER, "--seeds", f"{seeds[0]}-{seeds[-1]}", "--psi", PSI,
+            "--out", demo.starter_pictures, "--device", demo.cfg.device,
+        )  # fmt: skip
+    run.timed(line, work)
+
+
 def rank(run: StepRun) -> None:
 
     demo = run.demo
     model, _ = _model(demo)
     if run.clip is None:
         run.forget()
+        run.announce("skipped: CLIP is not available (see the note above); post takes the first pictures instead")
         return
     if run.done(model_hash=model.model_hash):
         return
@@ -318,7 +436,7 @@ def mix(run: StepRun) -> None:
     model, facts = _model(demo)
     if run.done(model_hash=model.model_hash) and demo.mix_grid.is_file():
         return
-    run.announce("7 forms x 3 styles, the styles' fine layers on the forms' composition")
+    run.announce(f"7 forms x 3 styles, the styles' {DEFAULT_LAYERS} layers on the forms' composition")
     out = demo.mix
     line = command(
         "mix",
@@ -384,6 +502,7 @@ STEPS: tuple[Step, ...] = (
     Step("curate", curate),
     Step("train", train),
     Step("generate", generate),
+    Step("compare", compare),
     Step("rank", rank),
     Step("mix", mix),
     Step("post", post),

@@ -61,6 +61,7 @@ from ganscapes.gan.train_state import (
     snapshot_tag,
 )
 from ganscapes.gan.training_data import ImageDataset, InfiniteSampler
+from ganscapes.models import bundled_model, is_bundled_name
 
 SMALL_DATASET = 1000
 # Said when a run stops early; a front end that resumes by itself (the demo) drops it.
@@ -153,7 +154,7 @@ def _find_resume(
             return model_path.parent, state, model  # loaded once, used by Trainer.resume
         return None, None, model_path
     else:
-        model_path = Path(config.resume)
+        model_path = bundled_model(config.resume) if is_bundled_name(config.resume) else Path(config.resume)
         if not model_path.exists():
             raise SettingError("resume", f"{model_path} does not exist.")
         m = SNAPSHOT_RE.match(model_path.name)
@@ -201,9 +202,14 @@ class Trainer:
         self.dataset, self.fingerprint, self.cfg = start.dataset, start.fingerprint, start.cfg
         cfg, device = self.cfg, self.device
         if self.dataset.num_images < SMALL_DATASET:
+            advice = (
+                "Freeze-D (--freezed 4) may help"
+                if start.model is not None
+                else "Consider transfer learning (--resume a model trained on more data) and Freeze-D (--freezed 4)"
+            )
             self.say(
                 f"warning: {self.dataset.name} has only {self.dataset.num_images} images; GANs need thousands. "
-                "Consider transfer learning (--resume a model trained on more data) and Freeze-D (--freezed 4)."
+                f"{advice}."
             )
 
         torch.backends.cudnn.benchmark = True

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ganscapes.clip.prompts import DEFAULT_PROMPT
 from ganscapes.errors import UserError, first_line
+from ganscapes.make.mix import DEFAULT_LAYERS
 from ganscapes.studio.core import MAX_FINISH_WIDTH, MAX_GUIDE_STEPS, MAX_TOP, STUDIO_LAYER_CHOICES, Studio
 from ganscapes.studio.guard import LOOPBACK_NAMES, MAX_BODY_BYTES, RequestGuard
 
@@ -193,7 +194,9 @@ def build_app(studio: Studio):
                 forms = gr.Textbox(label="Forms (columns)", elem_id="forms")
                 styles = gr.Textbox(label="Styles (rows)", elem_id="styles")
             with gr.Row():
-                layers = gr.Radio([*STUDIO_LAYER_CHOICES, "custom"], value="fine", label="Layers taken from the style")
+                layers = gr.Radio(
+                    [*STUDIO_LAYER_CHOICES, "custom"], value=DEFAULT_LAYERS, label="Layers taken from the style"
+                )
                 custom = gr.Textbox(label="Custom layer range", placeholder=f"e.g. 4-7 (0 to {model.num_ws - 1})")
                 mix_psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ for seeds")
             mix_button = gr.Button("Mix", variant="primary")
