@@ -20,14 +20,16 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from ganscapes.errors import UserError
 from ganscapes.gan.train_config import existing_runs
 from ganscapes.gan.train_state import SNAPSHOT_RE, list_snapshots
+from ganscapes.models import BUNDLED, bundled_model
 
-# Models known by name → a function returning the file (bundled models are added here).
-NAMED_MODELS: dict[str, Callable[[], Path]] = {}
+# Models known by name → a function returning the file: the models bundled with the package.
+NAMED_MODELS: dict[str, Callable[[], Path]] = {name: partial(bundled_model, name) for name in BUNDLED}
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from ganscapes.gan.ada import AdaController
 from ganscapes.gan.augment import make_augment_pipe
 from ganscapes.gan.checkpoint import Model, load_model, save_model
 from ganscapes.gan.loss import StyleGAN2Loss, training_phases
+from ganscapes.gan.model_ref import resolve_model
 from ganscapes.gan.networks import build_discriminator, build_generator
 from ganscapes.gan.progress import TrainingBar, format_duration, tick_line
 from ganscapes.gan.train_config import (
@@ -61,7 +62,6 @@ from ganscapes.gan.train_state import (
     snapshot_tag,
 )
 from ganscapes.gan.training_data import ImageDataset, InfiniteSampler
-from ganscapes.models import bundled_model, is_bundled_name
 
 SMALL_DATASET = 1000
 # Said when a run stops early; a front end that resumes by itself (the demo) drops it.
@@ -154,7 +154,7 @@ def _find_resume(
             return model_path.parent, state, model  # loaded once, used by Trainer.resume
         return None, None, model_path
     else:
-        model_path = bundled_model(config.resume) if is_bundled_name(config.resume) else Path(config.resume)
+        model_path = resolve_model(config.resume).path  # a model file, a run folder's best snapshot, or a name
         if not model_path.exists():
             raise SettingError("resume", f"{model_path} does not exist.")
         m = SNAPSHOT_RE.match(model_path.name)

@@ -16,11 +16,6 @@ BUNDLED = {"starter": "starter-64.safetensors"}
 CARDS = {"starter": "STARTER.md"}
 
 
-def is_bundled_name(text: str) -> bool:
-    """Whether `text` names a bundled model rather than a path (a file called `starter` must be `./starter`)."""
-    return text in BUNDLED
-
-
 def bundled_model(name: str) -> Path:
     """The file of the bundled model `name`; one sentence when this installation lacks it."""
     if name not in BUNDLED:
