@@ -124,7 +124,7 @@ def test_a_missing_best_json_is_rebuilt_and_its_snapshot_kept(dataset, tmp_path)
     resumed = _train(dataset, tmp_path, "--resume", "latest", "--keep", "1")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     best = json.loads((run_dir / "best.json").read_text())
-    kept = {kimg for kimg, _, _ in list_snapshots(run_dir)}
-    assert best["kimg"] in kept
+    kept = {model.name for _, model, _ in list_snapshots(run_dir)}
+    assert best["snapshot"] in kept
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert best["score"] == min(r["SWDx1e3_avg"] for r in rows) <= expected["score"]

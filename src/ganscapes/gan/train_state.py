@@ -2,9 +2,9 @@
 
 A snapshot is two files written atomically side by side:
 
-- `network-snapshot-{kimg:06d}.safetensors`: G, D and G_ema with their settings (an
+- `network-snapshot-{tag}.safetensors`: G, D and G_ema with their settings (an
   ordinary ganscapes model file, usable by `generate` as it is);
-- `training-state-{kimg:06d}.pt`: what a resume needs to continue *exactly* — optimizer
+- `training-state-{tag}.pt`: what a resume needs to continue *exactly* — optimizer
   moments, the ADA probability and its pending statistics, the image counter, tick and
   iteration, the path-length mean, the data order, RNG states, the resolved
   configuration and the dataset's fingerprint. Plain tensors, numbers, strings, lists
@@ -14,6 +14,14 @@ The state file is written last, after the fakes grid, the metrics and the tick's
 row: only a model *with* its state counts as a snapshot, so a run killed at any moment
 of a snapshot resumes from the previous complete one.
 
+The tag is the whole kimg, `000012`, as NVIDIA names snapshots, even when the tick
+ended a few images past it (12,008 images at batch 12): a person reads and types these
+names. Only a second snapshot within the same kimg (ticks shorter than a kimg: demos,
+tests) gets the images too, `000012.500`, so that it does not overwrite the first; the
+first of a kimg always gets the whole name, so numeric order is still the order of
+training. Run folders written before this rule, with `000012.008`-style names
+throughout, are listed, resumed and pruned as they are.
+
 The official code saved neither optimizer state nor p; its resumes restarted ADA at
 p = 0, which is what the GANscapes author had to patch by hand.
 """
@@ -22,8 +30,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -36,19 +46,32 @@ SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d{6}(?:\.\d{3})?)\.safetensors$")
 STATE_FORMAT = "ganscapes-training-state"
 
 
-def snapshot_tag(cur_nimg: int) -> str:
-    """`000200` at whole kimg, as NVIDIA names snapshots; `000000.064` in between (short runs)."""
+def snapshot_tag(cur_nimg: int, run_dir: Path | None = None) -> str:
+    """The tag of a snapshot after `cur_nimg` images in `run_dir` (see the module docstring).
+
+    `000012` unless `run_dir` already holds a complete snapshot of kimg 12, then
+    `000012.008`; without `run_dir`, always the exact tag (`000012` only at 12,000 images).
+    """
     kimg, rest = divmod(cur_nimg, 1000)
-    return f"{kimg:06d}" if rest == 0 else f"{kimg:06d}.{rest:03d}"
+    exact = f"{kimg:06d}" if rest == 0 else f"{kimg:06d}.{rest:03d}"
+    if rest == 0 or run_dir is None:
+        return exact
+    taken = any(math.floor(k) == kimg for k, _, _ in list_snapshots(run_dir))
+    return exact if taken else f"{kimg:06d}"
 
 
 def snapshot_paths(run_dir: Path, cur_nimg: int) -> tuple[Path, Path]:
-    tag = snapshot_tag(cur_nimg)
+    """The model and state files of a new snapshot after `cur_nimg` images in `run_dir`."""
+    tag = snapshot_tag(cur_nimg, run_dir)
     return run_dir / f"network-snapshot-{tag}.safetensors", run_dir / f"training-state-{tag}.pt"
 
 
 def list_snapshots(run_dir: Path) -> list[tuple[float, Path, Path]]:
-    """(kimg, model file, state file) for every complete snapshot, oldest first."""
+    """(kimg, model file, state file) for every complete snapshot, oldest first.
+
+    The kimg is the one the name says: whole for most (a tick may have ended a few
+    images later), to the image for old names and for later snapshots within a kimg.
+    """
     found = []
     for p in Path(run_dir).glob("network-snapshot-*.safetensors"):
         m = SNAPSHOT_RE.match(p.name)
@@ -138,12 +161,13 @@ def load_state(path: Path) -> dict:
     return state
 
 
-def prune_snapshots(run_dir: Path, keep: int, protect: set[float] = frozenset()) -> list[float]:
-    """Delete all but the newest `keep` snapshots (and those in `protect`); returns the kimgs deleted."""
+def prune_snapshots(run_dir: Path, keep: int, protect: Collection[str] = ()) -> list[float]:
+    """Delete all but the newest `keep` snapshots and those whose model file is named in `protect`
+    (best.json's `snapshot`: names, unlike kimgs, are exact); returns the kimgs deleted."""
     snaps = list_snapshots(run_dir)
     deleted = []
     for kimg, model, state in snaps[:-keep] if keep > 0 else snaps:
-        if kimg in protect:
+        if model.name in protect:
             continue
         model.unlink(missing_ok=True)
         state.unlink(missing_ok=True)

@@ -517,7 +517,7 @@ class Trainer:
             "rng": rng_states(),
         }
         fakes = run_folder.fakes(self.G_ema, self.grid_z, self.grid_c, self.device)
-        run_folder.save_grid(fakes, self.run_dir / f"fakes{snapshot_tag(self.cur_nimg)}.png")
+        run_folder.save_grid(fakes, self.run_dir / f"fakes{snapshot_tag(self.cur_nimg, self.run_dir)}.png")
         metrics = {}
         if cfg.metrics:
             from ganscapes.gan.metrics import compute_metrics
@@ -537,7 +537,7 @@ class Trainer:
     def _finish_snapshot(self, state_path: Path, state: dict) -> None:
         """Write the state that completes a snapshot, then delete those beyond `keep` (never the best)."""
         save_state(state_path, state)
-        prune_snapshots(self.run_dir, self.cfg.keep, {self.best["kimg"]} if self.best else set())
+        prune_snapshots(self.run_dir, self.cfg.keep, {self.best["snapshot"]} if self.best else set())
 
     # -- the whole run
 
