@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,17 +56,116 @@ def write_png(path: Path, pixels: np.ndarray, recipe: dict, compress_level: int 
     return Path(path)
 
 
-def read_text_chunks(source: Path | bytes) -> dict[str, str]:
-    """All PNG text chunks of a file ({} for other formats)."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_TEXT_BYTES = 64 << 20  # all text chunks of one PNG, decompressed: Pillow's own default limit
+MAX_RECIPE_DEPTH = 128  # nested JSON objects and lists; a post of a post … 32 deep is about 70
+_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 
+
+class _NotPng(ValueError):
+    """The bytes break the PNG chunk structure; the message says where."""
+
+
+def read_text_chunks(source: Path | bytes) -> dict[str, str]:
+    """All PNG text chunks of a file ({} for other image formats), without decoding any pixels.
+
+    A picture's pixels are not needed to read its recipe, and decoding them would let a
+    small crafted file (a decompression bomb: billions of pixels of one colour) take
+    gigabytes. The chunks are walked instead: text chunks are read (at most
+    MAX_TEXT_BYTES of text in all, compressed ones decompressed within that budget), the
+    others skipped by their length.
+    """
+    label = "the given bytes" if isinstance(source, bytes) else source
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
-            img.load()
-            return dict(getattr(img, "text", None) or {})
+        with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as f:
+            if f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE:
+                return _png_text(f, label)
     except FileNotFoundError:
         raise UserError(f"{source} does not exist.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise UserError(f"{source} is not a readable image ({e}).") from None
+    except IsADirectoryError:
+        raise UserError(f"{source} is a folder, not an image.") from None
+    except OSError as e:
+        raise UserError(f"{source} cannot be read ({e.strerror or e}).") from None
+    except _NotPng as e:
+        raise UserError(f"{label} is not a readable image ({e}).") from None
+    try:  # another format: its header says whether it is an image at all; it has no recipe
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source):
+            return {}
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise UserError(f"{label} is not a readable image ({e}).") from None
+
+
+def _png_text(f, label) -> dict[str, str]:
+    chunks: dict[str, str] = {}
+    budget = MAX_TEXT_BYTES
+    first = True
+    while True:
+        head = f.read(8)
+        if len(head) < 8:
+            raise _NotPng("the file ends before its IEND chunk")
+        length, kind = struct.unpack(">I4s", head)
+        if length > 0x7FFFFFFF:
+            raise _NotPng(f"a chunk claims {length:,} bytes")
+        if first and kind != b"IHDR":
+            raise _NotPng("it does not start with an IHDR chunk")
+        first = False
+        if kind == b"IEND":
+            return chunks
+        if kind not in _TEXT_CHUNKS:
+            f.seek(length + 4, io.SEEK_CUR)  # the data and its CRC, unread
+            continue
+        if length > budget:
+            raise _NotPng(f"it holds more than {MAX_TEXT_BYTES >> 20} MiB of text")
+        data = f.read(length)
+        crc = f.read(4)
+        if len(data) < length or len(crc) < 4:
+            raise _NotPng("the file ends inside a text chunk")
+        if zlib.crc32(kind + data) != struct.unpack(">I", crc)[0]:
+            raise _NotPng(f"a {kind.decode()} chunk fails its CRC check")
+        entry = _text_entry(kind, data, budget)
+        if entry is not None:
+            key, text = entry
+            budget -= len(text)
+            chunks[key] = text
+
+
+def _text_entry(kind: bytes, data: bytes, budget: int) -> tuple[str, str] | None:
+    """(key, text) of a tEXt, zTXt or iTXt chunk (the PNG specification, section 11.3.4);
+    None for one that cannot be decoded, which Pillow also passes over."""
+    key, sep, rest = data.partition(b"\0")
+    if not sep or not 1 <= len(key) <= 79:
+        return None
+    if kind == b"tEXt":
+        return key.decode("latin-1"), rest.decode("latin-1")
+    if kind == b"zTXt":
+        if rest[:1] != b"\0":
+            return None
+        raw = _inflate(rest[1:], budget)
+        return None if raw is None else (key.decode("latin-1"), raw.decode("latin-1"))
+    if len(rest) < 2:
+        return None
+    compressed, method, rest = rest[0], rest[1], rest[2:]
+    _lang, sep1, rest = rest.partition(b"\0")
+    _translated, sep2, text = rest.partition(b"\0")
+    if not (sep1 and sep2) or (compressed and method != 0):
+        return None
+    raw = _inflate(text, budget) if compressed else text
+    try:
+        return None if raw is None else (key.decode("latin-1"), raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
+
+
+def _inflate(data: bytes, budget: int) -> bytes | None:
+    """zlib data decompressed, refusing (not allocating) more than `budget` bytes."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, budget + 1)
+    except zlib.error:
+        return None
+    if len(out) > budget or inflater.unconsumed_tail:
+        raise _NotPng(f"it holds more than {MAX_TEXT_BYTES >> 20} MiB of text")
+    return out
 
 
 def read_recipe(source: Path | bytes, required: bool = True) -> dict | None:
@@ -76,11 +177,26 @@ def read_recipe(source: Path | bytes, required: bool = True) -> dict | None:
         return None
     try:
         recipe = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):  # RecursionError: nested thousands deep
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep; ValueError: a 5,000-digit number
         raise UserError(f"The ganscapes recipe in {source} is not valid JSON.") from None
     if not isinstance(recipe, dict):
         raise UserError(f"The ganscapes recipe in {source} is not a JSON object.")
+    if json_depth(recipe) > MAX_RECIPE_DEPTH:
+        raise UserError(f"The ganscapes recipe in {source} is nested more than {MAX_RECIPE_DEPTH} deep.")
     return recipe
+
+
+def json_depth(value) -> int:
+    """How deeply JSON objects and lists nest in `value` (a number or text: 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 def encode_array(a: np.ndarray) -> dict:

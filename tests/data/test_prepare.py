@@ -673,9 +673,9 @@ def test_valid_resolutions(res):
 @pytest.mark.parametrize(
     "kw, message",
     [
-        ({"aspect": 0.01}, "aspect must be 'auto' or a width/height ratio between 0.05 and 20, not 0.01."),
-        ({"aspect": 21.0}, "aspect must be 'auto' or a width/height ratio between 0.05 and 20, not 21.0."),
-        ({"aspect": float("nan")}, "aspect must be 'auto' or a width/height ratio between 0.05 and 20, not nan."),
+        ({"aspect": 0.05}, "aspect must be 'auto' or a width/height ratio between 0.1 and 10, not 0.05."),
+        ({"aspect": 11.0}, "aspect must be 'auto' or a width/height ratio between 0.1 and 10, not 11.0."),
+        ({"aspect": float("nan")}, "aspect must be 'auto' or a width/height ratio between 0.1 and 10, not nan."),
         ({"workers": 0}, "workers must be at least 1, not 0."),
         ({"min_size": -1}, "min_size must be 0 or more, not -1."),
     ],

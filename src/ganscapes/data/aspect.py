@@ -16,6 +16,7 @@ does the pixel work.
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 
 from PIL import Image
@@ -94,6 +95,18 @@ def _resize(img: Image.Image, size: tuple[int, int], box: Box) -> Image.Image:
     if box == (0, 0, img.width, img.height) and size == img.size:
         return img.copy()
     return img.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+
+
+# Width / height from 1:10 to 10:1: what prepare crops to, what a dataset, a model and a
+# recipe may record, and what post restores. Beyond it a picture is a strip, and a
+# recorded 1e-7 would make post resize to billions of pixels.
+ASPECT_RANGE = (0.1, 10.0)
+
+
+def is_aspect(value) -> bool:
+    """Whether `value` is a number within ASPECT_RANGE (a recorded aspect may be anything)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return ok and ASPECT_RANGE[0] <= value <= ASPECT_RANGE[1]
 
 
 def mean_aspect(sizes: list[tuple[int, int]]) -> float:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from ganscapes import __version__
 from ganscapes.data.aspect import (
+    ASPECT_RANGE,
     Format,
     apply_format,
     crop_box,
@@ -82,9 +83,10 @@ class PrepareConfig:
         if not (4 <= self.res <= 2048 and self.res & (self.res - 1) == 0):
             raise SettingError("res", f"must be a power of two from 4 to 2048, not {self.res}.")
         self.format = Format(self.format)
-        if self.aspect is not None and not (0.05 <= self.aspect <= 20):
+        lo, hi = ASPECT_RANGE
+        if self.aspect is not None and not (lo <= self.aspect <= hi):
             raise SettingError(
-                "aspect", f"must be 'auto' or a width/height ratio between 0.05 and 20, not {self.aspect}."
+                "aspect", f"must be 'auto' or a width/height ratio between {lo:g} and {hi:g}, not {self.aspect}."
             )
         if self.workers is not None and self.workers < 1:
             raise SettingError("workers", f"must be at least 1, not {self.workers}.")
@@ -310,6 +312,13 @@ def prepare_dataset(
         good = [p for p in probes if not p.error]
         good = _drop_duplicates(good, skipped)
         mean = mean_aspect([p.size for p in good]) if good else None
+        lo, hi = ASPECT_RANGE
+        if mean is not None and not lo <= mean <= hi:
+            outside = f"the sources' mean width/height is {mean:.3g}, outside the {lo:g} to {hi:g}"
+            if cfg.format is Format.SQUEEZE:
+                raise SettingError("format", f"cannot be squeeze here: {outside} that post can restore.")
+            if cfg.format is Format.CENTER_RECT and cfg.aspect is None:
+                raise SettingError("aspect", f"must be given here: {outside} that a crop may have.")
         if cfg.aspect is None and cfg.format in (Format.CENTER_RECT, Format.SQUEEZE) and mean is not None:
             log(f"Mean aspect ratio (width/height) of {len(good):,} source images: {mean:.3f}")
         crop_aspect = round(cfg.aspect if cfg.aspect is not None else (mean or 1.0), 6)

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from ganscapes import __version__
+from ganscapes.data.aspect import ASPECT_RANGE, is_aspect
 from ganscapes.errors import UserError, first_line
 from ganscapes.fileio import atomic_path
 
@@ -237,10 +238,15 @@ def _load_safetensors(path: Path) -> Model:
     for key in _JSON_FIELDS:
         try:
             meta[key] = json.loads(strings[key]) if key in strings else None
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # also a number of thousands of digits, or nesting past the stack
             raise UserError(f"{path} is damaged: its metadata entry {key!r} is not valid JSON.") from None
     if not isinstance(meta["G_kwargs"], dict):
         raise UserError(f"{path} is damaged: it does not record the generator's settings (G_kwargs).")
+    if meta["aspect"] is not None and not is_aspect(meta["aspect"]):
+        lo, hi = ASPECT_RANGE
+        raise UserError(
+            f"{path} is damaged: its aspect {str(meta['aspect'])[:40]} is not a width / height from {lo:g} to {hi:g}."
+        )
 
     states: dict[str, OrderedDict] = {name: OrderedDict() for name in NETWORKS}
     for key, t in tensors.items():

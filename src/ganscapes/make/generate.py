@@ -28,7 +28,7 @@ from ganscapes.errors import SettingError, UserError, first_line
 from ganscapes.gan.checkpoint import Model, load_model
 from ganscapes.gan.ops import to_uint8  # noqa: F401 (re-exported for callers of generate)
 from ganscapes.make.latents import LATENTS_FILE, LatentSet
-from ganscapes.make.paint import NOISE_MODES, ROW_GROUP, paint, round_up
+from ganscapes.make.paint import MAX_BATCH, NOISE_MODES, ROW_GROUP, paint, round_up
 from ganscapes.make.recipes import GenerateRecipe, Noise
 from ganscapes.make.seeds import (  # noqa: F401 (PSI_RANGE re-exported)
     MAX_SEED,
@@ -97,6 +97,8 @@ def generate_images(
         raise SettingError("noise_mode", f"must be one of {', '.join(NOISE_MODES)}, not {noise_mode!r}.")
     if batch < 1:
         raise SettingError("batch", f"must be at least 1, not {batch}.")
+    if batch > MAX_BATCH:
+        raise SettingError("batch", f"must be at most {MAX_BATCH}, not {batch}.")
     psi = check_psi(psi)
     if not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
         log(f"ganscapes: warning: psi {psi:g} is outside [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}]; expect broken pictures.")

@@ -31,7 +31,7 @@ from ganscapes.errors import UserError
 from ganscapes.make.npz import NpzError, NpzReader, save_npz
 from ganscapes.make.paint import paint
 from ganscapes.make.recipes import MAX_NUM_WS, MAX_W_DIM
-from ganscapes.make.seeds import MAX_SEEDS, map_z, seeds_to_z
+from ganscapes.make.seeds import MAX_DIGITS, MAX_SEEDS, map_z, quoted, seeds_to_z
 from ganscapes.provenance import encode_array
 
 LATENTS_FILE = "latents.npz"
@@ -222,16 +222,22 @@ def _read(npz: NpzReader, path: Path, rows: list[int] | None, model) -> LatentSe
     for r in picked:
         if not 0 <= r < n:
             raise UserError(f"Row {r} is not in {path}, which has rows 0 to {n - 1}.")
+    # Everything this load reads, counted from the headers before any data: the ws and the
+    # per-row columns of the rows picked, and a whole mix file's forms and styles.
+    per_row = {"seeds": (1, "iu", 1), "z": (2, "f", MAX_Z_DIM), "score": (1, "f", 1)}
     row_bytes = math.prod(shape[1:]) * npz.dtype(key).itemsize
-    if len(picked) * row_bytes > MAX_READ:
+    row_bytes += sum(_row_bytes(npz, name, n, *fits) for name, fits in per_row.items())
+    grid_bytes = _grid_bytes(npz, shape) if key == "cells" and rows is None else 0
+    total = len(picked) * row_bytes + grid_bytes
+    if total > MAX_READ:
         raise UserError(
-            f"Reading {len(picked):,} rows of {path} would take {len(picked) * row_bytes / 2**30:.1f} GiB; "
+            f"Reading {len(picked):,} rows of {path} would take {total / 2**30:.1f} GiB; "
             "name fewer rows (FILE.npz:0-99)."
         )
     w = _rows(npz, key, picked)
-    seeds = _per_row(npz, "seeds", n, picked, ndim=1, kind="iu")
-    z = _per_row(npz, "z", n, picked, ndim=2, kind="f", width=MAX_Z_DIM)
-    score = _per_row(npz, "score", n, picked, ndim=1, kind="f")
+    seeds = _per_row(npz, "seeds", n, picked, *per_row["seeds"])
+    z = _per_row(npz, "z", n, picked, *per_row["z"])
+    score = _per_row(npz, "score", n, picked, *per_row["score"])
     sources = [
         {"file": path.name, "row": r, **({"seed": int(seeds[k])} if seeds is not None else {})}
         for k, r in enumerate(picked)
@@ -257,14 +263,37 @@ def _rows(npz: NpzReader, key: str, picked: list[int]) -> np.ndarray:
     return npz.read(key, picked, max_bytes=MAX_READ, lead=lead).astype(np.float32)
 
 
+def _fits_rows(npz: NpzReader, key: str, n: int, ndim: int, kind: str, width: int = 1) -> bool:
+    """Whether a per-row array is there and has one entry of the expected kind per row."""
+    if key not in npz:
+        return False
+    shape, dtype = npz.shape(key), npz.dtype(key)
+    return len(shape) == ndim and shape[0] == n and dtype.kind in kind and not (ndim == 2 and shape[1] > width)
+
+
+def _row_bytes(npz: NpzReader, key: str, n: int, ndim: int, kind: str, width: int = 1) -> int:
+    """Bytes one row of a per-row array takes (0 where it will not be read)."""
+    if not _fits_rows(npz, key, n, ndim, kind, width):
+        return 0
+    return math.prod(npz.shape(key)[1:]) * npz.dtype(key).itemsize
+
+
 def _per_row(npz: NpzReader, key: str, n: int, picked: list[int], ndim: int, kind: str, width: int = 1):
     """A per-row array's picked rows, or None where it is missing or does not fit the rows."""
-    if key not in npz:
-        return None
-    shape, dtype = npz.shape(key), npz.dtype(key)
-    if len(shape) != ndim or shape[0] != n or dtype.kind not in kind or (ndim == 2 and shape[1] > width):
+    if not _fits_rows(npz, key, n, ndim, kind, width):
         return None  # as before: a seeds array of another length is not the rows' seeds
     return npz.read(key, picked, max_bytes=MAX_READ)
+
+
+def _grid_bytes(npz: NpzReader, shape: tuple[int, ...]) -> int:
+    """Bytes `_grid` will read: mix's forms and styles, where they fit the cells."""
+    styles, forms = npz.shape("cells")[:2]
+    total = 0
+    for key, count in (("forms", forms), ("styles", styles)):
+        if key not in npz or npz.shape(key) != (count, *shape[1:]) or npz.dtype(key).kind != "f":
+            return 0
+        total += math.prod(npz.shape(key)) * npz.dtype(key).itemsize
+    return total
 
 
 def _grid(npz: NpzReader, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -320,7 +349,9 @@ def parse_latent_spec(spec: str) -> tuple[Path, list[int] | None]:
     """`FILE.npz:0,1,5-7` → (path, rows); `FILE.npz` alone → every row."""
     m = re.fullmatch(r"(.+?\.npz)(?::([\d,\s-]*))?", spec.strip())
     if m is None:
-        raise UserError(f"Cannot read the latent selection {spec!r}; write FILE.npz:0,1,2 (row numbers) or FILE.npz.")
+        raise UserError(
+            f"Cannot read the latent selection {quoted(spec)}; write FILE.npz:0,1,2 (row numbers) or FILE.npz."
+        )
     path = Path(m.group(1))
     if m.group(2) is None:
         return path, None
@@ -328,15 +359,19 @@ def parse_latent_spec(spec: str) -> tuple[Path, list[int] | None]:
     for part in filter(None, (p.strip() for p in m.group(2).split(","))):
         r = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if r is None:
-            raise UserError(f"Cannot read the row {part!r} in {spec!r}; rows are numbers and ranges such as 0-3.")
+            raise UserError(
+                f"Cannot read the row {quoted(part)} in {quoted(spec)}; rows are numbers and ranges such as 0-3."
+            )
+        if any(d is not None and len(d) > MAX_DIGITS for d in r.groups()):
+            raise UserError(f"{quoted(spec)} names more than {MAX_ROWS:,} rows.")
         first, last = int(r.group(1)), int(r.group(2) or r.group(1))
         if last < first:
-            raise UserError(f"The row range {part!r} in {spec!r} runs backwards.")
+            raise UserError(f"The row range {quoted(part)} in {quoted(spec)} runs backwards.")
         if len(rows) + last - first + 1 > MAX_ROWS:
-            raise UserError(f"{spec!r} names more than {MAX_ROWS:,} rows.")
+            raise UserError(f"{quoted(spec)} names more than {MAX_ROWS:,} rows.")
         rows.extend(range(first, last + 1))
     if not rows:
-        raise UserError(f"No rows named in {spec!r}; write FILE.npz:0,1,2 or FILE.npz for all rows.")
+        raise UserError(f"No rows named in {quoted(spec)}; write FILE.npz:0,1,2 or FILE.npz for all rows.")
     return path, rows
 
 

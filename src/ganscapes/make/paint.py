@@ -27,6 +27,10 @@ NOISE_MODES = ("const", "random", "none")
 # thrown away), so that with const noise the pictures do not depend on --batch. Measured
 # with MKL and oneDNN on x86 CPUs; GPU libraries give no such promise.
 ROW_GROUP = 4
+# The most pictures one network call paints (generate's --batch). A picture painted with
+# random noise can only be rebuilt by redrawing the noise of its whole call, so its recipe
+# records the call's rows; bounding them bounds what reproducing a recipe can allocate.
+MAX_BATCH = 256
 
 
 def round_up(n: int, multiple: int) -> int:

@@ -17,9 +17,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ganscapes.data.aspect import is_aspect
 from ganscapes.data.images import BadImage, load_rgb, open_image
 from ganscapes.errors import SettingError, UserError
-from ganscapes.make.recipes import ASPECT_RANGE, MAX_WIDTH, OtherRecipe, PostFields, PostRecipe, Recipe, parse_recipe
+from ganscapes.make.recipes import (
+    ASPECT_RANGE,
+    MAX_PICTURE_PIXELS,
+    MAX_WIDTH,
+    OtherRecipe,
+    PostFields,
+    PostRecipe,
+    Recipe,
+    parse_recipe,
+)
 from ganscapes.provenance import pixels_to_image, read_recipe, write_png
 
 DEFAULT_LOW, DEFAULT_HIGH = 0.1, 99.9
@@ -63,9 +73,23 @@ def restore_aspect(pixels: np.ndarray, aspect: float, width: int | None = None) 
 
     w = width or pixels.shape[1]
     h = max(1, int(round(w / aspect)))
+    check_picture_size(w, h)
     image = pixels_to_image(pixels)
     resized = np.asarray(image.resize((w, h), Image.Resampling.LANCZOS))
     return resized[..., None] if resized.ndim == 2 else resized
+
+
+def check_picture_size(width: int, height: int) -> None:
+    """Refuse, before allocating it, a picture of more than MAX_PICTURE_PIXELS (16 megapixels).
+
+    Each setting is bounded on its own (width 16,384, aspect 0.1), but together they could
+    ask for 16,384 × 163,840 pixels: 8 GB as bytes, far more while post works in floats.
+    """
+    if width * height > MAX_PICTURE_PIXELS:
+        raise UserError(
+            f"The finished picture would be {width:,} × {height:,} pixels, more than the "
+            f"{MAX_PICTURE_PIXELS:,} (16 megapixels) ganscapes makes; choose a smaller width or an aspect nearer 1."
+        )
 
 
 def post_pixels(pixels: np.ndarray, settings: PostSettings, aspect: float) -> np.ndarray:
@@ -77,10 +101,12 @@ def resolve_aspect(settings: PostSettings, recipe: dict | None, model_aspect: fl
     """(aspect, where it came from): the option, the picture's recipe, the model, or 1.0."""
     if settings.aspect is not None:
         return settings.aspect, "option"
-    if recipe and isinstance(recipe.get("aspect"), (int, float)) and recipe["aspect"] > 0:
-        return float(recipe["aspect"]), "recipe"
-    if model_aspect:
-        return float(model_aspect), "model"
+    # A recorded aspect outside ASPECT_RANGE (a damaged or crafted recipe: 1e-7 would ask
+    # for a picture millions of pixels tall) counts as none, like one that is not a number.
+    recorded = recipe.get("aspect") if isinstance(recipe, dict) else None
+    for value, origin in ((recorded, "recipe"), (model_aspect, "model")):
+        if is_aspect(value):
+            return float(value), origin
     return 1.0, "none"
 
 
@@ -113,7 +139,7 @@ def post_files(
         if not path.is_file():
             raise UserError(f"{path} does not exist.")
         try:
-            pixels = np.asarray(load_rgb(open_image(path)))
+            pixels = np.asarray(load_rgb(open_image(path, MAX_PICTURE_PIXELS)))
         except BadImage as e:
             raise UserError(f"{path} is not a readable image ({e}).") from None
         source = read_recipe(path, required=False) if _is_png(path) else None

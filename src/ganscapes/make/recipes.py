@@ -17,9 +17,10 @@ from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 
+from ganscapes.data.aspect import ASPECT_RANGE
 from ganscapes.errors import UserError
-from ganscapes.make.paint import NOISE_MODES, ROW_GROUP, round_up
-from ganscapes.make.seeds import MAX_SEED, MAX_SEEDS
+from ganscapes.make.paint import MAX_BATCH, NOISE_MODES, ROW_GROUP, round_up
+from ganscapes.make.seeds import MAX_SEED
 from ganscapes.provenance import decode_array, encode_array
 
 MAX_NUM_WS = 64  # w rows (layers) of a model: 18 at 1024²
@@ -29,9 +30,9 @@ MAX_TEXT = 10_000  # characters of a free-text field (a phrase, a file name)
 MAX_ITEMS = 10_000  # entries of a list field (phrases, grid headers)
 MAX_DEPTH = 32  # a post of a post of …
 MAX_ROW = 1 << 53  # a row of a latents file, a catalog number: any whole number JSON keeps exact
-MAX_BATCH_ROWS = round_up(MAX_SEEDS, ROW_GROUP)  # the largest network call generate makes
-ASPECT_RANGE = (0.1, 10.0)  # width / height that post restores
+MAX_BATCH_ROWS = round_up(MAX_BATCH, ROW_GROUP)  # the largest network call generate makes (reproduce repeats it)
 MAX_WIDTH = 16384  # pixels post resizes to
+MAX_PICTURE_PIXELS = 1 << 24  # 16 megapixels (4096²): the most a picture ganscapes writes or reads back may have
 GUIDE_METHODS = ("adam", "genetic", "rank")  # rank: the generate-and-rank side of guide --compare
 
 
@@ -319,7 +320,7 @@ class PaintedRecipe(Recipe):
         return {
             "noise_mode": f.text("noise_mode", "const", NOISE_MODES),
             "device": f.text("device", None),
-            "aspect": f.number("aspect", 1e-6, 1e6, None),
+            "aspect": f.number("aspect", *ASPECT_RANGE, None),
             "noise": Noise.read(f),
             "label": f.text("label", None),
         }

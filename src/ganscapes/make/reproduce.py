@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ganscapes.data.images import to_rgb8
+from ganscapes.data.images import BadImage, open_image, to_rgb8
 from ganscapes.device import resolve_device
-from ganscapes.errors import SettingError, UserError
+from ganscapes.errors import SettingError, UserError, first_line
 from ganscapes.make.mix import mix_ws
 from ganscapes.make.paint import paint
-from ganscapes.make.post import PostSettings, post_pixels
+from ganscapes.make.post import PostSettings, check_picture_size, post_pixels
 from ganscapes.make.recipes import (
+    MAX_PICTURE_PIXELS,
     GenerateRecipe,
     LatentRecipe,
     LatentSource,
@@ -93,12 +94,25 @@ def reproduce_file(path: Path, model, device="cpu", force: bool = False) -> Repr
     if not made_by and not isinstance(recipe, PostRecipe):
         raise UserError(f"The recipe in {path.name} names no model_hash, so it cannot be rebuilt.")
     dev = resolve_device(device)
+    image = _open_picture(path)  # before the model runs: a decompression bomb is refused from its header
     pixels = rebuild(recipe, model, dev)
-    with Image.open(path) as img:
-        original = np.asarray(img)
+    try:
+        with image:
+            original = np.asarray(image)
+    except (OSError, ValueError, SyntaxError) as e:
+        raise UserError(f"{path} is not a readable image ({first_line(e)}).") from None
     if original.ndim == 2:
         original = original[..., None]
     return Reproduction(pixels=pixels, original=original, recipe=raw)
+
+
+def _open_picture(path: Path) -> Image.Image:
+    """The picture, opened (its header read) but not decoded; no ganscapes picture has more
+    than MAX_PICTURE_PIXELS, so a larger one is refused before its pixels take memory."""
+    try:
+        return open_image(path, MAX_PICTURE_PIXELS)
+    except BadImage as e:
+        raise UserError(f"{path} is not a readable image ({e}).") from None
 
 
 def rebuild(recipe: dict | Recipe, model, dev) -> np.ndarray:
@@ -151,10 +165,12 @@ def _rebuild_post(recipe: PostRecipe, model, dev) -> np.ndarray:
 
     if recipe.source is None:
         raise UserError("This picture was post-processed from an image without a recipe; its source cannot be rebuilt.")
+    p = recipe.post
+    if p.width is not None:  # the finished size is known: refuse it before painting anything
+        check_picture_size(p.width, max(1, int(round(p.width / p.aspect))))
     pixels = rebuild(recipe.source, model, dev)
     # post read its input as 8-bit RGB; do the same to the rebuilt source
     rgb = np.asarray(to_rgb8(pixels_to_image(pixels)))
-    p = recipe.post
     return post_pixels(rgb, PostSettings(low=p.low, high=p.high, width=p.width, aspect=p.aspect), p.aspect)
 
 

@@ -31,6 +31,15 @@ def check_psi(psi: float) -> float:
     return psi
 
 
+MAX_DIGITS = 20  # a number longer than this is far beyond every limit (and int() refuses 4,300 digits)
+
+
+def quoted(text: str, limit: int = 60) -> str:
+    """`repr(text)` for an error message, cut to `limit` characters: a typed list can be megabytes."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 2] + "…" + shown[-1]
+
+
 def parse_seeds(text: str) -> list[int]:
     """`"0-99,200,300-310"` → the seeds, in order, ranges inclusive, duplicates dropped."""
     example = "use numbers and inclusive ranges such as 0-99,200"
@@ -42,17 +51,22 @@ def parse_seeds(text: str) -> list[int]:
         m = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", token)
         if m is None:
             if re.fullmatch(r"-\s*\d+(\s*-\s*-?\s*\d+)?|\d+\s*-\s*-\s*\d+", token):
-                raise UserError(f"Seeds cannot be negative ({token!r} in {text!r}).")
-            raise UserError(f"Cannot read {token!r} in the seed list {text!r}; {example}.")
+                raise UserError(f"Seeds cannot be negative ({quoted(token)} in {quoted(text)}).")
+            raise UserError(f"Cannot read {quoted(token)} in the seed list {quoted(text)}; {example}.")
+        for digits in m.groups():
+            if digits is not None and len(digits) > MAX_DIGITS:
+                raise UserError(f"Seeds must be at most {MAX_SEED} (2**32 - 1), not {quoted(digits)}.")
         first = int(m.group(1))
         last = int(m.group(2)) if m.group(2) is not None else first
         for value in (first, last):
             if value > MAX_SEED:
                 raise UserError(f"Seeds must be at most {MAX_SEED} (2**32 - 1), not {value}.")
         if last < first:
-            raise UserError(f"The seed range {token!r} runs backwards; write {last}-{first}.")
+            raise UserError(f"The seed range {quoted(token)} runs backwards; write {last}-{first}.")
         if last - first + 1 + len(seeds) > MAX_SEEDS:
-            raise UserError(f"The seed list {text!r} names more than {MAX_SEEDS:,} seeds; generate in smaller runs.")
+            raise UserError(
+                f"The seed list {quoted(text)} names more than {MAX_SEEDS:,} seeds; generate in smaller runs."
+            )
         seeds.update(dict.fromkeys(range(first, last + 1)))
     return list(seeds)
 
