@@ -152,3 +152,13 @@ def test_a_slow_machine_is_told_what_that_means_for_the_pictures():
     assert f"about {600 / (4 * expected):.1f} kimg instead of {600 / expected:.1f}" in slow
     assert "stay close to the starter model's" in slow
     assert "soft colour fields" in speed_warning(4 * expected, 600, 64, from_starter=False)
+
+
+def test_the_report_shows_the_newest_fakes_by_number_not_by_text():
+    from ganscapes.demo.report import _kimg_of
+
+    names = ["fakes000000.png", "fakes000000.012.png", "fakes000001.png", "fakes000000.008.png"]
+    newest = sorted((Path(n) for n in names), key=_kimg_of)[-1]
+    assert newest.name == "fakes000001.png"
+    assert sorted(names)[-1] == "fakes000001.png" and sorted(names[:2])[-1] == "fakes000000.png"  # text: wrong
+    assert [p.name for p in sorted((Path(n) for n in names[:2]), key=_kimg_of)][-1] == "fakes000000.012.png"

@@ -101,7 +101,7 @@ def write_report(demo: DemoState) -> Path:
                 f"<figure>{img(path, caption, 'wide')}<figcaption>{html.escape(caption)}</figcaption></figure>"
             )
     if run:
-        fakes = sorted(run.glob("fakes*.png"))
+        fakes = sorted(run.glob("fakes*.png"), key=_kimg_of)  # by number: "fakes000000.012" < "fakes000001"
         if fakes:
             parts.append(
                 "<h2>Training</h2>" + f"<figure>{img(fakes[-1], 'generator samples', 'wide')}"
@@ -143,6 +143,15 @@ def _next_steps(demo: DemoState) -> str:
     ]
     items = "".join(f"<li>{html.escape(text)}<pre>{html.escape(cmd)}</pre></li>" for text, cmd in lines)
     return f"<h2>Next steps</h2><ul>{items}</ul>"
+
+
+def _kimg_of(fakes: Path) -> float:
+    """The kimg a `fakesNNNNNN[.NNN].png` name says (0 for a name that says none)."""
+    digits = fakes.stem.removeprefix("fakes")
+    try:
+        return float(digits)
+    except ValueError:
+        return 0.0
 
 
 def _commands(steps: dict) -> list[str]:
