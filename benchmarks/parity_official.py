@@ -464,8 +464,15 @@ def stats(args, root: Path, data: Path, save=lambda runs: None) -> dict:
     """Both loops unmodified, seed after seed; `save` gets the runs so far after each seed (an hour-long run
     interrupted keeps what it measured)."""
     runs = {"ours": [], "theirs": []}
+    if args.resume is not None:  # the seeds an interrupted run finished on both sides
+        saved = json.loads(args.resume.read_text()).get("stats", {}).get("runs", {})
+        done = {r["seed"] for r in saved.get("ours", [])} & {r["seed"] for r in saved.get("theirs", [])}
+        runs = {side: [r for r in saved.get(side, []) if r["seed"] in done] for side in ("ours", "theirs")}
+        print(f"resuming: seeds {sorted(done)} are done", flush=True)
     tick_kimg = args.kimg / args.ticks
     for seed in range(args.seeds):
+        if any(r["seed"] == seed for r in runs["theirs"]):
+            continue
         config = TrainConfig(
             data=str(data),
             outdir=str(root / f"ours{seed}"),
@@ -643,6 +650,7 @@ def main() -> None:
     parser.add_argument("--swd-images", type=int, default=2000)
     parser.add_argument("--images", type=int, default=2000, help="procedural paintings in the dataset")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--resume", type=Path, default=None, help="statistical run: keep the seeds this file has")
     parser.add_argument("--out", type=Path, default=Path("parity-results.json"))
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message="grid_sample_gradfix not supported")  # NVIDIA's fallback, as intended
