@@ -561,6 +561,18 @@ def _welch_table(runs: dict) -> list[dict]:
     return table
 
 
+def markdown_table(table: list[dict], ticks: tuple = (1, 3, 5, 7, 9, "final")) -> str:
+    """The statistical run as the README shows it: mean ± sd per side and Welch's t, at a few ticks."""
+    lines = ["| tick | statistic | ours (mean ± sd) | NVIDIA's (mean ± sd) | Welch t |", "|---|---|---|---|---|"]
+    for row in table:
+        if row["tick"] in ticks:
+            lines.append(
+                f"| {row['tick']} | {row['stat']} | {row['ours']:.4g} ± {row['ours_sd']:.2g} | "
+                f"{row['theirs']:.4g} ± {row['theirs_sd']:.2g} | {row['welch_t']:+.2f} |"
+            )
+    return "\n".join(lines)
+
+
 def _welch(a: list[float], b: list[float]) -> dict:
     ma, mb = float(np.mean(a)), float(np.mean(b))
     va, vb = float(np.var(a, ddof=1)), float(np.var(b, ddof=1))
@@ -634,7 +646,8 @@ def splits(args, root: Path, data: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--official", required=True, help="checkout of NVlabs/stylegan2-ada-pytorch (commit d72cc7d)")
+    parser.add_argument("--official", help="checkout of NVlabs/stylegan2-ada-pytorch (commit d72cc7d)")
+    parser.add_argument("--markdown", type=Path, help="print a results file's statistical table as Markdown and exit")
     parser.add_argument("--mode", default="lockstep", choices=["lockstep", "stats", "splits", "all"])
     parser.add_argument("--iters", type=int, default=64, help="lock-step iterations")
     parser.add_argument("--res", type=int, default=32)
@@ -653,6 +666,12 @@ def main() -> None:
     parser.add_argument("--resume", type=Path, default=None, help="statistical run: keep the seeds this file has")
     parser.add_argument("--out", type=Path, default=Path("parity-results.json"))
     args = parser.parse_args()
+    if args.markdown is not None:
+        runs = json.loads(args.markdown.read_text())["stats"]["runs"]
+        print(markdown_table(_welch_table(runs)))
+        return
+    if args.official is None:
+        parser.error("--official is required (a checkout of NVlabs/stylegan2-ada-pytorch)")
     warnings.filterwarnings("ignore", message="grid_sample_gradfix not supported")  # NVIDIA's fallback, as intended
     if args.threads:
         torch.set_num_threads(args.threads)
