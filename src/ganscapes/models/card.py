@@ -1,7 +1,7 @@
 """The starter model's card: what it was trained on, how long, how good, measured not claimed.
 
-`python -m ganscapes.models.card RUN_FOLDER` measures the bundled starter model and writes
-`starter.json` beside it (the numbers the card `STARTER.md` quotes, and that a test
+`python -m ganscapes.models.card SNAPSHOT` (the snapshot the bundled model was exported
+from) measures the bundled starter model and writes `starter.json` beside it (the numbers the card `STARTER.md` quotes, and that a test
 re-measures) and `docs/starter-seeds.png` (32 seeds, for the README).
 
 Quality is the sliced Wasserstein distance (ProGAN's SWD, `gan/metrics/swd.py`) between
@@ -28,9 +28,11 @@ from pathlib import Path
 
 from ganscapes.data.prepare import PrepareConfig, prepare_dataset
 from ganscapes.data.sample import make_samples
+from ganscapes.errors import UserError
 from ganscapes.fileio import read_jsonl, write_json_atomic
 from ganscapes.gan.checkpoint import load_model
 from ganscapes.gan.metrics import compute_metrics
+from ganscapes.gan.train_state import load_state
 from ganscapes.models import bundled_model, model_card
 
 RECORD = "starter.json"
@@ -62,28 +64,40 @@ def fresh_swd(model_path: Path, protocol: SwdProtocol, seed: int, device: str = 
     return float(result["SWDx1e3_avg"])
 
 
-def training_facts(run_dir: Path) -> dict:
-    """kimg and training time of the run the starter was exported from, from its log."""
-    rows = read_jsonl(run_dir / "log.jsonl")
+def training_facts(snapshot: Path) -> dict:
+    """kimg and training time at `snapshot`, from its training state and the run's log up to it.
+
+    The bundled model must be this snapshot's G_ema: a card about another model is refused.
+    """
+    run_dir = snapshot.parent
+    state_path = snapshot.with_name(snapshot.name.replace("network-snapshot-", "training-state-")).with_suffix(".pt")
+    state = load_state(state_path)
+    if load_model(snapshot).model_hash != load_model(bundled_model("starter")).model_hash:
+        raise UserError(f"The bundled starter model was not exported from {snapshot}; export it first.")
+    kimg = state["cur_nimg"] / 1000
+    rows = [r for r in read_jsonl(run_dir / "log.jsonl") if r["kimg"] <= kimg + 1e-9]
     config = json.loads((run_dir / "config.json").read_text())
     return {
-        "kimg": round(rows[-1]["kimg"], 3) if rows else 0.0,
-        "train_hours": round(sum(r.get("sec_per_tick", 0.0) for r in rows) / 3600, 2),
+        "kimg": round(kimg, 3),
+        "wall_hours": round(sum(r.get("sec_per_tick", 0.0) for r in rows) / 3600, 2),  # ticks, snapshots aside
+        "train_hours": round(state["train_seconds"] / 3600, 2),  # the training steps alone
         "batch": config.get("batch"),
         "preset": config.get("preset"),
         "run": run_dir.name,
+        "snapshot": snapshot.name,
     }
 
 
-def measure(run_dir: Path, full: bool = True, device: str = "cpu") -> dict:
+def measure(snapshot: Path, full: bool = True, device: str = "cpu") -> dict:
     path = bundled_model("starter")
+    facts = training_facts(snapshot)  # refuses before an hour of measuring
     started = time.time()
     quick = [fresh_swd(path, QUICK, s, device) for s in QUICK_SEEDS]
     record = {
         "model_hash": load_model(path).model_hash,
         "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
         "date": time.strftime("%Y-%m-%d"),
-        **training_facts(run_dir),
+        **facts,
         "swd_quick": {
             "protocol": asdict(QUICK),
             "seeds": list(QUICK_SEEDS),
@@ -119,12 +133,18 @@ def save_seed_sheet(out: Path, seeds: range = range(32), psi: float = 0.7) -> Pa
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Measure the bundled starter model and write its record and sheet.")
-    parser.add_argument("run", type=Path, help="the training run the bundled model was exported from")
+    parser.add_argument("snapshot", type=Path, help="the training snapshot the bundled model was exported from")
+    parser.add_argument("--facts-only", action="store_true", help="update the training facts of starter.json only")
     parser.add_argument("--no-full", action="store_true", help="skip the 16,384-image SWD (an hour on a laptop)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    record = measure(args.run, full=not args.no_full, device=args.device)
     out = model_card("starter").with_name(RECORD)
+    if args.facts_only:
+        record = {**json.loads(out.read_text()), **training_facts(args.snapshot)}
+        write_json_atomic(out, record)
+        print(json.dumps(record, indent=1))
+        return
+    record = measure(args.snapshot, full=not args.no_full, device=args.device)
     write_json_atomic(out, record)
     save_seed_sheet(SHEET)
     print(json.dumps(record, indent=1))
