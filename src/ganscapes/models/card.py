@@ -1,8 +1,9 @@
 """The starter model's card: what it was trained on, how long, how good, measured not claimed.
 
 `python -m ganscapes.models.card SNAPSHOT` (the snapshot the bundled model was exported
-from) measures the bundled starter model and writes `starter.json` beside it (the numbers the card `STARTER.md` quotes, and that a test
-re-measures) and `docs/starter-seeds.png` (32 seeds, for the README).
+from) measures the bundled starter model and writes `starter.json` beside it (the numbers
+the card `STARTER.md` quotes, and that a test re-measures) and `docs/starter-seeds.png`
+(32 seeds, for the README).
 
 Quality is the sliced Wasserstein distance (ProGAN's SWD, `gan/metrics/swd.py`) between
 the model's pictures and a *fresh* set of procedural paintings — drawn with a seed the
