@@ -12,6 +12,7 @@ class by the recipe's `kind` from `RECIPE_KINDS`.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NoReturn
 
@@ -477,6 +478,107 @@ class MixGridRecipe(PaintedRecipe):
         }
 
 
+# A video's bounds (make.video checks them with kinder words before any work; a recipe
+# beyond them is refused when read, so that rebuilding one frame cannot be made to walk
+# through millions of keyframes).
+VIDEO_SPACES = ("z", "w")
+VIDEO_EASINGS = ("linear", "smooth")
+MAX_KEYFRAMES = 100
+MAX_TRANSITION_FRAMES = 1000  # frames from one keyframe to the next
+MAX_VIDEO_FRAMES = 10_000
+FPS_RANGE = (1, 120)
+
+
+@register
+@dataclass(kw_only=True, eq=False)
+class VideoRecipe(PaintedRecipe):
+    """A latent walk (`ganscapes video`): keyframes, how the walk goes between them, and
+    how its frames were painted; `frame` names one frame (a kept PNG), `digests` are the
+    SHA-256 prefixes of every frame's lossless pixels (the video's own recipe)."""
+
+    kind: ClassVar[str] = "video"
+    keyframes: list[LatentSource] = field(default_factory=list)
+    space: str = "z"
+    easing: str = "smooth"
+    frames: int = 24  # per transition
+    loop: bool = False
+    fps: float = 24
+    psi: float = 1.0
+    truncation_cutoff: int | None = None
+    class_idx: int | None = None
+    layers: list[int] | None = None  # the w rows that move; None: all of them
+    post: PostFields | None = None
+    frame: int | None = None
+    digests: list[str] | None = None
+
+    def frame_count(self) -> int:
+        transitions = len(self.keyframes) - (0 if self.loop else 1)
+        return transitions * self.frames + (0 if self.loop else 1)
+
+    def _fields(self) -> dict:
+        walk = {
+            "space": self.space,
+            "easing": self.easing,
+            "frames": self.frames,
+            "loop": self.loop,
+            "fps": self.fps,
+            "psi": self.psi,
+            "truncation_cutoff": self.truncation_cutoff,
+            "class_idx": self.class_idx,
+        }
+        optional = {
+            "layers": None if self.layers is None else list(self.layers),
+            "post": None if self.post is None else self.post.to_json(),
+            "frame": self.frame,
+            "digests": None if self.digests is None else list(self.digests),
+        }
+        return {
+            **self._hash(),
+            **self._painting(),
+            **walk,
+            "keyframes": [k.to_json() for k in self.keyframes],
+            **{k: v for k, v in optional.items() if v is not None},
+            **self._label(),
+            **self._noise(),
+        }
+
+    @classmethod
+    def _read(cls, f: _Fields, depth: int) -> dict:
+        keys = f.get("keyframes")
+        if not isinstance(keys, list) or not 2 <= len(keys) <= MAX_KEYFRAMES:
+            f.fail("keyframes", f"a list of 2 to {MAX_KEYFRAMES} latents", keys)
+        keyframes = [LatentSource.from_json(k, f"{f.path('keyframes')}[{i}]") for i, k in enumerate(keys)]
+        loop = f.get("loop", False)
+        if not isinstance(loop, bool):
+            f.fail("loop", "true or false", loop)
+        own = {
+            "keyframes": keyframes,
+            "space": f.text("space", "z", VIDEO_SPACES),
+            "easing": f.text("easing", "smooth", VIDEO_EASINGS),
+            "frames": f.whole("frames", 1, MAX_TRANSITION_FRAMES),
+            "loop": loop,
+            "fps": f.number("fps", *FPS_RANGE, 24),
+            "psi": f.number("psi", -1e6, 1e6, 1.0),
+            "truncation_cutoff": f.whole("truncation_cutoff", 0, MAX_NUM_WS, None),
+            "class_idx": f.whole("class_idx", 0, MAX_CLASSES - 1, None),
+            "layers": _layers(f) if f.data.get("layers") is not None else None,
+            **cls._read_painting(f),
+        }
+        total = cls(**own).frame_count()
+        if total > MAX_VIDEO_FRAMES:
+            need = f"such that the walk has at most {MAX_VIDEO_FRAMES:,} frames (it has {total:,})"
+            f.fail("frames", need, own["frames"])
+        own["frame"] = f.whole("frame", 0, total - 1, None)
+        own["post"] = _post_fields(f) if f.data.get("post") is not None else None
+        digests = f.get("digests", None)
+        if digests is not None:
+            ok = isinstance(digests, list) and len(digests) == total
+            if not ok or not all(isinstance(d, str) and re.fullmatch(r"[0-9a-f]{16,64}", d) for d in digests):
+                f.fail("digests", f"a list of {total:,} hexadecimal SHA-256 prefixes, one per frame", digests)
+            own["digests"] = list(digests)
+        return own
+
+
 @dataclass
 class PostFields:
     """post's settings as applied: percentiles, the aspect it restored, the width."""
@@ -513,12 +615,15 @@ class PostRecipe(Recipe):
         if raw is not None and depth >= MAX_DEPTH:
             raise UserError(f"The recipe's {f.path('source')} is nested more than {MAX_DEPTH} deep.")
         source = None if raw is None else parse_recipe(raw, f.path("source"), depth + 1)
-        p = _Fields(f.get("post"), f.path("post"))
-        low, high = p.number("low", 0, 100), p.number("high", 0, 100)
-        if not low < high:
-            p.fail("high", f"above post.low ({low:g})", high)
-        post = PostFields(low, high, p.number("aspect", *ASPECT_RANGE), p.whole("width", 1, MAX_WIDTH, None))
-        return {"source": source, "source_file": f.text("source_file", None), "post": post}
+        return {"source": source, "source_file": f.text("source_file", None), "post": _post_fields(f)}
+
+
+def _post_fields(f: _Fields) -> PostFields:
+    p = _Fields(f.get("post"), f.path("post"))
+    low, high = p.number("low", 0, 100), p.number("high", 0, 100)
+    if not low < high:
+        p.fail("high", f"above post.low ({low:g})", high)
+    return PostFields(low, high, p.number("aspect", *ASPECT_RANGE), p.whole("width", 1, MAX_WIDTH, None))
 
 
 @dataclass(kw_only=True, eq=False)

@@ -9,7 +9,9 @@ fields by name), and `REBUILDERS` says how each kind is rebuilt:
   seed or the exact w stored in the recipe;
 - `mix`: the form's and the style's w, mixed on the recorded layers;
 - `post`: the source picture rebuilt from its own recipe, then post-processed with the
-  recorded settings.
+  recorded settings;
+- `video`: one frame of a latent walk (a PNG that `video --keep-frames` wrote), its w
+  recomputed from the keyframes (`make.video.Walk`).
 
 Random noise is redrawn from the recorded generator seed for a call of the recorded
 number of rows; other rows do not influence a picture, so its own row is enough.
@@ -40,6 +42,7 @@ from ganscapes.make.recipes import (
     PaintedRecipe,
     PostRecipe,
     Recipe,
+    VideoRecipe,
     kind_of,
     parse_recipe,
 )
@@ -158,6 +161,15 @@ def _rebuild_mix(recipe: MixRecipe, model, dev) -> np.ndarray:
     if any(not 0 <= i < G.num_ws for i in recipe.layers):
         raise UserError(f"The recipe mixes layers {recipe.layers}, but this model has layers 0 to {G.num_ws - 1}.")
     return _painted(recipe, mix_ws(form, style, recipe.layers), G)
+
+
+@rebuilds(VideoRecipe.kind)
+def _rebuild_video(recipe: VideoRecipe, model, dev) -> np.ndarray:
+    from ganscapes.make.video import rebuild_frame
+
+    if recipe.frame is None:
+        raise UserError("This is a whole video's recipe; name the frame to rebuild (reproduce VIDEO.mp4 --frame N).")
+    return rebuild_frame(recipe, recipe.frame, model, dev)
 
 
 @rebuilds(PostRecipe.kind)
