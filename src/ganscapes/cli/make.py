@@ -281,7 +281,9 @@ DIFFERS = 3
 
 @app.command()
 def reproduce(
-    image: Path = typer.Argument(..., help="A PNG written by ganscapes (generate, rank, mix, post)."),
+    image: Path = typer.Argument(
+        ..., help="A PNG written by ganscapes (generate, rank, mix, post, video frames), or a VIDEO.mp4 / VIDEO.json."
+    ),
     model: Path = typer.Option(..., "--model", help="The model that made it: a file, or a training run's folder."),
     out: Path | None = typer.Option(
         None, "--out", help="Folder to write the rebuilt PNG into.", show_default="do not write"
@@ -290,8 +292,14 @@ def reproduce(
     device: Device = typer.Option(
         Device.CPU, "--device", help="Device; pictures are bit-exact on the one that made them."
     ),
+    frame: int | None = typer.Option(
+        None,
+        "--frame",
+        help="For a video (VIDEO.mp4 or .json): the frame to rebuild, from 0.",
+        show_default="none",
+    ),
 ) -> None:
-    """Rebuild a picture from the recipe it carries and compare it with the file.
+    """Rebuild a picture (or one frame of a video) from its recipe and compare it with the file.
 
     Exit status: 0 identical; 3 differs; 1 cannot rebuild (no recipe, another model without
     --force; one sentence says why); 2 usage error (a missing or bad option).
@@ -300,6 +308,9 @@ def reproduce(
     from ganscapes.make.reproduce import reproduce_file
     from ganscapes.provenance import write_png
 
+    if image.suffix.lower() in (".mp4", ".json") or frame is not None:
+        _reproduce_frame(image, model, out, force, device, frame)
+        return
     if out is not None and (out / image.name).resolve() == image.resolve():
         raise UserError(f"--out {out} would overwrite {image} with its rebuild; choose another folder.")
     loaded = load_model(model_file(model))
@@ -321,6 +332,154 @@ def reproduce(
         changed = int((result.pixels != result.original).any(axis=-1).sum())
         typer.echo(f"{image}: differs, max pixel difference {diff} ({changed} pixels)")
     raise typer.Exit(DIFFERS)
+
+
+def _reproduce_frame(video: Path, model: Path, out: Path | None, force: bool, device: Device, frame: int | None):
+    """reproduce VIDEO.mp4 --frame N: rebuild frame N and check it against the digest the video recorded."""
+    from ganscapes.gan.checkpoint import load_model
+    from ganscapes.make.video import reproduce_frame
+    from ganscapes.provenance import write_png
+
+    if video.suffix.lower() not in (".mp4", ".json"):
+        raise UserError(f"--frame is for videos (VIDEO.mp4 or VIDEO.json), not {video.name}.")
+    if frame is None:
+        raise UserError(f"Name the frame of {video.name} to rebuild with --frame N (from 0).")
+    loaded = load_model(model_file(model))
+    result = reproduce_frame(video, frame, loaded, device=device.value, force=force)
+    name = f"{video.stem}_frame{frame:05d}.png"
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        typer.echo(f"rebuilt: {write_png(out / name, result.pixels, result.recipe)}")
+    if result.expected is None:
+        typer.echo(f"{video} frame {frame}: rebuilt (the recipe records no digest to compare with)")
+        return
+    if result.identical:
+        typer.echo(f"{video} frame {frame}: identical")
+        return
+    typer.echo(f"{video} frame {frame}: differs (digest {result.digest}, the video recorded {result.expected})")
+    raise typer.Exit(DIFFERS)
+
+
+class WalkSpace(str, Enum):
+    Z = "z"
+    W = "w"
+
+
+class Easing(str, Enum):
+    LINEAR = "linear"
+    SMOOTH = "smooth"
+
+
+def _keyframe_order(ctx: typer.Context, param: typer.CallbackParam, value):
+    """Click processes options in the order they were first given: record it, so that
+    `--latents A.npz:0 --seeds 5` starts at the file's row."""
+    if value:
+        ctx.meta.setdefault("ganscapes_keyframes", []).append(param.name)
+    return value
+
+
+@app.command()
+def video(
+    ctx: typer.Context,
+    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    out: Path = typer.Option(..., "--out", help="The MP4 to write; VIDEO.json (its recipe) goes beside it."),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="Keyframe seeds in order, e.g. 1,5,9.", show_default="none", callback=_keyframe_order
+    ),
+    latents: list[str] = typer.Option(
+        [],
+        "--latents",
+        help="Keyframes from a latents file: FILE.npz:ROWS (repeat for several; in order of the rows).",
+        show_default="none",
+        callback=_keyframe_order,
+    ),
+    frames: int = typer.Option(24, "--frames", help="Frames per transition (keyframe to keyframe)."),
+    space: WalkSpace = typer.Option(WalkSpace.Z, "--space", help="z: slerp between the zs; w: straight lines in W."),
+    easing: Easing = typer.Option(Easing.SMOOTH, "--easing", help="linear, or smooth: slow near each keyframe."),
+    loop: bool = typer.Option(False, "--loop/--no-loop", help="Walk back from the last keyframe to the first."),
+    layers: str | None = typer.Option(
+        None,
+        "--layers",
+        help="Only these w rows move (fine, auto, coarse, 8-, …); the rest keep the first keyframe's.",
+        show_default="all",
+    ),
+    psi: float = typer.Option(1.0, "--psi", help="Truncation psi of seeds (and of every step in z)."),
+    trunc_cutoff: int | None = typer.Option(
+        None, "--trunc-cutoff", help="Truncate only the first N layers.", show_default="all layers"
+    ),
+    class_idx: int | None = typer.Option(
+        None, "--class", help="Class index for conditional models.", show_default="none"
+    ),
+    noise_mode: NoiseMode = typer.Option(
+        NoiseMode.CONST, "--noise-mode", help="const keeps the brushwork still; random makes frames boil."
+    ),
+    fps: float = typer.Option(24, "--fps", help="Frames per second of the MP4 (1 to 120)."),
+    crf: int = typer.Option(18, "--crf", help="H.264 quality: 0 best, 18 visually lossless, 51 worst."),
+    post: bool = typer.Option(False, "--post", help="Finish every frame: contrast stretch and the dataset's aspect."),
+    gif: bool = typer.Option(False, "--gif", help="Also write VIDEO.gif, a small preview."),
+    webp: bool = typer.Option(False, "--webp", help="Also write VIDEO.webp, a small preview."),
+    keep_frames: bool = typer.Option(
+        False, "--keep-frames", help="Also write every frame as a lossless PNG with its recipe in VIDEO_frames/."
+    ),
+    batch: int = typer.Option(8, "--batch", help="Frames per network call."),
+    device: Device = DEVICE,
+) -> None:
+    """Latent walk: a film from keyframe to keyframe (seeds, latents rows), as an H.264 MP4 with its recipe."""
+    from ganscapes.device import resolve_device
+    from ganscapes.gan.checkpoint import load_model
+    from ganscapes.make.latents import parse_latent_spec
+    from ganscapes.make.mix import layer_range
+    from ganscapes.make.seeds import parse_seeds
+    from ganscapes.make.video import MAX_KEYFRAMES, latent_walk
+
+    order = ctx.meta.get("ganscapes_keyframes", [])
+    seed_list = parse_seeds(seeds) if seeds is not None else []
+    if len(seed_list) > MAX_KEYFRAMES:
+        raise UserError(f"A walk has at most {MAX_KEYFRAMES} keyframes; --seeds names {len(seed_list)}.")
+    for spec in latents:
+        path, _ = parse_latent_spec(spec)  # before loading the model: a typo costs no time
+        if not path.is_file():
+            raise UserError(f"The latents file {path} does not exist.")
+    keys: list[int | str] = []
+    for name in order or ["seeds", "latents"]:
+        keys += seed_list if name == "seeds" else list(latents)
+    if not keys:
+        raise UserError("Give the keyframes with --seeds 1,5,9 and/or --latents FILE.npz:ROWS.")
+    dev = resolve_device(device.value)
+    loaded = load_model(model_file(model), device=dev)
+    chosen = layer_range(layers, loaded.G_ema.num_ws) if layers is not None else None
+    if chosen is not None and not chosen:
+        raise UserError(f"--layers {layers} names no layer, so nothing would move; use fine, auto, all or 8-.")
+    result = latent_walk(
+        loaded,
+        keys,
+        out,
+        frames=frames,
+        space=space.value,
+        easing=easing.value,
+        loop=loop,
+        psi=psi,
+        truncation_cutoff=trunc_cutoff,
+        class_idx=class_idx,
+        noise_mode=noise_mode.value,
+        layers=chosen,
+        fps=fps,
+        post=post,
+        gif=gif,
+        webp=webp,
+        keep_frames=keep_frames,
+        crf=crf,
+        batch=batch,
+        device=dev,
+    )
+    width, height = result.size
+    extras = "".join(f"; {p}" for p in result.previews)
+    if result.frame_files:
+        extras += f"; PNG frames in {result.frame_files[0].parent}"
+    typer.echo(
+        f"{result.frames} frames of {width}x{height} at {fps:g} fps: {result.video}; recipe {result.recipe}{extras} "
+        f"({result.frames / result.seconds:.1f} frames/s)."
+    )
 
 
 @app.command()
