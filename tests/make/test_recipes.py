@@ -34,6 +34,7 @@ from ganscapes.make.recipes import (
     OtherRecipe,
     PostFields,
     PostRecipe,
+    VideoRecipe,
     parse_recipe,
 )
 from ganscapes.make.reproduce import REBUILDERS, rebuild, reproduce_file
@@ -281,6 +282,7 @@ def test_the_registry_reads_each_kind_with_its_class():
         "mix": MixRecipe,
         "mix-grid": MixGridRecipe,
         "post": PostRecipe,
+        "video": VideoRecipe,
     }
     assert type(parse_recipe({"seed": 3, "psi": 1.0})) is GenerateRecipe  # recipes before `kind`
     assert type(parse_recipe({"kind": "latent", "latent": {"w": W}, "method": "adam"})) is GuideRecipe
@@ -290,7 +292,7 @@ def test_the_registry_reads_each_kind_with_its_class():
 
 
 def test_reproduce_dispatches_on_its_registry(model, written, monkeypatch):
-    assert list(REBUILDERS) == ["generate", "latent", "mix", "post"]
+    assert list(REBUILDERS) == ["generate", "latent", "mix", "post", "video"]
     for kind in REBUILDERS:
         assert kind in RECIPE_KINDS
     for name in ("generate", "generate-random", "mix-form", "mix-cell", "post"):

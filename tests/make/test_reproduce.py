@@ -176,9 +176,8 @@ def test_recipes_that_cannot_be_rebuilt(model, tmp_path):
     with pytest.raises(UserError, match=r"^The recipe in nohash\.png names no model_hash, so it cannot be rebuilt\.$"):
         reproduce_file(tmp_path / "nohash.png", model)
     write_png(tmp_path / "grid.png", pixels, {"kind": "mix-grid", "model_hash": model.model_hash})
-    with pytest.raises(
-        UserError, match="^Cannot rebuild a recipe of kind 'mix-grid'; ganscapes rebuilds generate, latent, mix, post.$"
-    ):
+    kinds = "generate, latent, mix, post, video"
+    with pytest.raises(UserError, match=f"^Cannot rebuild a recipe of kind 'mix-grid'; ganscapes rebuilds {kinds}.$"):
         reproduce_file(tmp_path / "grid.png", model)
     bad = {"kind": "mix", "model_hash": model.model_hash, "form": {"seed": 1}, "style": {"seed": 2}, "layers": [6]}
     with pytest.raises(UserError, match=r"mixes layers \[6\], but this model has layers 0 to 5"):

@@ -163,15 +163,6 @@ def _rebuild_mix(recipe: MixRecipe, model, dev) -> np.ndarray:
     return _painted(recipe, mix_ws(form, style, recipe.layers), G)
 
 
-@rebuilds(VideoRecipe.kind)
-def _rebuild_video(recipe: VideoRecipe, model, dev) -> np.ndarray:
-    from ganscapes.make.video import rebuild_frame
-
-    if recipe.frame is None:
-        raise UserError("This is a whole video's recipe; name the frame to rebuild (reproduce VIDEO.mp4 --frame N).")
-    return rebuild_frame(recipe, recipe.frame, model, dev)
-
-
 @rebuilds(PostRecipe.kind)
 def _rebuild_post(recipe: PostRecipe, model, dev) -> np.ndarray:
 
@@ -184,6 +175,15 @@ def _rebuild_post(recipe: PostRecipe, model, dev) -> np.ndarray:
     # post read its input as 8-bit RGB; do the same to the rebuilt source
     rgb = np.asarray(to_rgb8(pixels_to_image(pixels)))
     return post_pixels(rgb, PostSettings(low=p.low, high=p.high, width=p.width, aspect=p.aspect), p.aspect)
+
+
+@rebuilds(VideoRecipe.kind)
+def _rebuild_video(recipe: VideoRecipe, model, dev) -> np.ndarray:
+    from ganscapes.make.video import rebuild_frame
+
+    if recipe.frame is None:
+        raise UserError("This is a whole video's recipe; name the frame to rebuild (reproduce VIDEO.mp4 --frame N).")
+    return rebuild_frame(recipe, recipe.frame, model, dev)
 
 
 def _w_of(source: LatentSource, G, dev) -> np.ndarray:
