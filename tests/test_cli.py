@@ -26,6 +26,7 @@ COMMANDS = [
     "generate",
     "rank",
     "mix",
+    "video",
     "post",
     "reproduce",
     "info",
@@ -470,6 +471,7 @@ EMPTY = "empty-folder"
 MODEL_COMMANDS = {  # each command that takes --model, with the rest of a valid command line
     "generate": ["--seeds", "0", "--out", "o"],
     "mix": ["--forms", "1", "--styles", "2", "--out", "o"],
+    "video": ["--seeds", "1,2", "--out", "o.mp4"],
     "guide": ["--prompt", "autumn woods", "--out", "o"],
     "post": ["picture.png", "--out", "o"],
     "reproduce": ["picture.png"],

@@ -27,6 +27,7 @@ PIPELINE_ORDER = (
     "rank",
     "mix",
     "guide",
+    "video",
     "post",
     "info",
     "reproduce",
