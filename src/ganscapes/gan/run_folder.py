@@ -26,6 +26,7 @@ from ganscapes.fileio import (
     write_json_atomic,
 )
 from ganscapes.gan.ops import to_uint8
+from ganscapes.gan.training_data import DamagedImage
 
 
 def tensorboard_writer(run_dir: Path):
@@ -53,9 +54,17 @@ def save_grid(images_uint8: torch.Tensor, path: Path, cols: int = 8) -> None:
 
 
 def save_reals_grid(dataset, path: Path) -> None:
+    """The first training images; a damaged one is left out (training reports it when it comes up)."""
     n = min(grid_count(dataset.resolution), len(dataset))
-    imgs = torch.stack([torch.as_tensor(dataset[i][0]) for i in range(n)])
-    save_grid(imgs, path)
+    imgs = []
+    for i in range(len(dataset)):
+        if len(imgs) == n:
+            break
+        try:
+            imgs.append(torch.as_tensor(dataset[i][0]))
+        except DamagedImage:
+            continue
+    save_grid(torch.stack(imgs), path)
 
 
 def fakes(G_ema, z, c, device) -> torch.Tensor:

@@ -61,7 +61,7 @@ from ganscapes.gan.train_state import (
     snapshot_paths,
     snapshot_tag,
 )
-from ganscapes.gan.training_data import ImageDataset, InfiniteSampler
+from ganscapes.gan.training_data import ImageDataset, InfiniteSampler, TrainingBatches, TrainingImages
 
 SMALL_DATASET = 1000
 # Said when a run stops early; a front end that resumes by itself (the demo) drops it.
@@ -271,13 +271,13 @@ class Trainer:
         loader_sampler = InfiniteSampler(self.dataset, seed=cfg.seed)
         loader_sampler.load_state_dict(self.sampler.state_dict())
         loader = torch.utils.data.DataLoader(
-            self.dataset,
+            TrainingImages(self.dataset),  # a damaged image is replaced and reported, not fatal
             batch_sampler=rounds.RankBatches(loader_sampler, cfg.batch, self.rank, self.world),
             num_workers=cfg.workers,
             pin_memory=device.type == "cuda",
             persistent_workers=cfg.workers > 0,
         )
-        self.data_iter = iter(loader)
+        self.data_iter = TrainingBatches(iter(loader), self.dataset, self.say)
         self.total_nimg = int(cfg.kimg * 1000)
         self.tick_start_nimg, self.tick_start_time = self.cur_nimg, time.time()
         self.last_snapshot_time = self.start_time = time.time()

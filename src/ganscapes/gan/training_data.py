@@ -24,15 +24,18 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import os
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from ganscapes.data.aspect import is_aspect
 from ganscapes.data.dataset import LABELS, Dataset
 from ganscapes.errors import UserError, first_line
 
@@ -42,6 +45,49 @@ CHECK_FIRST = 16
 CHECK_RANDOM = 8
 
 _CHANNELS = {"L": 1, "1": 1, "RGB": 3, "P": 3, "LA": 2, "RGBA": 4, "CMYK": 4, "YCbCr": 3, "PA": 4}
+# What reading or decoding one damaged image raises: a file gone or unreadable, a bad zip
+# entry (CRC, deflate, LZMA, an unsupported method or encryption), a truncated or
+# malformed picture (Pillow raises OSError, SyntaxError or ValueError).
+READ_ERRORS = (
+    OSError,
+    KeyError,
+    EOFError,
+    ValueError,
+    SyntaxError,
+    RuntimeError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    Image.DecompressionBombError,
+)
+# Training goes on past this many damaged images (distinct ones), or 1 % of the dataset
+# if that is more, using another image in each one's place; one more stops it.
+MIN_DAMAGED_ALLOWED = 10
+
+
+class DamagedImage(UserError):
+    """One image of a dataset cannot be used (unreadable, undecodable, or not like the others)."""
+
+    def __init__(self, name: str, path: Path, reason: str, message: str | None = None):
+        self.name, self.path, self.reason = name, Path(path), reason
+        super().__init__(message or f"Cannot read {name} in dataset {path} ({reason}).")
+
+
+class DataError(UserError):
+    """A failure inside a data-loading worker, kept to its one sentence in the main process.
+
+    PyTorch re-raises a worker's exception in the main process as the same class, built
+    from a message of its own: "Caught X in DataLoader worker process 0", the worker's
+    whole traceback, and last the original "module.X: sentence" line. Built from such a
+    message, this class keeps only the sentence.
+    """
+
+    def __init__(self, message: str):
+        if "DataLoader worker" in message and "Traceback" in message:
+            last = message.strip().splitlines()[-1]
+            message = last.split(": ", 1)[1] if ": " in last else last
+        super().__init__(message)
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -79,7 +125,8 @@ class ImageDataset(torch.utils.data.Dataset):
                 names = [names[i] for i in np.sort(keep[: int(max_size)])]
         self.image_names: list[str] = names
         self.prepare_format: str | None = manifest.get("format")
-        self.aspect: float | None = manifest.get("aspect")
+        aspect = manifest.get("aspect")  # goes into every snapshot; a model must be loadable again
+        self.aspect: float | None = float(aspect) if is_aspect(aspect) else None
 
         raw = (labels_json or {}).get("labels")
         self.labels_available = bool(raw)
@@ -156,10 +203,14 @@ class ImageDataset(torch.utils.data.Dataset):
         raw = self._raw_index(index)
         image = self._load(raw)
         if tuple(image.shape) != tuple(self.image_shape):
-            raise UserError(
-                f"{self.image_names[raw]} in dataset {self.path} is {image.shape[2]}x{image.shape[1]} with "
-                f"{image.shape[0]} channel(s), unlike the others ({self.resolution}x{self.resolution}, "
-                f"{self.num_channels}); prepare the dataset again."
+            name = self.image_names[raw]
+            size = f"{image.shape[2]}x{image.shape[1]} with {image.shape[0]} channel(s)"
+            raise DamagedImage(
+                name,
+                self.path,
+                f"{size}, unlike the others",
+                f"{name} in dataset {self.path} is {size}, unlike the others ({self.resolution}x{self.resolution}, "
+                f"{self.num_channels}); prepare the dataset again.",
             )
         if self.xflip and index % len(self) >= self.num_images:
             image = image[:, :, ::-1]
@@ -187,21 +238,36 @@ class ImageDataset(torch.utils.data.Dataset):
         name = self.image_names[raw]
         try:
             return Image.open(io.BytesIO(self._read_bytes(name)))
-        except (OSError, KeyError, zipfile.BadZipFile, ValueError) as e:
-            raise UserError(f"Cannot read {name} in dataset {self.path} ({first_line(e)}).") from None
+        except READ_ERRORS as e:
+            raise DamagedImage(name, self.path, first_line(e)) from None
 
     def _load(self, raw: int) -> np.ndarray:
         img = self._open(raw)
         name = self.image_names[raw]
-        _check_mode(img.mode, name, self.path)
-        if img.mode == "1":
-            img = img.convert("L")
-        elif img.mode != "L" and img.mode != "RGB":
-            img = img.convert("RGB")  # palette images
+        if getattr(self, "resolution", None) is not None and img.size != (self.resolution, self.resolution):
+            # before decoding: a damaged header may claim any size (a decompression bomb)
+            w, h = img.size
+            raise DamagedImage(
+                name,
+                self.path,
+                f"{w}x{h}, unlike the others",
+                f"{name} in dataset {self.path} is {w}x{h}, unlike the others ({self.resolution}x{self.resolution}, "
+                f"{self.num_channels}); prepare the dataset again.",
+            )
         try:
+            _check_mode(img.mode, name, self.path)
+        except UserError as e:
+            raise DamagedImage(name, self.path, f"pixel mode {img.mode}, unlike the others", str(e)) from None
+        try:
+            if img.mode == "1":
+                img = img.convert("L")
+            elif img.mode != "L" and img.mode != "RGB":
+                img = img.convert("RGB")  # palette images
             a = np.asarray(img)
-        except OSError as e:
-            raise UserError(f"Cannot decode {name} in dataset {self.path} ({first_line(e)}).") from None
+        except READ_ERRORS as e:
+            reason = first_line(e)
+            message = f"Cannot decode {name} in dataset {self.path} ({reason})."
+            raise DamagedImage(name, self.path, reason, message) from None
         if a.ndim == 2:
             a = a[:, :, None]
         return a.transpose(2, 0, 1)
@@ -233,8 +299,13 @@ class ImageDataset(torch.utils.data.Dataset):
             rng = np.random.RandomState(1)
             picks += [int(i) for i in rng.randint(CHECK_FIRST, n - 1, size=CHECK_RANDOM)]
         first = None
+        damaged: DamagedImage | None = None
         for raw in dict.fromkeys(picks):
-            img = self._open(raw)
+            try:
+                img = self._open(raw)
+            except DamagedImage as e:  # training replaces it when it comes up; the others decide the shape
+                damaged = damaged or e
+                continue
             name = self.image_names[raw]
             w, h = img.size
             _check_mode(img.mode, name, self.path)
@@ -256,6 +327,8 @@ class ImageDataset(torch.utils.data.Dataset):
                     f"Dataset {self.path} mixes image sizes: {first[0]} is {first[1]}x{first[1]} with {first[2]} "
                     f"channel(s), {name} is {w}x{w} with {channels}; prepare the dataset again."
                 )
+        if first is None:
+            raise damaged
         self.resolution = int(first[1])
         self.num_channels = int(first[2])
 
@@ -335,6 +408,114 @@ def _parse_labels(raw, names: list[str], path: Path) -> np.ndarray:
         except (TypeError, ValueError):
             raise UserError(f"{where} has a label vector that is not all numbers.") from None
     raise UserError(f"{where} must give every image either an integer class or a list of numbers, not a mix.")
+
+
+# ---------------------------------------------------------------------------------------
+# Damaged images during training
+
+
+class TrainingImages(torch.utils.data.Dataset):
+    """The items of an ImageDataset for the training loop: `(image, label, damaged)`.
+
+    A damaged image (truncated, undecodable, unlike the others) is replaced by the next
+    readable one in dataset order (its mirror image for a mirrored item), and `damaged`
+    gives its index in `image_names` (-1 for the usual case), so the main process can
+    report it: workers are separate processes. Every other failure becomes a `DataError`
+    of one sentence. Clean datasets give exactly the ImageDataset's items.
+    """
+
+    def __init__(self, dataset: ImageDataset, max_tries: int | None = None):
+        self.dataset = dataset
+        self.max_tries = max_tries or damaged_allowed(dataset.num_images) + 1
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        ds = self.dataset
+        try:
+            image, label = self._item(index)
+            return image, label, -1
+        except DamagedImage:
+            damaged = ds._raw_index(int(index))
+        n = ds.num_images
+        half = (int(index) % len(ds)) // n  # 0: the images, 1: their mirrored copies
+        for step in range(1, min(self.max_tries, n)):
+            try:
+                image, label = self._item(half * n + (damaged + step) % n)
+                return image, label, damaged
+            except DamagedImage:
+                continue
+        raise DataError(
+            f"Dataset {ds.path} has no readable image near {ds.image_names[damaged]}: the next "
+            f"{min(self.max_tries, n) - 1} are damaged too; prepare the dataset again."
+        )
+
+    def _item(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            return self.dataset[index]
+        except (DamagedImage, DataError):
+            raise
+        except UserError as e:
+            raise DataError(str(e)) from None
+        except Exception as e:  # a bug or the machine; still one sentence across the process boundary
+            raise DataError(
+                f"Reading item {index} of dataset {self.dataset.path} failed ({type(e).__name__}: {first_line(e)})."
+            ) from None
+
+
+def damaged_allowed(num_images: int) -> int:
+    """How many distinct damaged images a run goes on past: MIN_DAMAGED_ALLOWED, or 1 % if more."""
+    return max(MIN_DAMAGED_ALLOWED, num_images // 100)
+
+
+class TrainingBatches:
+    """The batches of a DataLoader over `TrainingImages`, as `(images, labels)`, for `next()`.
+
+    Each damaged image is reported once, with its reason (read again here, in the main
+    process), and counted; past `damaged_allowed` of them training stops with one
+    sentence, since the dataset is then more damaged than a few bad files. A worker's
+    failure arrives as one sentence too, not as PyTorch's traceback of the worker.
+    """
+
+    def __init__(self, batches: Iterator, dataset: ImageDataset, say: Callable[[str], None]):
+        self._batches, self.dataset, self.say = batches, dataset, say
+        self.allowed = damaged_allowed(dataset.num_images)
+        self.damaged: dict[int, str] = {}  # index in image_names → reason
+
+    def __iter__(self) -> TrainingBatches:
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            images, labels, damaged = next(self._batches)
+        except RuntimeError as e:
+            if "DataLoader worker" not in str(e):
+                raise
+            raise UserError(f"A data-loading worker failed ({first_line(e)}); try fewer --workers.") from None
+        for raw in sorted(set(damaged.tolist()) - {-1} - set(self.damaged)):
+            self._report(int(raw))
+        return images, labels
+
+    def _report(self, raw: int) -> None:
+        ds = self.dataset
+        name = ds.image_names[raw]
+        try:
+            ds.read_raw(raw)
+            reason = "unreadable in a data-loading worker"
+        except DamagedImage as e:
+            reason = e.reason
+        self.damaged[raw] = reason
+        count = len(self.damaged)
+        if count > self.allowed:
+            raise UserError(
+                f"{count} images of dataset {ds.path} are damaged, more than the {self.allowed} training goes on "
+                f"past (the last: {name}, {reason}); prepare the dataset again."
+            )
+        self.say(
+            f"warning: {name} in dataset {ds.path} is damaged ({reason}); another image takes its place "
+            f"({count} damaged so far; training stops past {self.allowed})."
+        )
 
 
 # ---------------------------------------------------------------------------------------
