@@ -61,9 +61,9 @@ def writable_folder(folder: Path | str) -> Path:
     """
     folder = Path(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not folder.is_dir():
+        if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+        folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / f".ganscapes-write-check.{os.getpid()}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.close(fd)
         os.unlink(folder / f".ganscapes-write-check.{os.getpid()}.tmp")

@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from ganscapes.errors import SettingError, UserError
+from ganscapes.fileio import WriteError, refused_write
 
 # `ganscapes --help` lists the commands in the order a user meets them, not alphabetically.
 PIPELINE_ORDER = (
@@ -69,6 +70,11 @@ def main() -> None:
         sys.exit(1)
     except UserError as e:
         typer.echo(f"ganscapes: error: {e}", err=True)
+        sys.exit(1)
+    except OSError as e:
+        if not refused_write(e):  # anything else is a bug and keeps its traceback
+            raise
+        typer.echo(f"ganscapes: error: {WriteError(e.filename or 'a file', e)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         typer.echo(_INTERRUPTED, err=True)

@@ -15,6 +15,7 @@ from ganscapes.cli.shared import (
     print_rows,
 )
 from ganscapes.errors import UserError
+from ganscapes.fileio import append_jsonl, writable_folder
 
 
 @app.command()
@@ -179,7 +180,6 @@ def metrics_cmd(
 ) -> None:
     """Measure a model against its data: SWD (no weights needed), FID and KID (Inception file needed)."""
     import datetime
-    import json
 
     from ganscapes.device import resolve_device
     from ganscapes.gan.checkpoint import load_model
@@ -187,6 +187,10 @@ def metrics_cmd(
 
     names = parse_metrics(metrics)
     model = model_file(model)
+    if out is not None:  # before minutes of measuring, not after
+        if out.is_dir():
+            raise UserError(f"--out {out} is a folder; name a file to append the results to.")
+        writable_folder(out.parent)
     dev = resolve_device(device.value)
     loaded = load_model(model, device=dev)
     run = run_metrics(
@@ -219,6 +223,4 @@ def metrics_cmd(
             "seconds": round(run.seconds, 3),
             "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        append_jsonl(out, record)

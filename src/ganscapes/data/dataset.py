@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
+import math
 import os
 import shutil
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +24,23 @@ from pathlib import Path
 from PIL import Image
 
 from ganscapes.data.images import is_image_name
-from ganscapes.errors import UserError
+from ganscapes.errors import UserError, first_line
 from ganscapes.fileio import remove_path, remove_stale_copies, stale_copies
 
 MANIFEST = "manifest.json"
 LABELS = "dataset.json"
 MANIFEST_KIND = "ganscapes-dataset"
+# What reading one member of a dataset raises when it is damaged or gone.
+READ_ERRORS = (
+    OSError,
+    KeyError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
 def image_name(index: int) -> str:
@@ -52,7 +66,7 @@ class Dataset:
             try:
                 self._zip = zipfile.ZipFile(self.path)
                 entries = self._zip.namelist()
-            except (zipfile.BadZipFile, OSError):
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError):
                 raise UserError(f"Dataset {self.path} is neither a folder nor a readable zip file.") from None
         elif self.path.is_dir():
             entries = [p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()]
@@ -91,8 +105,10 @@ class Dataset:
             return None
         try:
             data = json.loads(self.read_bytes(name))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # also undecodable text, 5,000-digit numbers, nesting past the stack
             raise UserError(f"{name} in dataset {self.path} is not valid JSON.") from None
+        except READ_ERRORS as e:
+            raise UserError(f"{name} in dataset {self.path} cannot be read ({first_line(e)}).") from None
         return data if isinstance(data, dict) else None
 
     @property
@@ -126,23 +142,37 @@ def dataset_info(path: Path) -> DatasetInfo:
     """What `ganscapes dataset info` prints; works on official datasets too (fewer fields)."""
     with Dataset(path) as ds:
         manifest = ds.manifest or {}
-        resolution = manifest.get("resolution")
+        # A hand-edited or damaged manifest: a field of the wrong type shows as unknown.
+        resolution = _count(manifest.get("resolution"))
         if resolution is None and ds.image_names:
-            with Image.open(io.BytesIO(ds.read_bytes(ds.image_names[0]))) as img:
-                resolution = img.width
+            try:
+                with Image.open(io.BytesIO(ds.read_bytes(ds.image_names[0]))) as img:
+                    resolution = img.width  # the header only
+            except (*READ_ERRORS, SyntaxError, Image.DecompressionBombError):
+                resolution = None
         labels_json = ds.read_json(LABELS) or {}
         skipped = manifest.get("skipped")
+        aspect = manifest.get("aspect")
+        fmt = manifest.get("format")
         return DatasetInfo(
             path=ds.path,
             images=len(ds),
             resolution=resolution,
-            format=manifest.get("format"),
-            aspect=manifest.get("aspect"),
-            source_count=manifest.get("source_count"),
-            skipped=len(skipped) if skipped is not None else None,
+            format=fmt[:40] if isinstance(fmt, str) else None,
+            aspect=float(aspect) if _number(aspect) and aspect > 0 else None,
+            source_count=_count(manifest.get("source_count")),
+            skipped=len(skipped) if isinstance(skipped, list) else None,
             labels=bool(labels_json.get("labels")),
             container="zip" if ds._zip is not None else "folder",
         )
+
+
+def _count(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # ---------------------------------------------------------------------------------------

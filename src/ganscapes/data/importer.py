@@ -10,6 +10,7 @@ are refused outright, and no entry name ever chooses where a file is written.
 from __future__ import annotations
 
 import hashlib
+import lzma
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -26,10 +27,22 @@ from ganscapes.data.images import (
 )
 from ganscapes.data.manifest import ManifestWriter, RawRecord, read_manifest
 from ganscapes.data.naming import confined_path, slugify, unique_name
-from ganscapes.errors import UserError
-from ganscapes.fileio import write_bytes_atomic
+from ganscapes.errors import UserError, first_line
+from ganscapes.fileio import writable_folder, write_bytes_atomic
 
 DEFAULT_MAX_BYTES = 100_000_000
+# What reading one file or zip entry raises when it is damaged: a bad CRC (BadZipFile), a
+# corrupt deflate, bzip2 or LZMA stream, an unsupported method, encryption, a short file.
+ZIP_READ_ERRORS = (
+    OSError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+)
 SUFFIX_BY_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}
 
 
@@ -67,7 +80,7 @@ def import_images(
             raise UserError(f"{src} does not exist.")
         if Path(src).resolve() == out.resolve():
             raise UserError(f"{src} is the output folder itself; import from somewhere else.")
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out)
     existing = read_manifest(out)
     known = {r.sha256: r.file for r in existing}
     taken = {r.file for r in existing} | {p.name for p in out.iterdir()}
@@ -85,8 +98,8 @@ def import_images(
                 continue
             try:
                 data = cand.read()
-            except (OSError, zipfile.BadZipFile, RuntimeError, EOFError, zlib.error) as e:  # damaged entries
-                skip(cand.label, f"unreadable: {e}")
+            except ZIP_READ_ERRORS as e:  # damaged entries: CRC, deflate, LZMA, method, encryption
+                skip(cand.label, f"unreadable: {first_line(e)}")
                 continue
             sha = hashlib.sha256(data).hexdigest()
             if sha in known:

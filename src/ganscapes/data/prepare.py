@@ -14,6 +14,7 @@ import concurrent.futures as cf
 import hashlib
 import io
 import json
+import lzma
 import math
 import multiprocessing
 import os
@@ -54,7 +55,8 @@ from ganscapes.data.images import (
     oriented_size,
 )
 from ganscapes.data.manifest import read_manifest
-from ganscapes.errors import SettingError, UserError
+from ganscapes.errors import SettingError, UserError, first_line
+from ganscapes.fileio import writable_folder
 
 # Bump when the pixels produced for the same settings change, so old outputs are redone.
 RENDER_VERSION = 1
@@ -63,7 +65,16 @@ RENDER_VERSION = 1
 DRAFT_MARGIN = 3
 # What reading a file or a zip entry raises when it is unreadable or damaged (a bad
 # deflate stream, a CRC mismatch, an unsupported compression method, encryption).
-READ_ERRORS = (OSError, zipfile.BadZipFile, KeyError, EOFError, NotImplementedError, RuntimeError, zlib.error)
+READ_ERRORS = (
+    OSError,
+    zipfile.BadZipFile,
+    KeyError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
 @dataclass
@@ -151,8 +162,11 @@ def list_sources(src: Path) -> list[Source]:
                 found.append(Source(rel, str(p)))
         return sorted(found, key=lambda s: s.rel)
     if zipfile.is_zipfile(src):
-        with zipfile.ZipFile(src) as zf:
-            names = [n for n in zf.namelist() if not n.endswith("/") and is_image_name(n) and not _is_hidden(n)]
+        try:
+            with zipfile.ZipFile(src) as zf:
+                names = [n for n in zf.namelist() if not n.endswith("/") and is_image_name(n) and not _is_hidden(n)]
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            raise UserError(f"Source {src} is not a readable zip archive ({first_line(e)}).") from None
         return sorted((Source(n, str(src), n) for n in names), key=lambda s: s.rel)
     if is_image_name(src.name):
         return [Source(src.name, str(src))]
@@ -293,6 +307,7 @@ def prepare_dataset(
         log(note)
     sources = list_sources(src)
     _check_out(src, out)
+    writable_folder(out.parent)  # before the probing and rendering, not after
     if not sources:
         raise UserError(f"No image files (.jpg, .png, …) found in {src}.")
     workers = cfg.workers or os.cpu_count() or 1

@@ -29,7 +29,7 @@ from ganscapes.data.manifest import ManifestWriter, RawRecord, read_manifest
 from ganscapes.data.naming import confined_path
 from ganscapes.data.painter import paint_landscape, paint_scene, scene_title
 from ganscapes.errors import SettingError, UserError
-from ganscapes.fileio import write_bytes_atomic
+from ganscapes.fileio import writable_folder, write_bytes_atomic
 
 __all__ = ["make_samples", "paint_landscape", "render_sample", "sample_aspect_and_size"]
 
@@ -129,7 +129,7 @@ def make_samples(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SettingError("out", f"{out} exists and is not a folder; choose another.")
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out)
 
     recorded: dict[str, set[str]] = {}
     for rec in read_manifest(out):

@@ -111,8 +111,10 @@ def set_rng_states(states: dict) -> None:
 def save_state(path: Path, state: dict) -> None:
     state = {"format": STATE_FORMAT, "version": 1, **state}
     state["content_hash"] = content_hash(state)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    # Through a Python file, so that a full disk is an OSError (ENOSPC) that atomic_path
+    # reports in one sentence, not the RuntimeError of torch's own file writer.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
 
 
 def content_hash(state: dict) -> str:

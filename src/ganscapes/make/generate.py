@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from ganscapes.device import DEVICES, resolve_device, synthesis_options  # noqa: F401 (re-exported)
 from ganscapes.errors import SettingError, UserError, first_line
+from ganscapes.fileio import writable_folder
 from ganscapes.gan.checkpoint import Model, load_model
 from ganscapes.gan.ops import to_uint8  # noqa: F401 (re-exported for callers of generate)
 from ganscapes.make.latents import LATENTS_FILE, LatentSet
@@ -113,7 +114,7 @@ def generate_images(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SettingError("out", f"{out} exists and is not a folder.")
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out)
 
     synthesis = G.synthesis
     compiled = False

@@ -20,6 +20,7 @@ from PIL import Image
 from ganscapes.data.aspect import is_aspect
 from ganscapes.data.images import BadImage, load_rgb, open_image
 from ganscapes.errors import SettingError, UserError
+from ganscapes.fileio import writable_folder
 from ganscapes.make.recipes import (
     ASPECT_RANGE,
     MAX_PICTURE_PIXELS,
@@ -132,7 +133,7 @@ def post_files(
                 f"{seen[name]} and {path} would both be written as {out / name}; post them into separate folders."
             )
         seen[name] = path
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out)
     outputs, aspects = [], []
     for path in images:
         path = Path(path)

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ganscapes.errors import UserError, first_line
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -59,8 +61,15 @@ class Catalog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection per call keeps it safe under Gradio's worker threads.
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        try:
+            with self._connect() as db:
+                db.executescript(SCHEMA)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(images)")}
+        except sqlite3.DatabaseError as e:  # a file of another kind, a folder, a damaged database
+            raise UserError(f"{self.path} is not a studio catalog (an SQLite database): {first_line(e)}.") from None
+        missing = set(Entry.__dataclass_fields__) - columns
+        if missing:
+            raise UserError(f"{self.path} is an SQLite database but not a studio catalog (no {sorted(missing)[0]}).")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
