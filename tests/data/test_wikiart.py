@@ -375,7 +375,7 @@ def test_resume_downloads_nothing_again(tmp_path, server, site):
 def test_changed_filters_reconsider_rejections_and_allow_hosts(tmp_path, server, site):
     out = tmp_path / "raw"
     crawl(out, config(server))
-    cfg = config(server, allow_hosts=("uploads*.wikiart.org", "LOCALHOST"))
+    cfg = config(server, allow_hosts=("uploads*.wikiart.org", f"LOCALHOST:{server.port}"))  # the port counts
     assert filter_key(cfg) != filter_key(config(server))
     summary, _ = crawl(out, cfg)
     assert summary.saved == 1 and summary.already == 8 and summary.rejected_before == 0
@@ -646,9 +646,12 @@ def test_redirects_are_checked_host_by_host(server):
     assert got.content == b"here" and got.url == server.base + "/b"
     with pytest.raises(OffHost):
         f.get(server.base + "/away", max_bytes=100)
-    assert fetcher(server, allow_hosts=("localhost",)).get(server.base + "/away", max_bytes=100).content == b"here"
+    with pytest.raises(OffHost):  # the right host name, but not its port
+        fetcher(server, allow_hosts=("localhost",)).get(server.base + "/away", max_bytes=100)
+    allowed = (f"localhost:{server.port}",)
+    assert fetcher(server, allow_hosts=allowed).get(server.base + "/away", max_bytes=100).content == b"here"
     with pytest.raises(OffHost):
-        fetcher(server, allow_hosts=("localhost",)).get(server.base + "/away", max_bytes=100, base_host_only=True)
+        fetcher(server, allow_hosts=allowed).get(server.base + "/away", max_bytes=100, base_host_only=True)
     with pytest.raises(FetchError, match="redirects"):
         f.get(server.base + "/loop", max_bytes=100)
     with pytest.raises(OffHost):

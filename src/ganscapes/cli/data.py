@@ -53,10 +53,11 @@ def gather_wikiart(
     letters: str = typer.Option("abcdefghijklmnopqrstuvwxyz", help="Initial letters of the artist lists to walk."),
     base_url: str = typer.Option("https://www.wikiart.org", help="Site to crawl."),
     allow_host: list[str] = typer.Option(
-        ["uploads*.wikiart.org"], help="Image host allowed besides the site itself (glob; repeat the option)."
+        ["uploads*.wikiart.org"],
+        help="Image host allowed besides the site itself (glob, HOST:PORT for a port other than 80/443; repeatable).",
     ),
     delay: float = typer.Option(0.2, help="Seconds between requests."),
-    timeout: float = typer.Option(30.0, help="Seconds before a request times out."),
+    timeout: float = typer.Option(30.0, help="Seconds a whole request (headers and body) may take."),
     retries: int = typer.Option(3, help="Retries after 429, 5xx or connection errors."),
     max_bytes: int = typer.Option(50_000_000, help="Largest image accepted, in bytes."),
 ) -> None:

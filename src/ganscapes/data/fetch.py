@@ -13,7 +13,10 @@ body over the size cap, a host we refuse).
 
 from __future__ import annotations
 
+import contextvars
 import fnmatch
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +24,9 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 MAX_RETRY_WAIT = 60.0  # seconds; a Retry-After of an hour must not stall a crawl silently
 MAX_REDIRECTS = 5
@@ -94,25 +100,132 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - now)
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def split_host(entry: str) -> tuple[str, int | None]:
+    """`"uploads*.wikiart.org"` → (glob, None); `"localhost:8000"` → ("localhost", 8000);
+    `"[::1]:8000"` → ("::1", 8000). A port that is not a number is part of the name (and matches nothing)."""
+    entry = entry.strip().lower()
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+        return host, int(port) if port.isdigit() else None
+    host, sep, port = entry.rpartition(":")
+    if sep and port.isdigit() and ":" not in host:
+        return host, int(port)
+    return entry, None
+
+
 def host_allowed(url: str, base_host: str, patterns: tuple[str, ...] | list[str]) -> bool:
     """True for http(s) URLs on `base_host` or on a host matching one of the glob `patterns`.
 
-    URLs that parsers disagree on (backslashes, whitespace or control characters before
-    the path) are refused outright, so the host we check is the host requests connects to.
+    The port counts too: an entry with a port (`localhost:8000`) allows that port only, one
+    without it the scheme's default port (80, 443) only, so that a page cannot send the
+    crawler to another service of an allowed host. URLs that parsers disagree on
+    (backslashes, whitespace or control characters before the path) are refused outright,
+    so the host we check is the host requests connects to.
     """
     if not isinstance(url, str) or any(c in url for c in "\\\x00\r\n\t "):
         return False
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
-        _ = parts.port  # raises ValueError for a malformed port
+        port = parts.port  # raises ValueError for a malformed port
     except ValueError:
         return False
     if parts.scheme not in ("http", "https") or not host:
         return False
-    if host == base_host.lower():
-        return True
-    return any(fnmatch.fnmatchcase(host, p.strip().lower()) for p in patterns if p.strip())
+    port = port if port is not None else DEFAULT_PORTS[parts.scheme]
+
+    def matches(entry: str, glob: bool) -> bool:
+        name, wanted = split_host(entry)
+        if (wanted if wanted is not None else DEFAULT_PORTS[parts.scheme]) != port:
+            return False
+        return fnmatch.fnmatchcase(host, name) if glob else host == name
+
+    return matches(base_host, glob=False) or any(matches(p, glob=True) for p in patterns if p.strip())
+
+
+# --- The whole-request deadline -------------------------------------------------------
+#
+# A socket timeout bounds each wait for data, not a response: a server that sends one
+# byte every second never trips it, and can hold a crawl for days. Each request therefore
+# has a deadline; when it passes, a timer shuts the request's socket down, which ends any
+# read blocked on it (for the status line, the headers or the body) at once.
+
+
+class _Deadline:
+    def __init__(self, seconds: float):
+        self._lock = threading.Lock()
+        self._conn: HTTPConnection | None = None
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def attach(self, conn: HTTPConnection) -> None:
+        with self._lock:
+            self._conn = conn
+            if self.expired:
+                _cut(conn)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            if self._conn is not None:
+                _cut(self._conn)
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._conn = None
+
+
+def _cut(conn: HTTPConnection) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            # socket.socket's own shutdown: on a TLS socket it ends the blocked read too,
+            # without SSLSocket.shutdown's teardown of the TLS state another thread is using.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+_DEADLINE: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar("ganscapes_fetch_deadline", default=None)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def request(self, *args, **kwargs):
+        deadline = _DEADLINE.get()
+        if deadline is not None:
+            deadline.attach(self)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def request(self, *args, **kwargs):
+        deadline = _DEADLINE.get()
+        if deadline is not None:
+            deadline.attach(self)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter, with connections the deadline of the request in flight can cut."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
 class Fetcher:
@@ -135,7 +248,10 @@ class Fetcher:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.base_host = (urlsplit(base_url).hostname or "").lower()
+        base = urlsplit(base_url)
+        host = (base.hostname or "").lower()
+        host = f"[{host}]" if ":" in host else host
+        self.base_host = f"{host}:{base.port}" if base.port is not None else host  # see host_allowed
         self.allow_hosts = tuple(allow_hosts)
         self.delay = delay
         self.timeout = timeout
@@ -147,6 +263,8 @@ class Fetcher:
         self.requests_made = 0
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = user_agent
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, _DeadlineAdapter())
 
     def allowed(self, url: str, base_host_only: bool = False) -> bool:
         """Whether `url` may be fetched: on the base host, or (unless `base_host_only`) an allowed one."""
@@ -186,56 +304,85 @@ class Fetcher:
         for _ in range(MAX_REDIRECTS + 1):
             self._pace()
             self.requests_made += 1
+            deadline = _Deadline(self.timeout)
+            token = _DEADLINE.set(deadline)
             try:
-                r = self.session.get(
-                    current,
-                    stream=True,
-                    allow_redirects=False,
-                    timeout=(self.timeout, self.timeout),
-                    headers={"Accept": accept},
-                )
-            except requests.Timeout:
-                raise _Retry("timed out") from None
-            except requests.ConnectionError as e:
-                raise _Retry(f"connection failed ({_short(e)})") from None
-            except requests.RequestException as e:
-                raise FetchError(url, f"request refused ({_short(e)})", transient=False) from None
-            with r:
-                status = r.status_code
-                if status in REDIRECT_STATUSES and r.headers.get("Location"):
-                    target = urljoin(current, r.headers["Location"])
-                    if not self.allowed(target, base_host_only):
-                        raise OffHost(url, f"redirects to {target}, a host that is not allowed")
-                    current = target
-                    continue
-                if status in RETRY_STATUSES:
-                    raise _Retry(f"HTTP {status}", status, parse_retry_after(r.headers.get("Retry-After")))
-                if not 200 <= status < 300:
-                    raise FetchError(url, f"HTTP {status}", transient=False, status=status)
-                declared = r.headers.get("Content-Length", "")
-                if declared.strip().isdigit() and int(declared) > max_bytes:
-                    raise TooLarge(url, max_bytes)
-                body = bytearray()
-                try:
-                    for chunk in r.iter_content(CHUNK):
-                        body += chunk
-                        if len(body) > max_bytes:
-                            raise TooLarge(url, max_bytes)
-                except requests.Timeout:
-                    raise _Retry("timed out while reading") from None
-                except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
-                    raise _Retry(f"connection broke while reading ({_short(e)})") from None
-                except requests.exceptions.ContentDecodingError as e:
-                    raise _Retry(f"undecodable response ({_short(e)})") from None
-                ctype = r.headers.get("Content-Type", "")
-                media = ctype.split(";")[0].strip().lower()
-                charset = None
-                for param in ctype.split(";")[1:]:
-                    k, _, v = param.partition("=")
-                    if k.strip().lower() == "charset" and v.strip():
-                        charset = v.strip().strip("\"'")
-                return Fetched(current, status, bytes(body), media, charset)
+                result = self._request(url, current, max_bytes, accept, deadline)
+            finally:
+                deadline.stop()
+                _DEADLINE.reset(token)
+            if isinstance(result, Fetched):
+                return result
+            if not self.allowed(result, base_host_only):
+                raise OffHost(url, f"redirects to {result}, a host that is not allowed")
+            current = result
         raise FetchError(url, f"more than {MAX_REDIRECTS} redirects", transient=False)
+
+    def _request(self, url: str, current: str, max_bytes: int, accept: str, deadline: _Deadline) -> Fetched | str:
+        """One request within `deadline`: the body, or the URL a redirect points to."""
+        late = f"timed out: no complete response within {self.timeout:g} s"
+        try:
+            return self._exchange(url, current, max_bytes, accept, deadline)
+        except _Retry as e:
+            if deadline.expired:
+                raise _Retry(late) from None
+            raise e from None
+        except FetchError:
+            raise
+        except (requests.RequestException, OSError) as e:
+            if deadline.expired:
+                raise _Retry(late) from None
+            raise _Retry(f"connection broke ({_short(e)})") from None
+
+    def _exchange(self, url: str, current: str, max_bytes: int, accept: str, deadline: _Deadline) -> Fetched | str:
+        """The request itself: its errors sorted into retry or give up, its body read within the caps."""
+        try:
+            r = self.session.get(
+                current,
+                stream=True,
+                allow_redirects=False,
+                timeout=(self.timeout, self.timeout),
+                headers={"Accept": accept},
+            )
+        except requests.Timeout:
+            raise _Retry("timed out") from None
+        except requests.ConnectionError as e:
+            raise _Retry(f"connection failed ({_short(e)})") from None
+        except requests.RequestException as e:
+            raise FetchError(url, f"request refused ({_short(e)})", transient=False) from None
+        with r:
+            status = r.status_code
+            if status in REDIRECT_STATUSES and r.headers.get("Location"):
+                return urljoin(current, r.headers["Location"])
+            if status in RETRY_STATUSES:
+                raise _Retry(f"HTTP {status}", status, parse_retry_after(r.headers.get("Retry-After")))
+            if not 200 <= status < 300:
+                raise FetchError(url, f"HTTP {status}", transient=False, status=status)
+            declared = r.headers.get("Content-Length", "")
+            if declared.strip().isdigit() and int(declared) > max_bytes:
+                raise TooLarge(url, max_bytes)
+            body = bytearray()
+            try:
+                for chunk in r.iter_content(CHUNK):
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise TooLarge(url, max_bytes)
+            except requests.Timeout:
+                raise _Retry("timed out while reading") from None
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
+                raise _Retry(f"connection broke while reading ({_short(e)})") from None
+            except requests.exceptions.ContentDecodingError as e:
+                raise _Retry(f"undecodable response ({_short(e)})") from None
+            if deadline.expired:  # a body without a length ends when its socket does: not complete
+                raise _Retry("timed out while reading")
+            ctype = r.headers.get("Content-Type", "")
+            media = ctype.split(";")[0].strip().lower()
+            charset = None
+            for param in ctype.split(";")[1:]:
+                k, _, v = param.partition("=")
+                if k.strip().lower() == "charset" and v.strip():
+                    charset = v.strip().strip("\"'")
+            return Fetched(current, status, bytes(body), media, charset)
 
     def close(self) -> None:
         self.session.close()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ganscapes import __version__
+from ganscapes.data.fetch import split_host
 from ganscapes.data.wikiart.pages import _norm
 from ganscapes.errors import UserError
 
@@ -74,6 +75,10 @@ def validate_config(config: CrawlConfig) -> None:
         bad("max_bytes must be at least 1.")
     if any(not isinstance(p, str) or not p.strip() for p in config.allow_hosts):
         bad("Every allowed image host must be a non-empty host name or glob pattern.")
+    for pattern in config.allow_hosts:
+        name, port = split_host(pattern)
+        if not name or (port is not None and not 1 <= port <= 65535):
+            bad(f"The allowed image host {pattern!r} must be a name or glob, optionally with a port from 1 to 65535.")
     if not config.user_agent.strip():
         bad("The User-Agent must not be empty; say who is crawling.")
 
