@@ -315,6 +315,14 @@ def test_video_command_refusals(model_file, tmp_path, monkeypatch, capsys):
             assert code == 1, err
             assert_error(err, message, alone=False)
     assert not out.exists()
+    assert run_cli(monkeypatch, "video", "--model", model_file, "--out", "v.gif", "--seeds", "1,2") == 1
+    assert_error(capsys.readouterr().err, "--out must be an .mp4 file, not v.gif.")
+    assert run_cli(monkeypatch, "reproduce", "gone.mp4", "--model", model_file, "--frame", "0") == 1
+    assert_error(capsys.readouterr().err, "gone.mp4 does not exist.")
+    assert run_cli(monkeypatch, "reproduce", "walk.mp4", "--model", model_file) == 1
+    assert_error(capsys.readouterr().err, "Name the frame of walk.mp4 to rebuild with --frame N (from 0).")
+    assert run_cli(monkeypatch, "reproduce", "seed0001.png", "--model", model_file, "--frame", "1") == 1
+    assert_error(capsys.readouterr().err, "--frame is for videos (VIDEO.mp4 or VIDEO.json), not seed0001.png.")
 
 
 def test_a_frame_is_the_same_on_its_own_as_in_its_batch(model, tmp_path):

@@ -344,6 +344,8 @@ def _reproduce_frame(video: Path, model: Path, out: Path | None, force: bool, de
         raise UserError(f"--frame is for videos (VIDEO.mp4 or VIDEO.json), not {video.name}.")
     if frame is None:
         raise UserError(f"Name the frame of {video.name} to rebuild with --frame N (from 0).")
+    if not video.is_file():  # before the model loads
+        raise UserError(f"{video} does not exist.")
     loaded = load_model(model_file(model))
     result = reproduce_frame(video, frame, loaded, device=device.value, force=force)
     name = f"{video.stem}_frame{frame:05d}.png"
@@ -445,6 +447,8 @@ def video(
         keys += seed_list if name == "seeds" else list(latents)
     if not keys:
         raise UserError("Give the keyframes with --seeds 1,5,9 and/or --latents FILE.npz:ROWS.")
+    if out.suffix.lower() != ".mp4":  # the library says so too, but only once the model is loaded
+        raise UserError(f"--out must be an .mp4 file, not {out.name}.")
     dev = resolve_device(device.value)
     loaded = load_model(model_file(model), device=dev)
     chosen = layer_range(layers, loaded.G_ema.num_ws) if layers is not None else None
