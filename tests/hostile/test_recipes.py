@@ -255,3 +255,52 @@ def test_what_one_load_reads_is_bounded_in_total_before_reading(tmp_path, monkey
     monkeypatch.setattr(latents_mod.NpzReader, "read", lambda *a, **k: pytest.fail("read before the total was checked"))
     with pytest.raises(UserError, match=r"^Reading 100 rows of .*two-halves\.npz would take 0\.0 GiB; name fewer rows"):
         LatentSet.load(path)
+
+
+# ---------------------------------------------------------------------------------------
+# Every malformed field, through the command line: one sentence, never a traceback
+
+W = encode_array(np.zeros([6, 32], np.float32))
+MALFORMED = {
+    "seed": {"seed": -1},
+    "psi": {"psi": "0.7"},
+    "truncation_cutoff": {"truncation_cutoff": 65},
+    "class_idx": {"class_idx": True},
+    "noise_mode": {"noise_mode": "fixed"},
+    "batch_rows": {"noise_mode": "random", "batch_rows": 10**9},
+    "row": {"noise_mode": "random", "batch_rows": 4, "row": 4},
+    "noise_seed": {"noise_mode": "random", "noise_seed": -2},
+    "aspect": {"aspect": 1e-7},
+    "model_hash": {"model_hash": 5},
+    "device": {"device": ["cpu"]},
+    "prompt": {"prompt": "woods"},
+    "score": {"score": float("nan")},
+    "rank": {"rank": 0},
+}
+MALFORMED_KINDS = {
+    "latent.w": {"kind": "latent", "latent": {"w": {**W, "shape": [6, 10**6]}}},
+    "latent.w base64": {"kind": "latent", "latent": {"w": {**W, "base64": "!!"}}},
+    "latent": {"kind": "latent", "latent": [1, 2]},
+    "layers": {"kind": "mix", "form": {"seed": 1}, "style": {"seed": 2}, "layers": "fine"},
+    "style.psi": {"kind": "mix", "form": {"seed": 1}, "style": {"seed": 2, "psi": "x"}},
+    "post.width": {"kind": "post", "source": {"seed": 1}, "post": {"low": 0.1, "high": 99.9, "aspect": 1, "width": 0}},
+    "post.high": {"kind": "post", "source": {"seed": 1}, "post": {"low": 50, "high": 40, "aspect": 1}},
+    "source": {"kind": "post", "source": "seed0001.png", "post": {"low": 0.1, "high": 99.9, "aspect": 1}},
+}
+
+
+@pytest.mark.parametrize("name", [*MALFORMED, *MALFORMED_KINDS])
+def test_reproduce_and_info_on_a_malformed_field(model, model_file, tmp_path, monkeypatch, capsys, name):
+    if name in MALFORMED:
+        recipe = generate_json(model, **MALFORMED[name])
+    else:
+        recipe = {"model_hash": model.model_hash, **MALFORMED_KINDS[name]}
+    path = png_with_recipe(tmp_path / "odd.png", json.dumps(recipe))
+    assert run_main(monkeypatch, "reproduce", str(path), "--model", str(model_file)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ganscapes: error: The recipe's ") and err.count("\n") == 1, err
+    field = name.split()[0]
+    assert f"The recipe's {field} " in err, err
+    assert run_main(monkeypatch, "info", str(path)) in (0, 1)  # info shows what it can of a damaged recipe
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") <= 1, err
