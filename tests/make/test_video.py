@@ -331,3 +331,16 @@ def test_a_frame_is_the_same_on_its_own_as_in_its_batch(model, tmp_path):
     result = latent_walk(model, [11, 12], tmp_path / "b.mp4", frames=7, batch=8, keep_frames=True, progress=False)
     for k in (0, 3, 7):
         assert reproduce_file(result.frame_files[k], model).identical
+
+
+def test_info_describes_a_video_and_a_kept_frame(model_file, model, tmp_path, monkeypatch, capsys):
+    result = latent_walk(model, [1, 2], tmp_path / "w.mp4", frames=2, layers=[4, 5], keep_frames=True, progress=False)
+    assert run_cli(monkeypatch, "info", result.video) == 0
+    out = capsys.readouterr().out
+    assert "video: a latent walk" in out and "seeds 1, 2" in out and "3 frames" in out
+    assert f"ganscapes reproduce {result.video} --frame 0 --model MODEL" in out
+    assert run_cli(monkeypatch, "info", result.frame_files[1]) == 0
+    out = capsys.readouterr().out
+    assert "video: frame 1 of a latent walk" in out and "4-5 move" in out
+    assert run_cli(monkeypatch, "info", result.recipe, "--json") == 0
+    assert json.loads(capsys.readouterr().out) == read_video_recipe(result.video)

@@ -488,7 +488,7 @@ def video(
 
 @app.command()
 def info(
-    image: Path = typer.Argument(..., help="A PNG written by ganscapes."),
+    image: Path = typer.Argument(..., help="A PNG written by ganscapes, or a video (VIDEO.mp4, VIDEO.json)."),
     as_json: bool = typer.Option(False, "--json", help="Print the recipe itself, exactly as the PNG carries it."),
 ) -> None:
     """What a picture was made from (model, seeds, psi, layers, prompt…) and the command that rebuilds it."""
@@ -498,14 +498,22 @@ def info(
 
     from ganscapes.provenance import read_recipe
 
-    recipe = read_recipe(image)
+    video = image.suffix.lower() in (".mp4", ".json")
+    if video:
+        from ganscapes.make.video import read_video_recipe
+
+        recipe = read_video_recipe(image)
+    else:
+        recipe = read_recipe(image)
     if as_json:
         typer.echo(json.dumps(recipe, indent=2, ensure_ascii=False))
         return
     from ganscapes.make.summary import MODEL, summarize
 
-    with Image.open(image) as picture:
-        size = picture.size
+    size = None
+    if not video:
+        with Image.open(image) as picture:
+            size = picture.size
     summary = summarize(image, recipe, size)
     print_rows(summary.rows)
     typer.echo("")

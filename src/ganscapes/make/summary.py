@@ -22,6 +22,7 @@ from ganscapes.make.recipes import (
     PaintedRecipe,
     PostRecipe,
     Recipe,
+    VideoRecipe,
     kind_of,
     parse_recipe,
 )
@@ -51,7 +52,9 @@ def summarize(image: Path, raw: dict, size: tuple[int, int] | None = None) -> Re
         out.rows.append(("written by", f"ganscapes {recipe.version}"))
     out.why_not = _why_not(recipe)
     if out.why_not is None:
-        out.commands.append(("rebuild", shlex.join(["ganscapes", "reproduce", str(image), "--model", MODEL])))
+        frame = ["--frame", "0"] if isinstance(recipe, VideoRecipe) and recipe.frame is None else []
+        what = "rebuild frame 0" if frame else "rebuild"
+        out.commands.append((what, shlex.join(["ganscapes", "reproduce", str(image), *frame, "--model", MODEL])))
         again = _generate_command(recipe)
         if again:
             out.commands.append(("same picture", again))
@@ -98,6 +101,20 @@ def _describe(recipe: Recipe, rows: list[tuple[str, str]]) -> tuple[str, str]:
         rows.append(("forms", _sources(recipe.forms)))
         rows.append(("styles", _sources(recipe.styles)))
         rows.append(("layers", f"{layer_span(recipe.layers)} from the style"))
+    elif isinstance(recipe, VideoRecipe):
+        total = recipe.frame_count()
+        kind = f"video: frame {recipe.frame} of a latent walk" if recipe.frame is not None else "video: a latent walk"
+        rows.append(("keyframes", _sources(recipe.keyframes)))
+        how = "slerp in z" if recipe.space == "z" else "straight lines in w"
+        loop = ", looping" if recipe.loop else ""
+        rows.append(("walk", f"{how}, {recipe.frames} frames per transition, {recipe.easing}{loop}: {total} frames"))
+        if recipe.space == "z":
+            rows.extend(_mapping(LatentSource(None, recipe.psi, recipe.truncation_cutoff, recipe.class_idx)))
+        if recipe.layers is not None:
+            rows.append(("layers", f"{layer_span(recipe.layers)} move, the others keep the first keyframe's"))
+        rows.append(("fps", f"{recipe.fps:g}"))
+        if recipe.post is not None:
+            rows.append(("post", f"contrast {recipe.post.low:g}–{recipe.post.high:g}, aspect {recipe.post.aspect:.3f}"))
     else:
         kind = recipe.kind
     if isinstance(recipe, PaintedRecipe):
