@@ -213,6 +213,8 @@ def test_random_noise_frames_are_rebuilt_from_their_kept_pngs(model, tmp_path):
         (list(range(101)), {}, "A walk has at most 100 keyframes, not 101."),
         (["missing.npz:0"], {}, "The latents file missing.npz does not exist."),
         ([1, 2], {"fps": 0}, "fps must be from 1 to 120, not 0."),
+        ([1, 2], {"layers": []}, "layers names no layer, so nothing would move"),
+        ([1, 2], {"layers": [9]}, "Layer 9 does not exist: this model has layers 0 to 5."),
     ],
 )
 def test_bad_walks_are_refused_in_one_sentence(model, tmp_path, monkeypatch, keys, settings, message):

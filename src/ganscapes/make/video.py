@@ -305,6 +305,8 @@ def latent_walk(
     if not 1 <= frames <= MAX_TRANSITION_FRAMES:  # again in check_walk; here before any file is read
         raise SettingError("frames", f"must be from 1 to {MAX_TRANSITION_FRAMES} per transition, not {frames}.")
     psi = check_psi(psi)
+    if layers is not None and not len(layers):
+        raise SettingError("layers", "names no layer, so nothing would move; leave it out to move every w row.")
     if len(keys) > MAX_KEYFRAMES:
         raise UserError(f"A walk has at most {MAX_KEYFRAMES} keyframes, not {len(keys)}.")
 
