@@ -242,6 +242,9 @@ def test_bad_latents_rows_and_files_without_z_are_refused(model, tmp_path):
     with pytest.raises(UserError, match="holds no seeds, so its rows have no z to walk through; use --space w"):
         latent_walk(model, [f"{no_seeds}:0-1"], tmp_path / "v.mp4", progress=False)
     assert latent_walk(model, [f"{no_seeds}:0-1"], tmp_path / "v.mp4", frames=1, space="w", progress=False).frames == 2
+    many = LatentSet(np.zeros([150, 6, 32], np.float32)).save(tmp_path / "many.npz")
+    with pytest.raises(UserError, match=r"A walk has at most 100 keyframes; .*many.npz names 150 more\."):
+        latent_walk(model, [1, str(many)], tmp_path / "v.mp4", space="w", progress=False)
 
 
 def test_damaged_video_recipes_are_refused_by_field(walk_z, tmp_path):

@@ -41,6 +41,7 @@ from ganscapes.device import resolve_device
 from ganscapes.errors import SettingError, UserError, first_line
 from ganscapes.fileio import atomic_path, writable_folder, write_json_atomic
 from ganscapes.make.latents import load_latent_rows, parse_latent_spec
+from ganscapes.make.npz import NpzError, NpzReader
 from ganscapes.make.paint import MAX_BATCH, NOISE_MODES, ROW_GROUP, paint, round_up
 from ganscapes.make.post import PostSettings, check_picture_size, post_pixels
 from ganscapes.make.recipes import (
@@ -210,8 +211,9 @@ def keyframe_sources(
     for key in keys:
         if isinstance(key, str):
             path, rows = parse_latent_spec(key)
-            if rows is not None and len(sources) + len(rows) > MAX_KEYFRAMES:
-                raise UserError(f"A walk has at most {MAX_KEYFRAMES} keyframes; {key} names {len(rows)} more.")
+            count = len(rows) if rows is not None else _row_count(path)
+            if len(sources) + count > MAX_KEYFRAMES:  # before reading ws: FILE.npz alone may hold 100,000 rows
+                raise UserError(f"A walk has at most {MAX_KEYFRAMES} keyframes; {key} names {count:,} more.")
             found = load_latent_rows(key, model)
             for k, src in enumerate(found.sources):
                 if space == "w":
@@ -231,6 +233,19 @@ def keyframe_sources(
     if len(sources) < 2:
         raise UserError(f"A walk needs at least 2 keyframes (seeds or latents rows), not {len(sources)}.")
     return sources
+
+
+def _row_count(path: Path) -> int:
+    """Rows of a latents file, from its header (0 when it cannot tell: loading it then says why)."""
+    try:
+        with NpzReader(path) as npz:
+            if "w" in npz and len(npz.shape("w")) == 3:
+                return npz.shape("w")[0]
+            if "cells" in npz and len(npz.shape("cells")) == 4:
+                return npz.shape("cells")[0] * npz.shape("cells")[1]
+    except (NpzError, OSError):
+        pass
+    return 0
 
 
 def check_walk(frames: int, keyframes: int, loop: bool, frame_size: tuple[int, int]) -> int:
