@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from ganscapes import __version__
 from ganscapes.data.aspect import ASPECT_RANGE, is_aspect
@@ -177,10 +180,20 @@ def save_model(path: str | Path, model: Model) -> str:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=strings)
+        try:
+            save_file(tensors, str(tmp), metadata=strings)
+        except SafetensorError as e:
+            raise _os_error(e, tmp) from None
     model.meta = meta
     model.model_hash = meta["model_hash"]
     return meta["model_hash"]
+
+
+def _os_error(error: Exception, path: Path) -> Exception:
+    """safetensors reports a failed write ("… I/O error: No space left on device (os error 28)") as its own
+    error type; as an OSError it becomes the one-sentence `WriteError` every other write gives."""
+    m = re.search(r"os error (\d+)", str(error))
+    return OSError(int(m.group(1)), os.strerror(int(m.group(1))), str(path)) if m else error
 
 
 # ---------------------------------------------------------------------------------------
