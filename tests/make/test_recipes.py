@@ -24,6 +24,7 @@ from ganscapes.make.post import PostSettings, post_files
 from ganscapes.make.recipes import (
     RECIPE_KINDS,
     Choice,
+    DirectionsSheetRecipe,
     GenerateRecipe,
     GuideRecipe,
     LatentRecipe,
@@ -281,6 +282,7 @@ def test_the_registry_reads_each_kind_with_its_class():
         "latent": LatentRecipe,
         "mix": MixRecipe,
         "mix-grid": MixGridRecipe,
+        "directions-sheet": DirectionsSheetRecipe,
         "post": PostRecipe,
         "video": VideoRecipe,
     }

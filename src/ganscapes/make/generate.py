@@ -28,9 +28,10 @@ from ganscapes.errors import SettingError, UserError, first_line
 from ganscapes.fileio import writable_folder
 from ganscapes.gan.checkpoint import Model, load_model
 from ganscapes.gan.ops import to_uint8  # noqa: F401 (re-exported for callers of generate)
+from ganscapes.make.directions import apply_edits, check_edits
 from ganscapes.make.latents import LATENTS_FILE, LatentSet
 from ganscapes.make.paint import MAX_BATCH, NOISE_MODES, ROW_GROUP, paint, round_up
-from ganscapes.make.recipes import GenerateRecipe, Noise
+from ganscapes.make.recipes import Edit, GenerateRecipe, Noise
 from ganscapes.make.seeds import (  # noqa: F401 (PSI_RANGE re-exported)
     MAX_SEED,
     PSI_RANGE,
@@ -73,6 +74,7 @@ def generate_images(
     compile: bool = False,
     log: Callable[[str], None] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    edits: list[Edit] | None = None,
 ) -> GenerateResult:
     """Write one picture per seed into `out`, and `latents.npz` beside them.
 
@@ -81,7 +83,8 @@ def generate_images(
     layers). On anything but CUDA the networks run in float32 (`force_fp32`). With
     `noise_mode="const"` the pictures do not depend on `batch`; with "random" the noise is
     drawn from a generator seeded by each batch's first seed, so a run is repeatable for
-    the same `batch`.
+    the same `batch`. `edits` (`make.directions.edits_from`) move every truncated w along
+    semantic directions before it is painted, and go into each picture's recipe.
     """
 
     start = time.perf_counter()
@@ -110,6 +113,7 @@ def generate_images(
     G = model.G_ema.to(dev).eval().requires_grad_(False)
     check_truncation_cutoff(truncation_cutoff, G.num_ws)
     class_label(G.c_dim, class_idx)  # refuses a missing or wrong class before anything is written
+    check_edits(edits, G)
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -134,7 +138,7 @@ def generate_images(
             n = j - i
             # Mapping and synthesis calls of the same rows (compiled: one fixed shape); see ROW_GROUP.
             rows = round_up(batch if compiled else n, ROW_GROUP)
-            w_all[i:j] = map_z(G, z_all[i:j], psi, truncation_cutoff, class_idx, dev, pad_to=rows)
+            w_all[i:j] = apply_edits(map_z(G, z_all[i:j], psi, truncation_cutoff, class_idx, dev, pad_to=rows), edits)
             # Random noise is seeded by the batch's first seed, so that a run can be repeated.
             how = {"noise_seed": seeds[i], "pad_to": rows}
             try:
@@ -157,6 +161,7 @@ def generate_images(
                     aspect=model.meta.get("aspect"),  # the training data's, for post --aspect auto
                     # what reproduce needs to draw the same noise
                     noise=Noise(seeds[i], rows, k) if noise_mode == "random" else None,
+                    edits=edits or None,
                 )
                 pending.append(writers.submit(write_png, paths[i + k], pixels[k], recipe.to_json()))
             pending = _reap(pending, bar, keep=max(2 * batch, 16))

@@ -32,9 +32,10 @@ from PIL import Image
 from ganscapes.data.grid import image_grid
 from ganscapes.device import resolve_device
 from ganscapes.errors import SettingError, UserError
+from ganscapes.make.directions import apply_edits, check_edits
 from ganscapes.make.latents import MIX_FILE, LatentSet, load_latent_rows
 from ganscapes.make.paint import ROW_GROUP, paint
-from ganscapes.make.recipes import LatentRecipe, LatentSource, MixGridRecipe, MixRecipe, Noise
+from ganscapes.make.recipes import Edit, LatentRecipe, LatentSource, MixGridRecipe, MixRecipe, Noise
 from ganscapes.provenance import write_png
 
 LAYER_PRESETS = ("auto", "coarse", "middle", "fine", "all", "none")
@@ -127,8 +128,13 @@ def style_mix(
     cell_size: int | None = None,
     labels: bool = True,
     batch: int = 8,
+    edits: list[Edit] | None = None,
 ) -> MixResult:
-    """Write the grid, every cell, the form and style pictures and `mix.npz` into `out`."""
+    """Write the grid, every cell, the form and style pictures and `mix.npz` into `out`.
+
+    `edits` move every picture's w (forms, styles and cells, after mixing) along semantic
+    directions; an edit adds to rows, so mixing edited ws gives the same cells.
+    """
 
     if len(forms) == 0 or len(styles) == 0:
         raise UserError("Style mixing needs at least one form and one style.")
@@ -139,6 +145,7 @@ def style_mix(
     for i in layers:
         if not 0 <= i < G.num_ws:
             raise UserError(f"Layer {i} does not exist: this model has layers 0 to {G.num_ws - 1}.")
+    check_edits(edits, G)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SettingError("out", f"{out} exists and is not a folder.")
@@ -151,7 +158,7 @@ def style_mix(
 
     nf, ns = len(forms), len(styles)
     cell_ws = np.stack([mix_ws(forms.w[i], styles.w[j], layers) for j in range(ns) for i in range(nf)])
-    all_ws = np.concatenate([forms.w, styles.w, cell_ws])
+    all_ws = apply_edits(np.concatenate([forms.w, styles.w, cell_ws]), edits)
     if noise_mode == "random":
         # One picture per call, its noise seeded by its index, so reproduce can redraw it.
         pixels = np.concatenate([paint(G, all_ws[k : k + 1], noise_mode, noise_seed=k) for k in range(len(all_ws))])
@@ -163,6 +170,7 @@ def style_mix(
         "noise_mode": noise_mode,
         "device": str(dev),
         "aspect": model.meta.get("aspect"),
+        "edits": edits or None,
     }
 
     def noise(k: int) -> Noise | None:
@@ -199,7 +207,10 @@ def style_mix(
 
     # The cells are the file's rows (F1-S1, F2-S1, …): `mix.npz:3` is a latent like any other.
     latents = LatentSet(
-        cell_ws, model_hash=model.model_hash, settings={"layers": layers}, grid=(forms.w, styles.w)
+        all_ws[nf + ns :],
+        model_hash=model.model_hash,
+        settings={"layers": layers},
+        grid=(all_ws[:nf], all_ws[nf : nf + ns]),
     ).save(out / MIX_FILE)
     return MixResult(out, grid_path, form_paths, style_paths, cells, layers, latents)
 

@@ -137,6 +137,86 @@ class Noise:
         return cls(f.whole("noise_seed", 0, MAX_SEED, 0), rows, f.whole("row", 0, rows - 1, 0))
 
 
+# Edits along semantic directions (`ganscapes directions`): at most MAX_EDITS on one
+# picture, each at most EDIT_RANGE σ; a recipe carries the direction itself, so it is
+# rebuilt without the directions file.
+MAX_EDITS = 16
+EDIT_RANGE = (-100.0, 100.0)
+MAX_EDIT_NAME = 40
+
+
+@dataclass(eq=False)
+class Edit:
+    """A move of the w rows `layers` by amount · σ · direction (a unit vector in W)."""
+
+    index: int
+    amount: float  # in σ
+    sigma: float
+    direction: np.ndarray  # [w_dim] float32
+    layers: list[int]
+    name: str | None = None
+    method: str | None = None
+    file: str | None = None  # the directions file it came from, for the record
+    extra: dict = field(default_factory=dict)
+
+    def shift(self) -> np.ndarray:
+        """What the edit adds to each of its rows: float32, computed the same way everywhere."""
+        return (np.float32(self.amount * self.sigma) * np.asarray(self.direction, np.float32)).astype(np.float32)
+
+    def to_json(self) -> dict:
+        notes = {"name": self.name, "method": self.method, "file": self.file}
+        return {
+            "index": self.index,
+            "amount": self.amount,
+            "sigma": self.sigma,
+            "layers": list(self.layers),
+            **{k: v for k, v in notes.items() if v is not None},
+            **self.extra,
+            "direction": encode_array(self.direction),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> Edit:
+        f = _Fields(data, where)
+        value = f.get("direction")
+        shape = value.get("shape") if isinstance(value, dict) else None
+        ok = isinstance(shape, list) and len(shape) == 1 and type(shape[0]) is int and 1 <= shape[0] <= MAX_W_DIM
+        if not ok:
+            f.fail("direction", f"a vector of 1 to {MAX_W_DIM} numbers", shape)
+        try:
+            direction = decode_array(value)
+        except UserError:
+            raise UserError(f"The recipe's {f.path('direction')} is damaged.") from None
+        if not np.isfinite(direction).all():
+            f.fail("direction", "a vector of finite numbers", "…")
+        layers = _layers(f)
+        if not layers or len(set(layers)) != len(layers):
+            f.fail("layers", "a list of distinct w rows", layers)
+        name = f.text("name", None)
+        if name is not None and len(name) > MAX_EDIT_NAME:
+            f.fail("name", f"a name of at most {MAX_EDIT_NAME} characters", name)
+        return cls(
+            index=f.whole("index", 0, MAX_W_DIM - 1),
+            amount=f.number("amount", *EDIT_RANGE),
+            sigma=f.number("sigma", 0, 1e6),
+            direction=direction,
+            layers=layers,
+            name=name,
+            method=f.text("method", None),
+            file=f.text("file", None),
+            extra=f.rest(),
+        )
+
+
+def _edits(f: _Fields) -> list[Edit] | None:
+    value = f.get("edits", None)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_EDITS:
+        f.fail("edits", f"a list of 1 to {MAX_EDITS} edits", value)
+    return [Edit.from_json(item, f"{f.path('edits')}[{k}]") for k, item in enumerate(value)]
+
+
 @dataclass
 class Choice:
     """Why a picture was kept: the prompt it was ranked or searched for, and its score."""
@@ -306,6 +386,13 @@ class PaintedRecipe(Recipe):
     aspect: float | None = None  # the training data's width / height, for post --aspect auto
     noise: Noise | None = None  # random noise only
     label: str | None = None  # mix's names: F1, S2, F1-S2, …
+    edits: list[Edit] | None = None  # moves along semantic directions, after truncation (make.directions)
+
+    def to_json(self) -> dict:
+        data = super().to_json()
+        if self.edits:
+            data["edits"] = [e.to_json() for e in self.edits]
+        return data
 
     def _painting(self) -> dict:
         return {"noise_mode": self.noise_mode, "device": self.device, "aspect": self.aspect}
@@ -324,6 +411,7 @@ class PaintedRecipe(Recipe):
             "aspect": f.number("aspect", *ASPECT_RANGE, None),
             "noise": Noise.read(f),
             "label": f.text("label", None),
+            "edits": _edits(f),
         }
 
 
@@ -474,6 +562,59 @@ class MixGridRecipe(PaintedRecipe):
             "forms": _sources(f, "forms"),
             "styles": _sources(f, "styles"),
             "layers": _layers(f),
+            **cls._read_painting(f),
+        }
+
+
+@register
+@dataclass(kw_only=True, eq=False)
+class DirectionsSheetRecipe(PaintedRecipe):
+    """A preview of semantic directions (`directions --preview`): a contact sheet, not rebuilt;
+    its rows are the directions (for each seed), its columns the σ steps."""
+
+    kind: ClassVar[str] = "directions-sheet"
+    method: str = "pca"
+    layers: list[int] = field(default_factory=list)
+    sigma: list[float] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    psi: float = 1.0
+    steps: list[int] = field(default_factory=list)
+
+    def _fields(self) -> dict:
+        return {
+            **self._hash(),
+            **self._painting(),
+            "method": self.method,
+            "layers": list(self.layers),
+            "sigma": list(self.sigma),
+            "names": list(self.names),
+            "seeds": list(self.seeds),
+            "psi": self.psi,
+            "steps": list(self.steps),
+            **self._label(),
+            **self._noise(),
+        }
+
+    @classmethod
+    def _read(cls, f: _Fields, depth: int) -> dict:
+        sigma, seeds, steps = f.get("sigma", []), f.get("seeds", []), f.get("steps", [])
+
+        def numbers(key: str, value: Any, whole: bool, hi: float) -> list:
+            ok = isinstance(value, list) and len(value) <= MAX_ITEMS
+            kinds = (int,) if whole else (int, float)
+            if not ok or not all(isinstance(v, kinds) and not isinstance(v, bool) and abs(v) <= hi for v in value):
+                f.fail(key, f"a list of at most {MAX_ITEMS:,} numbers of at most {hi:g}", value)
+            return list(value)
+
+        return {
+            "method": f.text("method", "pca", ("pca", "sefa")),
+            "layers": _layers(f),
+            "sigma": numbers("sigma", sigma, False, 1e6),
+            "names": f.texts("names") or [],
+            "seeds": numbers("seeds", seeds, True, MAX_SEED),
+            "psi": f.number("psi", -1e6, 1e6, 1.0),
+            "steps": numbers("steps", steps, True, EDIT_RANGE[1]),
             **cls._read_painting(f),
         }
 

@@ -10,6 +10,8 @@ fields by name), and `REBUILDERS` says how each kind is rebuilt:
 - `mix`: the form's and the style's w, mixed on the recorded layers;
 - `post`: the source picture rebuilt from its own recipe, then post-processed with the
   recorded settings;
+- edits along semantic directions (`--edit`, `make.directions`), recorded in any of
+  these, move the w before it is painted;
 - `video`: one frame of a latent walk (a PNG that `video --keep-frames` wrote), its w
   recomputed from the keyframes (`make.video.Walk`).
 
@@ -29,6 +31,7 @@ from PIL import Image
 from ganscapes.data.images import BadImage, open_image, to_rgb8
 from ganscapes.device import resolve_device
 from ganscapes.errors import SettingError, UserError, first_line
+from ganscapes.make.directions import apply_edits, check_edits
 from ganscapes.make.mix import mix_ws
 from ganscapes.make.paint import paint
 from ganscapes.make.post import PostSettings, check_picture_size, post_pixels
@@ -130,7 +133,10 @@ def rebuild(recipe: dict | Recipe, model, dev) -> np.ndarray:
 
 def _painted(recipe: PaintedRecipe, w: np.ndarray, G) -> np.ndarray:
     """Paint w as the recipe's picture was painted: with random noise, in a call of the
-    recorded rows, seeded as recorded, keeping the picture's own row."""
+    recorded rows, seeded as recorded, keeping the picture's own row. Recorded edits along
+    semantic directions move w first, as the picture's command moved it."""
+    check_edits(recipe.edits, G)
+    w = apply_edits(w, recipe.edits)
     if recipe.noise_mode == "random":
         noise = recipe.noise or Noise()
         batch = np.repeat(w[None], noise.batch_rows, axis=0)

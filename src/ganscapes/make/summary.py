@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ganscapes.make.recipes import (
+    DirectionsSheetRecipe,
+    Edit,
     GenerateRecipe,
     GuideRecipe,
     LatentRecipe,
@@ -115,9 +117,16 @@ def _describe(recipe: Recipe, rows: list[tuple[str, str]]) -> tuple[str, str]:
         rows.append(("fps", f"{recipe.fps:g}"))
         if recipe.post is not None:
             rows.append(("post", f"contrast {recipe.post.low:g}–{recipe.post.high:g}, aspect {recipe.post.aspect:.3f}"))
+    elif isinstance(recipe, DirectionsSheetRecipe):
+        kind = f"directions-sheet: {recipe.method.upper()} directions, {len(recipe.sigma)} rows per seed"
+        rows.append(("seeds", ", ".join(map(str, recipe.seeds)) or "none"))
+        rows.append(("layers", f"{layer_span(recipe.layers)} move"))
+        rows.append(("steps", ", ".join(f"{a:+g}σ" for a in recipe.steps)))
     else:
         kind = recipe.kind
     if isinstance(recipe, PaintedRecipe):
+        for k, edit in enumerate(recipe.edits or ()):
+            rows.append(("edit" if k == 0 else "", _edit(edit)))
         if recipe.label:
             rows.append(("label", recipe.label))
         rows.append(("noise", _noise(recipe)))
@@ -169,6 +178,15 @@ def _latent(source: LatentSource) -> str:
     return f"exact w {list(source.w.shape)}" + (f" ({', '.join(notes)})" if notes else "")
 
 
+def _edit(edit: Edit) -> str:
+    """`sky (PCA direction 2) +1.5σ = +0.7312 on w rows 0-3, from dirs.npz`."""
+    method = f"{edit.method.upper()} " if edit.method else ""
+    what = f"{edit.name} ({method}direction {edit.index})" if edit.name else f"{method}direction {edit.index}"
+    source = f", from {edit.file}" if edit.file else ""
+    step = edit.amount * edit.sigma
+    return f"{what} {edit.amount:+g}σ = {step:+.4g} on w rows {layer_span(edit.layers)}{source}"
+
+
 def _sources(sources: list[LatentSource]) -> str:
     if sources and all(s.w is None for s in sources):
         return "seeds " + ", ".join(str(s.seed) for s in sources)
@@ -208,6 +226,8 @@ def _why_not(recipe: Recipe) -> str | None:
     kind = kind_of(recipe)
     if isinstance(recipe, MixGridRecipe):
         return "it is the whole mix grid, a contact sheet; its cells can be rebuilt one by one"
+    if isinstance(recipe, DirectionsSheetRecipe):
+        return "it is a preview sheet of directions, a contact sheet; generate --edit makes any of its pictures"
     if kind not in REBUILDERS:
         return f"this version of ganscapes does not rebuild pictures of kind {kind!r}"
     return None
@@ -226,4 +246,11 @@ def _generate_command(recipe: Recipe) -> str | None:
         args += ["--noise-mode", recipe.noise_mode]
     if recipe.device:
         args += ["--device", recipe.device.split(":")[0]]
+    if recipe.edits:
+        files = {e.file for e in recipe.edits}
+        if len(files) != 1 or None in files:
+            return None  # edits from several files (or an unnamed one) cannot be given on one command line
+        args += ["--directions", files.pop()]
+        for e in recipe.edits:
+            args += ["--edit", f"{e.name or e.index}={e.amount!r}"]
     return shlex.join([*args, "--out", "OUT"])

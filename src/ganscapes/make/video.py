@@ -40,6 +40,7 @@ from ganscapes import __version__
 from ganscapes.device import resolve_device
 from ganscapes.errors import SettingError, UserError, first_line
 from ganscapes.fileio import atomic_path, writable_folder, write_json_atomic
+from ganscapes.make.directions import apply_edits, check_edits
 from ganscapes.make.latents import load_latent_rows, parse_latent_spec
 from ganscapes.make.npz import NpzError, NpzReader
 from ganscapes.make.paint import MAX_BATCH, NOISE_MODES, ROW_GROUP, paint, round_up
@@ -51,6 +52,7 @@ from ganscapes.make.recipes import (
     MAX_VIDEO_FRAMES,
     VIDEO_EASINGS,
     VIDEO_SPACES,
+    Edit,
     LatentSource,
     Noise,
     PostFields,
@@ -153,6 +155,7 @@ class Walk:
                 if not 0 <= i < G.num_ws:
                     raise UserError(f"Layer {i} does not exist: this model has layers 0 to {G.num_ws - 1}.")
             self.fixed = [i for i in range(G.num_ws) if i not in set(recipe.layers)]
+        check_edits(recipe.edits, G)
 
     def _map(self, z: np.ndarray) -> np.ndarray:
         r = self.recipe
@@ -182,7 +185,7 @@ class Walk:
             w = w.astype(np.float32)
         if self.fixed is not None:
             w[:, self.fixed] = self.keys_w[0][self.fixed]
-        return w
+        return apply_edits(w, r.edits)  # every frame moved along the same directions
 
 
 # ---------------------------------------------------------------------------------------
@@ -292,6 +295,7 @@ def latent_walk(
     batch: int = 8,
     device="cpu",
     progress: bool = True,
+    edits: list[Edit] | None = None,
 ) -> VideoResult:
     """Paint the walk through `keys` (seeds and `FILE.npz:ROWS`) into the MP4 `out`.
 
@@ -355,6 +359,7 @@ def latent_walk(
         class_idx=class_idx,
         layers=None if layers is None else sorted(set(int(i) for i in layers)),
         post=post_fields,
+        edits=edits or None,
     )
     walk = Walk(recipe, G, dev)  # checks the layers and keyframe shapes
 
