@@ -472,6 +472,7 @@ MODEL_COMMANDS = {  # each command that takes --model, with the rest of a valid 
     "generate": ["--seeds", "0", "--out", "o"],
     "mix": ["--forms", "1", "--styles", "2", "--out", "o"],
     "video": ["--seeds", "1,2", "--out", "o.mp4"],
+    "directions": ["--out", "d.npz"],
     "guide": ["--prompt", "autumn woods", "--out", "o"],
     "post": ["picture.png", "--out", "o"],
     "reproduce": ["picture.png"],

@@ -27,6 +27,7 @@ PIPELINE_ORDER = (
     "generate",
     "rank",
     "mix",
+    "directions",
     "guide",
     "video",
     "post",

@@ -9,6 +9,7 @@ import typer
 
 from ganscapes.cli.app import app
 from ganscapes.cli.data import parse_aspect
+from ganscapes.cli.directions import DIRECTIONS, EDIT, check_edit_options, load_edits
 from ganscapes.cli.shared import (
     CLIP_BATCH,
     CLIP_CACHE,
@@ -73,13 +74,22 @@ def generate(
     post: bool = typer.Option(
         False, "--post", help="Also post-process the pictures (the top picks with --prompt) into a post/ folder."
     ),
+    edit: list[str] = EDIT,
+    directions: Path | None = DIRECTIONS,
 ) -> None:
     """Make pictures from a model, one per seed, with their latents (seed, z, w); optionally the best for a prompt."""
     from ganscapes.make.generate import generate_images
     from ganscapes.make.seeds import parse_seeds
 
     seed_list = parse_seeds(seeds)
+    check_edit_options(edit, directions)
     model = model_file(model)
+    edits = None
+    if edit:
+        from ganscapes.gan.checkpoint import load_model
+
+        model = load_model(model)
+        edits = load_edits(edit, directions, model)
     clip = None
     if prompt:  # check everything before spending minutes generating
         from ganscapes.clip.rank import check_top
@@ -103,6 +113,7 @@ def generate(
         device=device.value,
         out=out,
         compile=compile,
+        edits=edits,
     )
     n = len(result.images)
     names = result.images[0].name if n == 1 else f"{result.images[0].name} … {result.images[-1].name}"
@@ -174,6 +185,8 @@ def mix(
     post: bool = typer.Option(
         False, "--post", help="Also post-process the results (0.1/99.9 stretch, dataset aspect) into a post/ folder."
     ),
+    edit: list[str] = EDIT,
+    directions: Path | None = DIRECTIONS,
 ) -> None:
     """Style mixing: the forms x styles grid, each cell a form's composition with a style's colours."""
     from ganscapes.device import resolve_device
@@ -189,6 +202,7 @@ def mix(
         raise UserError(f"--cell-size must be between 16 and 2048 pixels, not {cell_size}.")
     form_seeds = parse_seeds(forms) if forms is not None else None
     style_seeds = parse_seeds(styles) if styles is not None else None
+    check_edit_options(edit, directions)
     dev = resolve_device(device.value)
     loaded = load_model(model_file(model), device=dev)
     G = loaded.G_ema
@@ -211,6 +225,7 @@ def mix(
         cell_size=cell_size,
         labels=labels,
         batch=batch,
+        edits=load_edits(edit, directions, loaded),
     )
     span = (
         f"{chosen[0]}-{chosen[-1]}"
@@ -425,6 +440,8 @@ def video(
     ),
     batch: int = typer.Option(8, "--batch", help="Frames per network call."),
     device: Device = DEVICE,
+    edit: list[str] = EDIT,
+    directions: Path | None = DIRECTIONS,
 ) -> None:
     """Latent walk: a film from keyframe to keyframe (seeds, latents rows), as an H.264 MP4 with its recipe."""
     from ganscapes.device import resolve_device
@@ -449,6 +466,7 @@ def video(
         raise UserError("Give the keyframes with --seeds 1,5,9 and/or --latents FILE.npz:ROWS.")
     if out.suffix.lower() != ".mp4":  # the library says so too, but only once the model is loaded
         raise UserError(f"--out must be an .mp4 file, not {out.name}.")
+    check_edit_options(edit, directions)
     dev = resolve_device(device.value)
     loaded = load_model(model_file(model), device=dev)
     chosen = layer_range(layers, loaded.G_ema.num_ws) if layers is not None else None
@@ -475,6 +493,7 @@ def video(
         crf=crf,
         batch=batch,
         device=dev,
+        edits=load_edits(edit, directions, loaded),
     )
     width, height = result.size
     extras = "".join(f"; {p}" for p in result.previews)
