@@ -23,6 +23,7 @@ from ganscapes.make.directions import (
     sample_ws,
     sefa_matrix,
     style_affines,
+    w_covariance,
 )
 from ganscapes.make.generate import generate_images
 from ganscapes.make.mix import seed_latents, style_mix
@@ -77,6 +78,13 @@ def test_pca_directions_are_orthonormal_sorted_by_variance_and_reproducible(mode
     np.testing.assert_array_equal(a.sigma, b.sigma)
     c = find_directions(model, "pca", [0, 1, 2, 3], 5, samples=SAMPLES, seed=4)
     assert not np.array_equal(a.vectors, c.vectors)
+
+
+def test_the_covariance_is_accumulated_batch_by_batch_as_one_would_compute_it_at_once(model, monkeypatch):
+    monkeypatch.setattr("ganscapes.make.directions.SAMPLE_BATCH", 64)  # 500 samples: 8 batches, the last short
+    ws = sample_ws(model.G_ema, SAMPLES, 7, "cpu")
+    assert ws.shape == (SAMPLES, model.G_ema.w_dim)
+    np.testing.assert_allclose(w_covariance(model.G_ema, SAMPLES, 7, "cpu"), np.cov(ws.T), rtol=1e-9, atol=1e-12)
 
 
 def test_sefa_directions_are_orthonormal_and_the_top_eigenvectors_of_the_stacked_affine_weights(model):

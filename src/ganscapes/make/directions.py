@@ -217,28 +217,47 @@ def check_amount(amount: float) -> float:
 # Finding directions
 
 
-def sample_ws(G, samples: int, seed: int, dev, class_idx: int | None = None) -> np.ndarray:
-    """w [N, w_dim] float64 of `samples` z drawn from one seeded generator, mapped with ψ = 1.
-
-    The mapping network broadcasts one w to every row, so one row is all PCA needs.
-    """
+def sample_batches(G, samples: int, seed: int, dev, class_idx: int | None = None):
+    """w [n, w_dim] float64, SAMPLE_BATCH at a time, of `samples` z drawn from one seeded
+    generator and mapped with ψ = 1 (the mapping network gives every row the same w)."""
     rng = np.random.RandomState(seed)
-    out = np.empty([samples, G.w_dim], dtype=np.float64)
     for i in range(0, samples, SAMPLE_BATCH):
-        n = min(SAMPLE_BATCH, samples - i)
-        z = rng.randn(n, G.z_dim)
-        out[i : i + n] = map_z(G, z, 1.0, None, class_idx, dev)[:, 0]
-    return out
+        z = rng.randn(min(SAMPLE_BATCH, samples - i), G.z_dim)
+        yield map_z(G, z, 1.0, None, class_idx, dev)[:, 0].astype(np.float64)
 
 
-def pca_directions(ws: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """The top `count` principal axes of ws [N, w_dim] (centred) and their σ, largest first.
+def sample_ws(G, samples: int, seed: int, dev, class_idx: int | None = None) -> np.ndarray:
+    """All the sampled ws [samples, w_dim] at once (for tests and small runs)."""
+    return np.concatenate(list(sample_batches(G, samples, seed, dev, class_idx)))
 
-    GANSpace §2.2: PCA of sampled ws; σ of a component is the square root of its
-    eigenvalue, the spread of the samples along it.
+
+def w_covariance(G, samples: int, seed: int, dev, class_idx: int | None = None) -> np.ndarray:
+    """The covariance [w_dim, w_dim] of the sampled ws, accumulated batch by batch.
+
+    A million samples of a 512-wide W would take 4 GB at once; the sums take w_dim² numbers.
+    They are taken around the first batch's mean, which keeps the one-pass formula exact
+    enough in float64 (the spread of W is of the order of its mean).
     """
-    centred = ws - ws.mean(axis=0, keepdims=True)
-    cov = centred.T @ centred / max(len(ws) - 1, 1)
+    shift = total = outer = None
+    n = 0
+    for ws in sample_batches(G, samples, seed, dev, class_idx):
+        if shift is None:
+            shift = ws.mean(axis=0)
+            total, outer = np.zeros_like(shift), np.zeros([len(shift), len(shift)])
+        d = ws - shift
+        total += d.sum(axis=0)
+        outer += d.T @ d
+        n += len(ws)
+    mean = total / n
+    return (outer - n * np.outer(mean, mean)) / max(n - 1, 1)
+
+
+def pca_directions(cov: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The top `count` principal axes of the ws' covariance and their σ, largest first.
+
+    GANSpace §2.2: PCA of sampled ws (centred); σ of a component is the square root of
+    its eigenvalue, the spread of the samples along it.
+    """
     values, vectors = np.linalg.eigh(cov)  # ascending
     order = np.argsort(values)[::-1][:count]
     axes = _signed(vectors[:, order].T)
@@ -309,13 +328,13 @@ def find_directions(
         raise SettingError("samples", f"must be from {MIN_SAMPLES} to {MAX_SAMPLES:,}, not {samples}.")
     if not 0 <= seed < 2**32:
         raise SettingError("seed", f"must be from 0 to {2**32 - 1}, not {seed}.")
-    ws = sample_ws(G, samples, seed, device, class_idx)
+    cov = w_covariance(G, samples, seed, device, class_idx)
     if method == "pca":
-        vectors, sigma = pca_directions(ws, count)
+        vectors, sigma = pca_directions(cov, count)
     else:
         vectors = sefa_directions(G, layers, count)
-        sigma = (ws - ws.mean(axis=0)) @ vectors.T
-        sigma = sigma.std(axis=0, ddof=1)
+        # the standard deviation of the samples' projections: sqrt(nᵀ C n) for each direction n
+        sigma = np.sqrt(np.clip(np.einsum("kd,de,ke->k", vectors, cov, vectors), 0, None))
     return Directions(vectors, sigma, list(layers), method, model.model_hash, samples=samples, seed=seed)
 
 
