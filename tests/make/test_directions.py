@@ -368,3 +368,13 @@ def test_cli_missing_directions_file_and_wrong_model(files, tmp_path, monkeypatc
     assert run_cli(monkeypatch, *args, "--model", files["other"], "--directions", files["pca"]) == 1
     err = capsys.readouterr().err
     assert "holds directions of model" in err and "Traceback" not in err
+
+
+def test_a_fitted_label_box_is_as_wide_as_its_own_label():
+    from ganscapes.data.grid import image_grid
+
+    white = Image.new("RGB", (64, 32), (255, 255, 255))
+    grid = np.asarray(image_grid([white, white], 2, (64, 32), labels=["-2", "0 autumn -3"], label_box="fit"))
+    black = (grid == 0).all(axis=-1)
+    short, long = black[2, :64].sum(), black[2, 64:].sum()  # a row inside the boxes, under the text's top
+    assert 8 < short < long < 64 and not black[20:].any()

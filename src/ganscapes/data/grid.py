@@ -33,7 +33,7 @@ def image_grid(
     label_band: int = 0,
     label_at: tuple[int, int] = (2, 2),
     label_colour: Colour = (255, 255, 255),
-    label_box: tuple[int, int] | None = None,
+    label_box: tuple[int, int] | str | None = None,  # "fit": sized to each label
     label_box_colour: Colour = (0, 0, 0),
 ) -> Image.Image:
     """`tiles` row by row, `columns` to a row, each centred in a `tile`-sized cell.
@@ -47,8 +47,9 @@ def image_grid(
     `gap` pixels surround every cell, and `label_band` pixels beneath each cell are kept
     for its label. A label is drawn at `label_at` from its tile's top-left corner, over a
     box of `label_box_colour` from that corner to `label_box` (inclusive) when one is
-    given — a label on the picture itself. Tiles are pasted and labelled in order, so a
-    long label runs under the next tile rather than over it.
+    given (`"fit"`: a box just around each label's text, for labels of unequal lengths)
+    — a label on the picture itself. Tiles are pasted and labelled in order, so a long
+    label runs under the next tile rather than over it.
     """
     if fit not in FITS:
         raise ValueError(f"fit must be one of {', '.join(FITS)}, not {fit!r}")
@@ -69,7 +70,10 @@ def image_grid(
             canvas.paste(img, (x + (tile_w - img.width) // 2, y + (tile_h - img.height) // 2))
         label = labels[k] if labels else None
         if label:
-            if label_box is not None:
+            if label_box == "fit":  # a box just around this label's text
+                right, bottom = draw.textbbox((x + label_at[0], y + label_at[1]), label, font=font)[2:]
+                draw.rectangle([x, y, right + 2, bottom + 2], fill=label_box_colour)
+            elif label_box is not None:
                 draw.rectangle([x, y, x + label_box[0], y + label_box[1]], fill=label_box_colour)
             draw.text((x + label_at[0], y + label_at[1]), label, fill=label_colour, font=font)
     return canvas

@@ -433,7 +433,6 @@ def preview_sheet(
                 if k == 0 and s == 0:  # the column's step in σ (the label font has no σ)
                     parts.append(f"{a:+d}" if a else "0")
                 labels.append(" ".join(parts) or None)
-    longest = max(len(t) for t in labels if t)
     sheet = image_grid(
         [Image.fromarray(p[..., :3]) for p in pixels],
         len(PREVIEW_STEPS),
@@ -442,7 +441,7 @@ def preview_sheet(
         background=(255, 255, 255),
         labels=labels,
         label_at=(3, 2),
-        label_box=(6 * longest + 6, 14),
+        label_box="fit",
     )
     recipe = DirectionsSheetRecipe(
         model_hash=model.model_hash,
