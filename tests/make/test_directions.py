@@ -280,6 +280,11 @@ def test_a_recipe_edit_that_does_not_fit_the_model_is_refused(files, model, tmp_
         parse_recipe(bad)
     with pytest.raises(UserError, match="edits must be a list of 1 to 16"):
         parse_recipe({**recipe, "edits": [edits[0].to_json()] * 17})
+    huge = {**edits[0].to_json(), "direction": {"dtype": "float32", "shape": [10**9], "base64": ""}}
+    with pytest.raises(UserError, match=r"edits\[0\]\.direction must be a vector of 1 to 4096 numbers"):
+        parse_recipe({**recipe, "edits": [huge]})
+    with pytest.raises(UserError, match=r"edits\[0\]\.layers must be a list of layer numbers"):
+        parse_recipe({**recipe, "edits": [{**edits[0].to_json(), "layers": [10**6]}]})
 
 
 # ---------------------------------------------------------------------------------------
