@@ -350,7 +350,7 @@ def parse_latent_spec(spec: str) -> tuple[Path, list[int] | None]:
     m = re.fullmatch(r"(.+?\.npz)(?::([\d,\s-]*))?", spec.strip())
     if m is None:
         raise UserError(
-            f"Cannot read the latent selection {quoted(spec)}; write FILE.npz:0,1,2 (row numbers) or FILE.npz."
+            f"Cannot read the latent selection {quoted(spec, 240)}; write FILE.npz:0,1,2 (row numbers) or FILE.npz."
         )
     path = Path(m.group(1))
     if m.group(2) is None:
