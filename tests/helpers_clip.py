@@ -67,3 +67,11 @@ def assert_error(err: str, message: str, *, alone: bool = True) -> None:
     assert sum(line.startswith("ganscapes: error:") for line in lines) == 1, err
     if alone:
         assert len(lines) == 1, err
+
+
+def go_offline(monkeypatch, root: Path) -> None:
+    """What a fresh offline machine sees: no CLIP weights anywhere, no Hugging Face downloads, empty caches."""
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(root / "hf"))
+    monkeypatch.setenv(CACHE_ENV, str(root / "cache"))

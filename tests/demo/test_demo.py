@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ganscapes.clip.encoder import WEIGHTS_ENV
 from ganscapes.demo.pipeline import STATE_FILE, DemoConfig, run_demo
 from ganscapes.demo.report import REPORT
 from ganscapes.demo.steps import MIN_TRAIN_SECONDS
 
+from helpers_clip import go_offline
 from helpers_tinyclip import TINY_CLIP, register_tiny_clip
 
 pytestmark = pytest.mark.slow  # the whole demo and Chromium
@@ -56,10 +56,7 @@ def offline_demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
     lines: list[str] = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(WEIGHTS_ENV, raising=False)
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("HF_HOME", str(out.parent / "hf"))
-        mp.setenv("GANSCAPES_CACHE", str(out.parent / "cache"))
+        go_offline(mp, out.parent)
         report = run_demo(DemoConfig(out=out, **SHORT), log=lines.append)
     return out, report, lines
 

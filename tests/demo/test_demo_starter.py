@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ganscapes.clip.encoder import WEIGHTS_ENV
 from ganscapes.demo.pipeline import STATE_FILE, DemoConfig, run_demo
 from ganscapes.models import bundled_model
+
+from helpers_clip import go_offline
 
 pytestmark = pytest.mark.slow  # a whole (short) demo at 64²
 
@@ -20,10 +21,7 @@ def starter_demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo-starter") / "out"
     lines: list[str] = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(WEIGHTS_ENV, raising=False)
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("HF_HOME", str(out.parent / "hf"))
-        mp.setenv("GANSCAPES_CACHE", str(out.parent / "cache"))
+        go_offline(mp, out.parent)
         config = DemoConfig(out=out, minutes=0.05, images=20, generate=12, device="cpu")
         report = run_demo(config, log=lines.append)
     return out, report, lines
