@@ -7,7 +7,7 @@ quick. The commands live in one module per stage; importing them registers them 
 `app`, and `--help` lists them in pipeline order (`app.PIPELINE_ORDER`).
 """
 
-from ganscapes.cli import data, clip, gan, make, directions, apps  # noqa: F401, I001  (registers the commands)
+from ganscapes.cli import data, clip, gan, make, directions, project, apps  # noqa: F401, I001  (registers the commands)
 from ganscapes.cli.app import app, main
 from ganscapes.cli.data import parse_aspect  # noqa: F401
 

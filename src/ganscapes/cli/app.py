@@ -29,6 +29,7 @@ PIPELINE_ORDER = (
     "mix",
     "directions",
     "guide",
+    "project",
     "video",
     "post",
     "info",

@@ -22,13 +22,12 @@ from ganscapes.clip.prompts import Prompt, prompt_embeddings
 MIN_CROP = 0.6
 
 
-class TensorScorer:
-    def __init__(self, encoder, prompt: Prompt):
-        pos, neg = prompt_embeddings(encoder, prompt)
+class TensorEmbedder:
+    """CLIP image embeddings of generator output, differentiable (`project`'s CLIP term)."""
+
+    def __init__(self, encoder):
         self.encoder = encoder
         self.device = encoder.device
-        self.pos = torch.from_numpy(pos).to(self.device)
-        self.neg = torch.from_numpy(neg).to(self.device)
         mean, std = encoder.mean_std
         self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
@@ -52,6 +51,18 @@ class TensorScorer:
     def _embed(self, views: torch.Tensor) -> torch.Tensor:
         features = self.model.encode_image((views - self.mean) / self.std)
         return F.normalize(features.float(), dim=-1)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Unit embeddings [N, D] of whole pictures [N, C, H, W] in [-1, 1]."""
+        return self._embed(self._resize(self._prepare(images)))
+
+
+class TensorScorer(TensorEmbedder):
+    def __init__(self, encoder, prompt: Prompt):
+        super().__init__(encoder)
+        pos, neg = prompt_embeddings(encoder, prompt)
+        self.pos = torch.from_numpy(pos).to(self.device)
+        self.neg = torch.from_numpy(neg).to(self.device)
 
     def _scores(self, features: torch.Tensor) -> torch.Tensor:
         s = (features @ self.pos.T).mean(dim=1)

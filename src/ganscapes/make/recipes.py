@@ -34,7 +34,7 @@ MAX_ROW = 1 << 53  # a row of a latents file, a catalog number: any whole number
 MAX_BATCH_ROWS = round_up(MAX_BATCH, ROW_GROUP)  # the largest network call generate makes (reproduce repeats it)
 MAX_WIDTH = 16384  # pixels post resizes to
 MAX_PICTURE_PIXELS = 1 << 24  # 16 megapixels (4096²): the most a picture ganscapes writes or reads back may have
-GUIDE_METHODS = ("adam", "genetic", "rank")  # rank: the generate-and-rank side of guide --compare
+GUIDE_METHODS = ("adam", "genetic", "rank", "project")  # rank: guide --compare's generate-and-rank
 
 
 _MISSING = object()

@@ -85,6 +85,15 @@ def _describe(recipe: Recipe, rows: list[tuple[str, str]]) -> tuple[str, str]:
         kind = "generate: one seed through the mapping network"
         rows.append(("seed", str(recipe.seed)))
         rows.extend(_mapping(recipe.source()))
+    elif isinstance(recipe, GuideRecipe) and recipe.method == "project":
+        kind = "project: a latent fitted to a picture"
+        rows.append(("latent", _latent(recipe.latent)))
+        s = recipe.search
+        if s.get("target") is not None:
+            digest = str(s.get("target_sha256"))[:12]
+            rows.append(("target", f"{s['target']} ({s.get('target_format')}, sha256 {digest}…)"))
+        if s.get("psnr_db") is not None:
+            rows.append(("reached", f"PSNR {s['psnr_db']} dB, mean error {s.get('mae_levels')} levels"))
     elif isinstance(recipe, GuideRecipe):
         kind = f"guide: found by {_method(recipe.method)}"
         rows.append(("latent", _latent(recipe.latent)))

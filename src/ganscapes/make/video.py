@@ -374,7 +374,7 @@ def latent_walk(
     previews: list[Image.Image] = []
     step = -(-total // MAX_PREVIEW_FRAMES)
     frame_files: list[Path] = []
-    encoder = _Encoder(part, fps, crf)
+    encoder = Mp4Writer(part, fps, crf)
     bar = tqdm(total=total, desc="painting frames", unit="frame", disable=not progress)
     try:
         for i in range(0, total, batch):
@@ -437,7 +437,7 @@ def recipe_text(recipe: VideoRecipe) -> str:
     return json.dumps({"version": __version__, **recipe.to_json()})
 
 
-class _Encoder:
+class Mp4Writer:
     """H.264 in MP4 through PyAV, frames streamed as they come.
 
     x264 with 4:2:0 chroma needs even sides: an odd row or column is padded by repeating
