@@ -258,3 +258,20 @@ def test_deleted_shard_is_encoded_again(random_clip, make_images, monkeypatch, t
         assert second.encoded == 4 and random_clip.image_calls == before + 1
         assert np.allclose(second.embeddings, first.embeddings, atol=1e-5)
         assert run(refs, random_clip, cache).encoded == 0  # stored again
+
+
+def test_each_image_is_read_once_and_cached_ones_are_not_decoded(random_clip, make_images, monkeypatch, tmp_path):
+    refs = folder_refs(make_images(tmp_path / "imgs", 6)[0].parent)
+    reads, decodes = [], []
+    real_read, real_load = ImageRef.read_bytes, embed_module.load_rgb
+    monkeypatch.setattr(
+        ImageRef, "read_bytes", lambda self, zips=None: reads.append(self.name) or real_read(self, zips)
+    )
+    monkeypatch.setattr(embed_module, "load_rgb", lambda img: decodes.append(1) or real_load(img))
+    with EmbeddingCache(tmp_path / "cache", random_clip.model_id) as cache:
+        first = run(refs, random_clip, cache)
+        assert sorted(reads) == sorted(r.name for r in refs) and len(decodes) == 6  # one read each, fresh cache
+        reads.clear(), decodes.clear()
+        second = run(refs, random_clip, cache)
+        assert sorted(reads) == sorted(r.name for r in refs) and decodes == []  # hashed, not decoded
+    assert second.encoded == 0 and np.array_equal(first.embeddings, second.embeddings)

@@ -1,10 +1,10 @@
 """Embedding many images: hash, look up the cache, decode the rest in worker processes.
 
-The encoder is the bottleneck, so everything else runs beside it: image files are
-hashed by a thread pool, and DataLoader workers decode and preprocess the next batch
-while the model encodes this one. New embeddings are flushed to the cache every few
-hundred images and when the run stops for any reason, so an interrupted run resumes
-where it was.
+The encoder is the bottleneck, so everything else runs beside it: DataLoader workers
+read each image file once, hash it (the cache's key), and decode and preprocess only the
+images the cache does not hold, while the model encodes the previous batch. New
+embeddings are flushed to the cache every few hundred images and when the run stops for
+any reason, so an interrupted run resumes where it was.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,41 +89,54 @@ def embed_images(
         raise SettingError("workers", f"must be 0 or more, not {workers}.")
     if cache is not None and cache.model_id != encoder.model_id:
         raise ValueError(f"The cache holds {cache.model_id} embeddings, not {encoder.model_id} ones.")
-    digests, unreadable = _digest_all(refs)
-    known = cache.get_many([d for d in digests if d]) if cache is not None else {}
-    todo = [i for i, d in enumerate(digests) if d and d not in known]
-
+    known = cache.known_digests() if cache is not None else frozenset()
+    digests = [""] * len(refs)
+    unreadable: dict[int, str] = {}
     new: dict[str, np.ndarray] = {}
+    cached: set[str] = set()
     pending: list[tuple[str, np.ndarray]] = []
 
-    bar = tqdm(total=len(refs), initial=len(refs) - len(todo), desc=desc, unit="img", disable=not progress)
+    def run(indices: list[int], skip: frozenset[str]) -> None:
+        """Read each image once: hash it, and decode it only when its digest is not in `skip`."""
+        loader = torch.utils.data.DataLoader(
+            _Decoded([refs[i] for i in indices], indices, encoder.preprocess, skip),
+            batch_size=batch,
+            num_workers=min(workers, max(1, len(indices) // batch)),
+            collate_fn=_collate,
+            worker_init_fn=_one_thread if workers else None,
+            persistent_workers=False,
+        )
+        for pixels, decoded, hashed, failures in loader:
+            for i, reason in failures:
+                unreadable[i] = reason
+            for i, digest in hashed:
+                digests[i] = digest
+                if digest in skip:
+                    cached.add(digest)
+            if decoded:
+                vectors = encoder.encode_images(pixels)
+                for i, v in zip(decoded, vectors):
+                    new[digests[i]] = v
+                    pending.append((digests[i], v))
+            if len(pending) >= FLUSH_EVERY:
+                _flush(cache, pending)
+            bar.update(len(hashed) + len(failures))
+
+    bar = tqdm(total=len(refs), desc=desc, unit="img", disable=not progress)
     try:
-        if todo:
-            loader = torch.utils.data.DataLoader(
-                _Decoded([refs[i] for i in todo], todo, encoder.preprocess),
-                batch_size=batch,
-                num_workers=workers,
-                collate_fn=_collate,
-                worker_init_fn=_one_thread if workers else None,
-                persistent_workers=False,
-            )
-            for pixels, indices, failures in loader:
-                for i, reason in failures:
-                    unreadable[i] = reason
-                if indices:
-                    vectors = encoder.encode_images(pixels)
-                    for i, v in zip(indices, vectors):
-                        new[digests[i]] = v
-                        pending.append((digests[i], v))
-                if len(pending) >= FLUSH_EVERY:
-                    _flush(cache, pending)
-                bar.update(len(indices) + len(failures))
+        if refs:
+            run(list(range(len(refs))), known)
+        found = cache.get_many(sorted(cached)) if cache is not None and cached else {}
+        lost = [i for i, d in enumerate(digests) if d in cached and d not in found and i not in unreadable]
+        if lost:  # cached once, but its shard is gone or damaged: encode it again
+            bar.update(-len(lost))
+            run(lost, frozenset())
     finally:
         _flush(cache, pending)
         bar.close()
 
     good = [i for i in range(len(refs)) if i not in unreadable]
-    table = {**known, **new}
+    table = {**found, **new}
     dim = next(iter(table.values())).shape[0] if table else 0
     return Embedded(
         refs=[refs[i] for i in good],
@@ -140,20 +152,6 @@ def default_workers() -> int:
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
-def _digest_all(refs: list[ImageRef]) -> tuple[list[str], dict[int, str]]:
-    unreadable: dict[int, str] = {}
-
-    def digest(i: int) -> str:
-        try:
-            return hashlib.sha256(refs[i].read_bytes()).hexdigest()
-        except (OSError, KeyError, zipfile.BadZipFile) as e:
-            unreadable[i] = f"unreadable: {getattr(e, 'strerror', None) or e}"
-            return ""
-
-    with ThreadPoolExecutor(max_workers=4) as pool:  # file reads and sha256 release the GIL
-        return list(pool.map(digest, range(len(refs)))), unreadable
-
-
 def _flush(cache, pending: list) -> None:
     if cache is not None and pending:
         cache.put_many([d for d, _ in pending], np.stack([v for _, v in pending]))
@@ -165,27 +163,37 @@ def _one_thread(_worker_id: int) -> None:
 
 
 class _Decoded(torch.utils.data.Dataset):
-    """Decode + the model's own preprocessing; a bad image yields its reason instead."""
+    """Read an image once: its digest, then (unless the digest is in `skip`, the cache's)
+    its decoded, preprocessed pixels. A bad image yields its reason instead."""
 
-    def __init__(self, refs: list[ImageRef], indices: list[int], preprocess):
-        self.refs, self.indices, self.preprocess = refs, indices, preprocess
+    def __init__(self, refs: list[ImageRef], indices: list[int], preprocess, skip: frozenset[str] = frozenset()):
+        self.refs, self.indices, self.preprocess, self.skip = refs, indices, preprocess, skip
         self._zips: dict = {}
 
     def __len__(self) -> int:
         return len(self.refs)
 
     def __getitem__(self, k: int):
+        i = self.indices[k]
         try:
-            img = load_rgb(open_image(self.refs[k].read_bytes(self._zips)))
-            return self.indices[k], self.preprocess(img), None
-        except BadImage as e:
-            return self.indices[k], None, str(e)
+            data = self.refs[k].read_bytes(self._zips)
         except (OSError, KeyError, zipfile.BadZipFile) as e:
-            return self.indices[k], None, f"unreadable: {e}"
+            return i, "", None, f"unreadable: {getattr(e, 'strerror', None) or e}"
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in self.skip:
+            return i, digest, None, None
+        try:
+            return i, digest, self.preprocess(load_rgb(open_image(data))), None
+        except BadImage as e:
+            return i, digest, None, str(e)
+        except (OSError, zipfile.BadZipFile) as e:
+            return i, digest, None, f"unreadable: {e}"
 
 
 def _collate(items):
-    ok = [(i, x) for i, x, _ in items if x is not None]
-    failures = [(i, reason) for i, x, reason in items if x is None]
+    """(pixels of the decoded, their indices, (index, digest) of every image read, (index, reason) of failures)."""
+    ok = [(i, x) for i, _, x, _ in items if x is not None]
+    hashed = [(i, d) for i, d, _, reason in items if reason is None]
+    failures = [(i, reason) for i, _, _, reason in items if reason is not None]
     pixels = torch.stack([x for _, x in ok]) if ok else None
-    return pixels, [i for i, _ in ok], failures
+    return pixels, [i for i, _ in ok], hashed, failures
