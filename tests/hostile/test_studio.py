@@ -25,7 +25,7 @@ import torch
 
 from ganscapes.gan.checkpoint import save_model
 from ganscapes.studio import core
-from ganscapes.studio.app import Handlers, launch
+from ganscapes.studio.app import KEEP, Handlers, launch
 from ganscapes.studio.core import MAX_FINISH_WIDTH, MAX_SEED, Studio, StudioConfig
 from ganscapes.studio.guard import MAX_BODY_BYTES
 
@@ -262,7 +262,7 @@ def test_an_unexpected_error_is_a_message_in_the_page_and_a_traceback_in_the_log
     monkeypatch.setattr(studio, "paint_seed", broken)
     capfd.readouterr()
     outputs = Handlers(studio).seed(1, 0.7)
-    assert outputs[:2] == ([], [])
+    assert outputs[:2] == (KEEP, KEEP)  # the pictures shown before stay
     assert page_text(outputs[-1]) == "Something went wrong: the disk is on fire. The studio's log has the details."
     assert "Traceback" in capfd.readouterr().err  # a bug, unlike a refused value, is worth its traceback
 
@@ -413,7 +413,7 @@ def test_a_hostile_value_through_the_server_is_a_message_in_the_page(server, stu
     capfd.readouterr()
     client = Client(f"http://{server.host}/", verbose=False)
     outputs = client.predict("s99999999999", "s1", "fine", "", 0.7, api_name="/mix")
-    assert outputs[0] is None
+    assert outputs[0] == {"__type__": "update"}  # the grid shown before is kept (gr.skip())
     assert page_text(outputs[-1]) == FAILED + "Forms (columns): seeds run from s0 to s4294967295, not s99999999999."
     outputs = client.predict("s1", "s2", "fine", "", 9, api_name="/mix")  # the slider stops at 1.5
     assert page_text(outputs[-1]) == FAILED + "ψ must be between -1 and 2, not 9."

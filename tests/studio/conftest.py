@@ -31,3 +31,23 @@ def model_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("studio-model") / "tiny.safetensors"
     save_model(path, tiny_model(res=32, seed=0))
     return path
+
+
+@pytest.fixture(scope="module")
+def server(model_file, tmp_path_factory):
+    """`ganscapes studio` in a subprocess over the tiny model (helpers_browser.studio_server), for a browser test."""
+    import importlib.util
+
+    from helpers_browser import CHROMIUM, ServerFailed, studio_server
+
+    if importlib.util.find_spec("gradio") is None:
+        pytest.skip("Gradio is not installed (pip install 'ganscapes[studio]'), so the studio cannot run")
+    if importlib.util.find_spec("playwright") is None:
+        pytest.skip("Playwright is not installed (pip install playwright)")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does) to run the browser test")
+    try:
+        with studio_server(model_file, tmp_path_factory.mktemp("studio-server")) as running:
+            yield running
+    except ServerFailed as e:
+        pytest.fail(str(e))

@@ -13,154 +13,22 @@ docs/studio.png (the README's picture); otherwise it goes to the test's folder.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from types import SimpleNamespace
-from urllib.parse import urlsplit
 
 import pytest
+from helpers_browser import CHROMIUM, STEP_TIMEOUT, local, wait_for_images
 from PIL import Image
 
-from ganscapes.clip.encoder import WEIGHTS_ENV
-from ganscapes.gan.checkpoint import load_model
 from ganscapes.provenance import read_recipe
 
 pytestmark = pytest.mark.slow  # a studio server driven by Chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT_ENV = "GANSCAPES_UPDATE_SCREENSHOT"
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "studio.png"
 PROMPT = "impressionist painting of autumn woods"  # the page's default
-START_TIMEOUT = 180  # seconds for the server to answer: imports, the model and ViT-B-32
-STEP_TIMEOUT = 90_000  # milliseconds for one action of the page
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """End the server and everything it started (its own process group)."""
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 15)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-@pytest.fixture(scope="module")
-def server(model_file, tmp_path_factory):
-    if importlib.util.find_spec("gradio") is None:
-        pytest.skip("Gradio is not installed (pip install 'ganscapes[studio]'), so the studio cannot run")
-    if importlib.util.find_spec("playwright") is None:
-        pytest.skip("Playwright is not installed (pip install playwright)")
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does) to run the browser test")
-    folder = tmp_path_factory.mktemp("studio-server")
-    shutil.copy(model_file, folder / "tiny.safetensors")
-    port = free_port()
-    env = {
-        **os.environ,
-        "GANSCAPES_CACHE": str(folder / "cache"),
-        "HF_HUB_OFFLINE": "1",
-        "HF_HOME": str(folder / "hf"),
-        "GRADIO_TEMP_DIR": str(folder / "gradio"),  # Gradio's copies of the pictures, not /tmp/gradio
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop(WEIGHTS_ENV, None)
-    command = [
-        sys.executable,
-        "-m",
-        "ganscapes",
-        "studio",
-        "--model",
-        "tiny.safetensors",
-        "--out",
-        "out",
-        "--port",
-        str(port),
-        "--clip-pretrained",
-        "random",
-        "--device",
-        "cpu",
-    ]
-    log_path = folder / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            command,
-            cwd=folder,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the studio exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
-            try:
-                with opener.open(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"the studio did not answer within {START_TIMEOUT} s:\n{log_path.read_text(errors='replace')}"
-                )
-            time.sleep(0.25)
-        yield SimpleNamespace(
-            url=url,
-            port=port,
-            out=folder / "out",
-            log=log_path,
-            proc=proc,
-            model_hash=load_model(model_file).model_hash,
-        )
-    finally:
-        stop(proc)
-    with socket.socket() as s:  # nothing is left listening
-        assert s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def wait_for_images(page, selector: str, count: int) -> list[int]:
-    """Wait until exactly `count` images match `selector` and all have loaded; their natural widths."""
-    images = page.locator(selector)
-    page.wait_for_function(
-        "([sel, n]) => document.querySelectorAll(sel).length === n", arg=[selector, count], timeout=STEP_TIMEOUT
-    )
-    for k in range(count):
-        images.nth(k).scroll_into_view_if_needed()  # gallery images load lazily
-    page.wait_for_function(
-        "([sel, n]) => { const im = [...document.querySelectorAll(sel)];"
-        " return im.length === n && im.every(i => i.complete && i.naturalWidth > 0); }",
-        arg=[selector, count],
-        timeout=STEP_TIMEOUT,
-    )
-    return page.eval_on_selector_all(selector, "els => els.map(e => e.naturalWidth)")
 
 
 def test_the_studio_in_chromium(server, tmp_path):
@@ -170,10 +38,6 @@ def test_the_studio_in_chromium(server, tmp_path):
     requests: list[str] = []  # every URL the page asked for
     outside: list[str] = []  # those that would have left the machine (aborted)
     errors: list[str] = []
-
-    def local(url: str) -> bool:
-        parts = urlsplit(url)
-        return parts.scheme in ("data", "blob") or parts.hostname == "127.0.0.1"
 
     def route(r):
         url = r.request.url
@@ -240,16 +104,18 @@ def test_the_studio_in_chromium(server, tmp_path):
             page.get_by_role("tab", name="Explore by seed").click()
             page.locator("#seed-gallery .thumbnail-item").first.click()
             expect(page.locator("#selected textarea")).to_have_value("#1")
-            page.get_by_role("button", name="Finish it").click()
-            page.get_by_role("tab", name="Finish").click()
+            page.get_by_role("button", name="Finish it").click()  # opens the Finish tab and finishes at once
             expect(page.locator("#finish-from textarea")).to_have_value("#1")
-            page.get_by_label("Width (0: keep)").fill("64")
-            page.get_by_role("button", name="Finish", exact=True).click()
             expect(page.locator("#finish-status p")).to_have_text(
                 "Picture #10; the PNG carries its recipe (ganscapes info shows it)."
             )
+            page.get_by_label("Width (0: keep)").fill("64")
+            page.get_by_role("button", name="Finish", exact=True).click()
+            expect(page.locator("#finish-status p")).to_have_text(
+                "Picture #11; the PNG carries its recipe (ganscapes info shows it)."
+            )
             with page.expect_download() as download:
-                page.locator("#download a").click()
+                page.locator("#download").click()
             saved = tmp_path / "downloaded.png"
             download.value.save_as(saved)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from ganscapes.studio.catalog import Catalog, Entry
+from ganscapes.studio.catalog import SCHEMA, Catalog, Entry
 from ganscapes.studio.core import Studio, StudioConfig
 
 HASH = "ab" * 32
@@ -50,13 +51,37 @@ def test_add_and_get_round_trip(tmp_path):
     assert catalog.get(bare.id) == bare and bare.prompt is bare.seed is bare.score is None
 
 
-def test_caption_says_number_score_kind_and_seed(tmp_path):
+def test_caption_says_number_score_and_what_the_picture_is_made_of(tmp_path):
     catalog = Catalog(tmp_path / "c.sqlite")
-    assert (
-        catalog.add("a.png", "prompt", HASH, seed=12, score=0.123456).caption == "#1 · score +0.123 · prompt · seed 12"
-    )
+    assert catalog.add("a.png", "prompt", HASH, seed=12, score=0.123456).caption == "#1 · score +0.123 · seed 12"
     assert catalog.add("b.png", "mix", HASH).caption == "#2 · mix"
-    assert catalog.add("c.png", "seed", HASH, seed=0).caption == "#3 · seed · seed 0"  # seed 0 is a seed
+    assert catalog.add("c.png", "seed", HASH, seed=0, psi=0.7).caption == "#3 · seed 0, ψ 0.7"  # seed 0 is a seed
+    assert catalog.add("d.png", "mix", HASH, note="#3 × s4").caption == "#4 · #3 × s4"
+
+
+def test_a_seed_and_psi_painted_before_is_found(tmp_path):
+    catalog = Catalog(tmp_path / "c.sqlite")
+    first = catalog.add("a.png", "seed", HASH, seed=7, psi=0.7)
+    catalog.add("b.png", "seed", HASH, seed=7, psi=0.5)
+    catalog.add("c.png", "prompt", HASH, seed=7, psi=0.7)
+    catalog.add("d.png", "seed", "another-model", seed=7, psi=0.7)
+    assert catalog.painted(7, 0.7, HASH) == [first]
+    assert catalog.painted(8, 0.7, HASH) == []
+
+
+def test_a_catalog_of_an_earlier_studio_gains_the_new_columns(tmp_path):
+    """A catalog written before psi and note existed opens, keeps its rows, and takes new ones."""
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(SCHEMA.replace(",\n    psi REAL,\n    note TEXT", ""))
+        db.execute(
+            "INSERT INTO images (file, kind, seed, model_hash, created) VALUES ('a.png', 'seed', 3, ?, 1.0)", (HASH,)
+        )
+    catalog = Catalog(path)
+    old = catalog.get(1)
+    assert (old.file, old.seed, old.psi, old.note) == ("a.png", 3, None, None)
+    new = catalog.add("b.png", "mix", HASH, note="#1 × s2")
+    assert catalog.get(new.id) == new and catalog.search() == [new, old]
 
 
 def test_search_is_newest_first_and_limited(tmp_path):

@@ -50,12 +50,17 @@ def _as_text(value) -> str:
     return value if isinstance(value, str) else ""
 
 
+KEEP = "keep"  # an output left as it is; the page passes Gradio's own "no change" (gr.skip()) instead
+
+
 class Handlers:
     """The page's events as plain methods, called as Gradio calls them: each returns what its
-    outputs show, and never raises; a failure is the last output, a sentence for the page."""
+    outputs show, and never raises; a failure is the last output, a sentence for the page, and
+    every other output is `keep`, so the pictures shown before a refused request stay shown."""
 
-    def __init__(self, studio: Studio):
+    def __init__(self, studio: Studio, keep=KEEP):
         self.studio = studio
+        self.keep = keep
 
     def failure(self, e: Exception) -> str:
         if isinstance(e, UserError):
@@ -73,7 +78,7 @@ class Handlers:
             best = f"best score {entries[0].score:+.4f}"
             status = f"The {len(entries)} best of {int(float(count))} for “{_plain(text)}”: {best}."
         except Exception as e:
-            return [], [], self.failure(e)
+            return self.keep, self.keep, self.failure(e)
         return pics, numbers, status
 
     def seed(self, value, psi_value):
@@ -82,7 +87,7 @@ class Handlers:
             pics, numbers = self.show([entry])
             status = f"Seed {entry.seed}, ψ {float(psi_value):g}: picture #{entry.id}."
         except Exception as e:
-            return [], [], self.failure(e)
+            return self.keep, self.keep, self.failure(e)
         return pics, numbers, status
 
     def random(self, psi_value):
@@ -95,7 +100,7 @@ class Handlers:
             pics, numbers = self.show(entries)
             status = f"{len(entries)} cells, pictures #{entries[0].id}–#{entries[-1].id}."
         except Exception as e:
-            return None, [], [], self.failure(e)
+            return self.keep, self.keep, self.keep, self.failure(e)
         return str(grid_path), pics, numbers, status
 
     def guide(self, start, text, how, count, progress=None):
@@ -104,7 +109,7 @@ class Handlers:
             pics, numbers = self.show([entry])
             status = f"Best score {entry.score:+.4f}: picture #{entry.id}."
         except Exception as e:
-            return [], [], None, self.failure(e)
+            return self.keep, self.keep, self.keep, self.failure(e)
         return pics, numbers, str(plot), status
 
     def finish(self, source, lo, hi, ratio, px):
@@ -113,7 +118,7 @@ class Handlers:
             path = str(self.studio.path_of(entry))
             status = f"Picture #{entry.id}; the PNG carries its recipe (`ganscapes info` shows it)."
         except Exception as e:
-            return None, None, self.failure(e)
+            return self.keep, self.keep, self.failure(e)
         return path, path, status
 
     def search(self, text):
@@ -122,7 +127,7 @@ class Handlers:
             shown = _as_text(text).strip()
             status = f"{len(pics)} picture(s)" + (f" for “{_plain(shown)}”" if shown else "") + "."
         except Exception as e:
-            return [], [], self.failure(e)
+            return self.keep, self.keep, self.failure(e)
         return pics, numbers, status
 
     @staticmethod
@@ -137,13 +142,86 @@ class Handlers:
         return chosen if not current.strip() else f"{current}, {chosen}" if chosen else current
 
 
+# How the page draws pictures. GAN pictures are small (a 64² model's are 64 pixels wide), and a browser
+# scaling one to fit a box blurs it, crops it (Gradio's gallery draws a lone picture as wide as the
+# page, in a box of fixed height) or draws some pixels wider than others. So every picture is drawn
+# whole, at n× or 1/n× its size: gallery cells as large as fits TILE pixels, a single picture as large
+# as fits its column and PICTURE_HEIGHT; pixels stay squares ("image-rendering: pixelated", CSS Images
+# Module Level 3). The script sets each picture's size when it loads; the CSS lets the boxes around
+# it follow that size instead of cutting it, and lets captions wrap instead of ending in "…".
+TILE = 192
+PICTURE_HEIGHT = 560
+CSS = f"""
+.studio-pictures .grid-wrap {{ max-height: none !important; min-height: 0 !important; height: auto !important;
+  overflow: visible !important; }}
+.studio-pictures .grid-container {{ display: flex !important; flex-wrap: wrap; gap: var(--spacing-lg);
+  align-items: flex-start; }}
+.studio-pictures .gallery-item {{ flex: 0 0 auto; width: auto !important; height: auto !important; }}
+.studio-pictures .thumbnail-item {{ width: auto !important; height: auto !important; aspect-ratio: auto !important;
+  display: flex; flex-direction: column; align-items: center; overflow: visible !important; padding: 4px; }}
+.studio-pictures img, .studio-picture img {{ image-rendering: pixelated; object-fit: fill !important;
+  max-width: none !important; max-height: none !important; min-width: 16px; min-height: 16px; }}
+.studio-pictures .caption-label {{ position: static !important; max-width: {TILE}px !important;
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  opacity: 1 !important; border: none !important;
+  background: none !important; margin-top: 4px; }}
+.studio-picture .image-frame, .studio-picture .image-container, .studio-picture button {{ height: auto !important;
+  max-height: none !important; overflow: visible !important; }}
+.studio-picture .image-frame {{ padding: 36px 0 8px; }}
+.studio-status p {{ margin: 0; }}
+"""
+HEAD = f"""<script>
+(() => {{
+  const fit = img => {{
+    const holder = img.closest('.studio-pictures, .studio-picture');
+    if (!holder || !img.naturalWidth) return;
+    const nw = img.naturalWidth, nh = img.naturalHeight;
+    const tile = holder.classList.contains('studio-pictures');
+    // a cell: TILE, or half the gallery's width on a phone; a single picture: its column's width
+    const room = holder.clientWidth;
+    const w = tile ? Math.min({TILE}, Math.max(64, (room - 48) / 2)) : Math.max(32, room - 24);
+    const h = tile ? w : {PICTURE_HEIGHT};
+    let k = Math.floor(Math.min(w / nw, h / nh));
+    if (k < 1) k = 1 / Math.ceil(Math.max(nw / w, nh / h));
+    const width = nw * k + 'px', height = nh * k + 'px';
+    if (img.style.width !== width) img.style.width = width;
+    if (img.style.height !== height) img.style.height = height;
+  }};
+  // a picture that loads in a hidden tab is fitted again when its tab is shown and its box gets a size
+  const resized = new ResizeObserver(entries => entries.forEach(e => e.target.querySelectorAll('img').forEach(fit)));
+  const watched = new WeakSet();
+  const all = () => {{
+    document.querySelectorAll('.studio-picture').forEach(holder => {{
+      if (!watched.has(holder)) {{ watched.add(holder); resized.observe(holder); }}
+      holder.querySelectorAll('img').forEach(fit);
+    }});
+    document.querySelectorAll('.studio-pictures img').forEach(fit);
+  }};
+  document.addEventListener('load', e => {{ if (e.target.tagName === 'IMG') fit(e.target); }}, true);
+  new MutationObserver(all).observe(document.documentElement,
+    {{subtree: true, childList: true, attributes: true, attributeFilter: ['src']}});
+  window.addEventListener('resize', all);
+}})();
+</script>"""
+# Words for the keys Gradio's status announcer reads out that its own translations lack (it read "common.complete").
+TRANSLATIONS = {"common.complete": "Done"}
+
+
 def build_app(studio: Studio):
     quiet_environment()
     import gradio as gr
 
     clip_note = studio.clip_status()
     model = studio.model
-    gallery_opts = {"columns": 6, "format": "png", "height": "auto", "object_fit": "contain"}
+    gallery_opts = {
+        "columns": 6,
+        "format": "png",
+        "height": "auto",
+        "object_fit": "none",
+        "allow_preview": False,  # a preview would draw the picture scaled to the page; the cells show it whole
+        "elem_classes": ["studio-pictures"],
+    }
+    status_opts = {"elem_classes": ["studio-status"]}
 
     with gr.Blocks(title="ganscapes studio", analytics_enabled=False) as app:
         gr.Markdown(
@@ -160,84 +238,107 @@ def build_app(studio: Studio):
             use_guide = gr.Button("Guide from it", size="sm")
             use_finish = gr.Button("Finish it", size="sm")
 
-        with gr.Tab("Paint from a prompt"):
-            prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT, elem_id="prompt", interactive=clip_note is None)
-            gr.Markdown(f"**CLIP is not available.** {clip_note}" if clip_note else "", visible=bool(clip_note))
-            with gr.Row():
-                n = gr.Number(
-                    label="Pictures to generate",
-                    value=studio.default_images,
-                    precision=0,
-                    minimum=1,
-                    maximum=studio.max_images,
-                    elem_id="count",
+        # The tabs other than the first keep their fields in the page before they are first opened
+        # (render_children): the buttons above write into them from any tab.
+        with gr.Tabs(overflow_behavior="wrap") as tabs:  # on a phone every tab stays in sight
+            with gr.Tab("Paint from a prompt", id="prompt"):
+                prompt = gr.Textbox(
+                    label="Prompt", value=DEFAULT_PROMPT, elem_id="prompt", interactive=clip_note is None
                 )
-                psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ (truncation)")
-                top = gr.Number(label="Keep the best", value=6, precision=0, minimum=1, maximum=MAX_TOP, elem_id="top")
-            paint = gr.Button("Paint from the prompt", variant="primary", interactive=clip_note is None)
-            gallery = gr.Gallery(label="Best matches", elem_id="prompt-gallery", **gallery_opts)
-            prompt_status = gr.Markdown(elem_id="prompt-status")
+                gr.Markdown(f"**CLIP is not available.** {clip_note}" if clip_note else "", visible=bool(clip_note))
+                with gr.Row():
+                    n = gr.Number(
+                        label="Pictures to generate",
+                        value=studio.default_images,
+                        precision=0,
+                        minimum=1,
+                        maximum=studio.max_images,
+                        elem_id="count",
+                    )
+                    psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ (truncation)")
+                    top = gr.Number(
+                        label="Keep the best", value=6, precision=0, minimum=1, maximum=MAX_TOP, elem_id="top"
+                    )
+                paint = gr.Button("Paint from the prompt", variant="primary", interactive=clip_note is None)
+                prompt_status = gr.Markdown(elem_id="prompt-status", **status_opts)
+                gallery = gr.Gallery(label="Best matches", elem_id="prompt-gallery", **gallery_opts)
 
-        with gr.Tab("Explore by seed"):
-            with gr.Row():
-                seed = gr.Number(label="Seed", value=0, precision=0, elem_id="seed")
-                seed_psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ (truncation)")
-            with gr.Row():
-                paint_seed = gr.Button("Paint this seed", variant="primary")
-                random_seed = gr.Button("Random seed")
-            seed_gallery = gr.Gallery(label="Painting", elem_id="seed-gallery", **gallery_opts)
-            seed_status = gr.Markdown(elem_id="seed-status")
+            with gr.Tab("Explore by seed", id="seed", render_children=True):
+                with gr.Row():
+                    seed = gr.Number(label="Seed", value=0, precision=0, elem_id="seed")
+                    seed_psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ (truncation)")
+                with gr.Row():
+                    paint_seed = gr.Button("Paint this seed", variant="primary")
+                    random_seed = gr.Button("Random seed")
+                seed_status = gr.Markdown(elem_id="seed-status", **status_opts)
+                seed_gallery = gr.Gallery(label="Painting", elem_id="seed-gallery", **gallery_opts)
 
-        with gr.Tab("Mix"):
-            gr.Markdown("Forms and styles: catalog numbers (`12`, `#12`) or seeds (`s7`), separated by commas.")
-            with gr.Row():
-                forms = gr.Textbox(label="Forms (columns)", elem_id="forms")
-                styles = gr.Textbox(label="Styles (rows)", elem_id="styles")
-            with gr.Row():
-                layers = gr.Radio(
-                    [*STUDIO_LAYER_CHOICES, "custom"], value=DEFAULT_LAYERS, label="Layers taken from the style"
+            with gr.Tab("Mix", id="mix", render_children=True):
+                gr.Markdown("Forms and styles: catalog numbers (`12`, `#12`) or seeds (`s7`), separated by commas.")
+                with gr.Row():
+                    forms = gr.Textbox(label="Forms (columns)", elem_id="forms")
+                    styles = gr.Textbox(label="Styles (rows)", elem_id="styles")
+                with gr.Row():
+                    layers = gr.Radio(
+                        [*STUDIO_LAYER_CHOICES, "custom"], value=DEFAULT_LAYERS, label="Layers taken from the style"
+                    )
+                    custom = gr.Textbox(label="Custom layer range", placeholder=f"e.g. 4-7 (0 to {model.num_ws - 1})")
+                    mix_psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ for seeds")
+                mix_button = gr.Button("Mix", variant="primary")
+                mix_status = gr.Markdown(elem_id="mix-status", **status_opts)
+                grid = gr.Image(
+                    label="Forms × styles",
+                    type="filepath",
+                    format="png",
+                    elem_id="grid",
+                    elem_classes=["studio-picture"],
                 )
-                custom = gr.Textbox(label="Custom layer range", placeholder=f"e.g. 4-7 (0 to {model.num_ws - 1})")
-                mix_psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ for seeds")
-            mix_button = gr.Button("Mix", variant="primary")
-            grid = gr.Image(label="Forms × styles", type="filepath", format="png", elem_id="grid")
-            mix_gallery = gr.Gallery(label="Cells", elem_id="mix-gallery", **gallery_opts)
-            mix_status = gr.Markdown(elem_id="mix-status")
+                mix_gallery = gr.Gallery(label="Cells", elem_id="mix-gallery", **gallery_opts)
 
-        with gr.Tab("Guide"):
-            with gr.Row():
-                guide_from = gr.Textbox(label="Start from picture", elem_id="guide-from")
-                guide_prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT)
-                method = gr.Radio(["adam", "genetic"], value="adam", label="Method")
-                steps = gr.Number(label="Steps", value=20, precision=0, minimum=1, maximum=MAX_GUIDE_STEPS)
-            guide_button = gr.Button("Guide", variant="primary", interactive=clip_note is None)
-            with gr.Row():
+            with gr.Tab("Guide", id="guide", render_children=True):
+                with gr.Row():
+                    guide_from = gr.Textbox(label="Start from picture", elem_id="guide-from")
+                    guide_prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT)
+                    method = gr.Radio(["adam", "genetic"], value="adam", label="Method")
+                    steps = gr.Number(label="Steps", value=20, precision=0, minimum=1, maximum=MAX_GUIDE_STEPS)
+                guide_button = gr.Button("Guide", variant="primary", interactive=clip_note is None)
+                guide_status = gr.Markdown(elem_id="guide-status", **status_opts)
                 guide_gallery = gr.Gallery(label="Best found", elem_id="guide-gallery", **gallery_opts)
-                history = gr.Image(label="Score history", type="filepath", format="png")
-            guide_status = gr.Markdown(elem_id="guide-status")
+                history = gr.Image(
+                    label="Score history",
+                    type="filepath",
+                    format="png",
+                    elem_id="history",
+                    elem_classes=["studio-picture"],
+                )
 
-        with gr.Tab("Finish"):
-            with gr.Row():
-                finish_from = gr.Textbox(label="Picture", elem_id="finish-from")
-                low = gr.Number(label="Low percentile", value=0.1)
-                high = gr.Number(label="High percentile", value=99.9)
-                aspect = gr.Textbox(label="Aspect", value="auto")
-                width = gr.Number(label="Width (0: keep)", value=0, precision=0, minimum=0, maximum=MAX_FINISH_WIDTH)
-            finish_button = gr.Button("Finish", variant="primary")
-            finished = gr.Image(label="Finished", type="filepath", format="png")
-            download = gr.File(label="PNG with its recipe", elem_id="download")
-            finish_status = gr.Markdown(elem_id="finish-status")
+            with gr.Tab("Finish", id="finish", render_children=True):
+                with gr.Row():
+                    finish_from = gr.Textbox(label="Picture", elem_id="finish-from")
+                    low = gr.Number(label="Low percentile", value=0.1)
+                    high = gr.Number(label="High percentile", value=99.9)
+                    aspect = gr.Textbox(label="Aspect", value="auto")
+                    width = gr.Number(
+                        label="Width (0: keep)", value=0, precision=0, minimum=0, maximum=MAX_FINISH_WIDTH
+                    )
+                with gr.Row():
+                    finish_button = gr.Button("Finish", variant="primary")
+                    download = gr.DownloadButton("Download the PNG", elem_id="download", interactive=False)
+                finish_status = gr.Markdown(elem_id="finish-status", **status_opts)
+                finished = gr.Image(
+                    label="Finished", type="filepath", format="png", elem_id="finished", elem_classes=["studio-picture"]
+                )
 
-        with gr.Tab("Catalog"):
-            with gr.Row():
-                query = gr.Textbox(label="Search prompts", elem_id="query")
-                search = gr.Button("Search")
-            catalog_gallery = gr.Gallery(label="Catalog", elem_id="catalog-gallery", **{**gallery_opts, "columns": 8})
-            catalog_status = gr.Markdown(elem_id="catalog-status")
+            with gr.Tab("Catalog", id="catalog", render_children=True) as catalog_tab:
+                with gr.Row():
+                    query = gr.Textbox(label="Search prompts", elem_id="query")
+                    search = gr.Button("Search")
+                catalog_status = gr.Markdown(elem_id="catalog-status", **status_opts)
+                catalog_gallery = gr.Gallery(label="Catalog", elem_id="catalog-gallery", **gallery_opts)
 
         # -- events: the page's values as sent (preprocess=False), checked by the studio -----
 
-        on = Handlers(studio)
+        on = Handlers(studio, keep=gr.skip())
 
         def on_prompt(text, count, psi_value, keep, progress=gr.Progress()):
             return on.prompt(text, count, psi_value, keep, progress=lambda f, d: progress(f, desc=d))
@@ -247,6 +348,15 @@ def build_app(studio: Studio):
 
         def on_select(numbers, evt: gr.SelectData):
             return on.select(numbers, evt.index)
+
+        def on_finish(source, lo, hi, ratio, px):
+            path, _, status = on.finish(source, lo, hi, ratio, px)
+            ready = path is not on.keep
+            return path, gr.DownloadButton(value=path, interactive=True) if ready else on.keep, status
+
+        def to_finish(chosen):
+            """ "Finish it": the Finish tab, with the selected picture in its field (the finish runs next)."""
+            return _as_text(chosen), gr.Tabs(selected="finish")
 
         raw = {"preprocess": False}
         paint.click(on_prompt, [prompt, n, psi, top], [gallery, ids["prompt"], prompt_status], **raw)
@@ -261,10 +371,11 @@ def build_app(studio: Studio):
             [guide_gallery, ids["guide"], history, guide_status],
             **raw,
         )
-        finish_button.click(
-            on.finish, [finish_from, low, high, aspect, width], [finished, download, finish_status], **raw
-        )
+        finish_inputs = [finish_from, low, high, aspect, width]
+        finish_button.click(on_finish, finish_inputs, [finished, download, finish_status], **raw)
         search.click(on.search, [query], [catalog_gallery, ids["catalog"], catalog_status], **raw)
+        # the catalog as it is now whenever its tab is opened: it grows from every other tab
+        catalog_tab.select(on.search, [query], [catalog_gallery, ids["catalog"], catalog_status], **raw)
         for g, name in (
             (gallery, "prompt"),
             (seed_gallery, "seed"),
@@ -276,7 +387,9 @@ def build_app(studio: Studio):
         use_form.click(on.append, [forms, selected], [forms], **raw)
         use_style.click(on.append, [styles, selected], [styles], **raw)
         use_guide.click(_as_text, [selected], [guide_from], **raw)
-        use_finish.click(_as_text, [selected], [finish_from], **raw)
+        use_finish.click(to_finish, [selected], [finish_from, tabs], **raw).then(
+            on_finish, finish_inputs, [finished, download, finish_status], **raw
+        )
 
     app.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return app
@@ -312,6 +425,9 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, log=print,
         mcp_server=False,
         enable_monitoring=False,
         theme=theme,
+        css=CSS,
+        head=HEAD,
+        i18n=gr.I18n(en=TRANSLATIONS),
         # Gradio's max_file_size bounds each uploaded file; the guard refuses the upload routes and any
         # larger body before Gradio reads it (FastAPI(middleware=...), passed on by app_kwargs).
         max_file_size=MAX_BODY_BYTES,

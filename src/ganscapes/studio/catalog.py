@@ -26,10 +26,14 @@ CREATE TABLE IF NOT EXISTS images (
     row INTEGER,
     score REAL,
     model_hash TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    psi REAL,
+    note TEXT
 );
 CREATE INDEX IF NOT EXISTS images_prompt ON images (prompt);
 """
+# Columns added since the first catalogs: a catalog without them gains them, empty, when opened.
+ADDED_COLUMNS = {"psi": "REAL", "note": "TEXT"}
 
 
 @dataclass(frozen=True)
@@ -44,15 +48,21 @@ class Entry:
     score: float | None
     model_hash: str
     created: float
+    psi: float | None = None  # of a picture painted from a seed
+    note: str | None = None  # its parents in words: "#7 × s4" for a mix cell, "from #3" for a guided one
 
     @property
     def caption(self) -> str:
-        bits = [f"#{self.id}"]  # the score first: long captions are cut on the page
+        """The number, the score, and what the picture is made of, short enough for a gallery's cell."""
+        bits = [f"#{self.id}"]
         if self.score is not None:
             bits.append(f"score {self.score:+.3f}")
-        bits.append(self.kind)
-        if self.seed is not None:
-            bits.append(f"seed {self.seed}")
+        if self.note:
+            bits.append(self.note)
+        elif self.seed is not None:
+            bits.append(f"seed {self.seed}" + (f", ψ {self.psi:g}" if self.psi is not None else ""))
+        else:
+            bits.append(self.kind)
         return " · ".join(bits)
 
 
@@ -67,9 +77,13 @@ class Catalog:
                 columns = {row[1] for row in db.execute("PRAGMA table_info(images)")}
         except sqlite3.DatabaseError as e:  # a file of another kind, a folder, a damaged database
             raise UserError(f"{self.path} is not a studio catalog (an SQLite database): {first_line(e)}.") from None
-        missing = set(Entry.__dataclass_fields__) - columns
+        missing = set(Entry.__dataclass_fields__) - columns - set(ADDED_COLUMNS)
         if missing:
             raise UserError(f"{self.path} is an SQLite database but not a studio catalog (no {sorted(missing)[0]}).")
+        with self._connect() as db:
+            for name, kind in ADDED_COLUMNS.items():
+                if name not in columns:
+                    db.execute(f"ALTER TABLE images ADD COLUMN {name} {kind}")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
@@ -84,24 +98,36 @@ class Catalog:
         latents: str | None = None,
         row: int | None = None,
         score: float | None = None,
+        psi: float | None = None,
+        note: str | None = None,
     ) -> Entry:
         created = time.time()
         with self._connect() as db:
             cur = db.execute(
-                "INSERT INTO images (file, kind, prompt, seed, latents, row, score, model_hash, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (file, kind, prompt, seed, latents, row, score, model_hash, created),
+                "INSERT INTO images (file, kind, prompt, seed, latents, row, score, model_hash, created, psi, note)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (file, kind, prompt, seed, latents, row, score, model_hash, created, psi, note),
             )
-            return Entry(cur.lastrowid, file, kind, prompt, seed, latents, row, score, model_hash, created)
+            return Entry(cur.lastrowid, file, kind, prompt, seed, latents, row, score, model_hash, created, psi, note)
+
+    def painted(self, seed: int, psi: float, model_hash: str) -> list[Entry]:
+        """The pictures painted from `seed` at `psi` with this model, newest first: a repaint finds them."""
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {COLUMNS} FROM images WHERE kind = 'seed' AND seed = ? AND psi = ? AND model_hash = ?"
+                " ORDER BY id DESC",
+                (int(seed), float(psi), model_hash),
+            ).fetchall()
+        return [Entry(*rec) for rec in rows]
 
     def get(self, entry_id: int) -> Entry | None:
         with self._connect() as db:
-            rec = db.execute("SELECT * FROM images WHERE id = ?", (int(entry_id),)).fetchone()
+            rec = db.execute(f"SELECT {COLUMNS} FROM images WHERE id = ?", (int(entry_id),)).fetchone()
         return Entry(*rec) if rec else None
 
     def search(self, text: str = "", limit: int = 100) -> list[Entry]:
         """Newest first; `text` matches the prompt (case-insensitive substring)."""
-        query = "SELECT * FROM images"
+        query = f"SELECT {COLUMNS} FROM images"
         args: list = []
         if text.strip():
             query += " WHERE prompt LIKE ? ESCAPE '\\'"
@@ -115,3 +141,7 @@ class Catalog:
     def __len__(self) -> int:
         with self._connect() as db:
             return db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+
+
+# The columns in Entry's order, named: an older catalog that gained psi and note has them in another place.
+COLUMNS = ", ".join(Entry.__dataclass_fields__)

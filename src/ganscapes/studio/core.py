@@ -234,6 +234,10 @@ class Studio:
 
         seed = _within(_whole(seed, "a seed"), "seeds", 0, MAX_SEED)
         psi = _psi(psi)  # before the request folder, so a refused request leaves nothing behind
+        # The same seed and ψ paint the same picture: a repaint (a click, a slider moved back) is the one cataloged.
+        for earlier in self.catalog.painted(seed, psi, self.model.model_hash):
+            if self._present(earlier):
+                return earlier
         folder = self._request_dir("seed")
         result = generate_images(self.model, [seed], psi=psi, device=self.device, out=folder, progress=False)
         return self.catalog.add(
@@ -243,6 +247,7 @@ class Studio:
             seed=seed,
             latents=self.rel(result.latents),
             row=0,
+            psi=psi,
         )
 
     def random_seed(self) -> int:
@@ -287,6 +292,7 @@ class Studio:
                 latents=latents,
                 row=k,
                 score=float(ranking.scores[k]),
+                psi=psi,
             )
             for k, path in enumerate(outputs.top)
         ]
@@ -307,35 +313,42 @@ class Studio:
                 f"{G.num_ws - 1}); choose another."
             )
 
-        def pick(text, what: str) -> LatentSet:
+        def pick(text, what: str) -> tuple[LatentSet, list[str]]:
+            """The latents of the items, and each item as the cells' captions name it (#12, s7)."""
             setting = what + "s"
             items = [t.strip() for t in _text(text, setting, MAX_LIST_CHARS).replace(";", ",").split(",") if t.strip()]
             if not items:
                 raise StudioError(f"Choose at least one {what}: catalog numbers such as 12, or seeds such as s7.")
             if len(items) > MAX_GRID:
                 raise StudioError(f"At most {MAX_GRID} {what}s per grid, not {len(items)}.")
-            ws, sources = [], []
+            ws, sources, names = [], [], []
             for item in items:
                 if item.lower().startswith("s"):
                     seed = _seed_item(item, setting)
                     lat = seed_latents(G, [seed], _psi(psi), None, None, self.device)
                     ws.append(lat.w[0])
                     sources.append(lat.sources[0])
+                    names.append(f"s{seed}")
                 else:
                     e = self.entry(item)
                     w = self.w_of(e)
                     ws.append(w)
                     sources.append({"catalog": e.id, "w": encode_array(w)})
-            return LatentSet(np.stack(ws), sources)
+                    names.append(f"#{e.id}")
+            return LatentSet(np.stack(ws), sources), names
 
-        form_lat, style_lat = pick(forms, "form"), pick(styles, "style")
+        (form_lat, form_names), (style_lat, style_names) = pick(forms, "form"), pick(styles, "style")
         folder = self._request_dir("mix")
         result = style_mix(self.model, form_lat, style_lat, chosen, folder, device=self.device)
         # mix.npz's rows are the cells in this order (F1-S1, F2-S1, …), so row k is cell k.
-        cells = [p for row in result.cells for p in row]
+        cells = [
+            (p, f"{form_names[f]} × {style_names[s]}") for s, row in enumerate(result.cells) for f, p in enumerate(row)
+        ]
         entries = [
-            self.catalog.add(self.rel(p), "mix", self.model.model_hash, latents=self.rel(result.latents), row=k)
-            for k, p in enumerate(cells)
+            self.catalog.add(
+                self.rel(p), "mix", self.model.model_hash, latents=self.rel(result.latents), row=k, note=note
+            )
+            for k, (p, note) in enumerate(cells)
         ]
         return result.grid, entries
 
@@ -377,6 +390,7 @@ class Studio:
             latents=self.rel(folder / LATENTS_FILE),
             row=0,
             score=float(result.scores[0]),
+            note=f"from #{start.id}",
         )
         return entry, folder / "history.png"
 
@@ -411,6 +425,8 @@ class Studio:
             latents=e.latents,
             row=e.row,
             score=e.score,
+            psi=e.psi,
+            note=f"finish of #{e.id}",
         )
 
     def _check_finished_size(self, e: Entry, source: Path, settings: PostSettings) -> None:
