@@ -7,16 +7,12 @@ it, downloads the PNG and reads its recipe, and searches the catalog. Every requ
 page makes is recorded, and any that leaves 127.0.0.1 (analytics, fonts, a CDN) fails
 the test; it is aborted rather than sent.
 
-With GANSCAPES_UPDATE_SCREENSHOT=1 the screenshot of the prompt tab replaces
-docs/studio.png (the README's picture); otherwise it goes to the test's folder.
+The screenshots the README shows are test_browser_screenshots.py's.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 from helpers_browser import CHROMIUM, STEP_TIMEOUT, local, wait_for_images
@@ -26,8 +22,6 @@ from ganscapes.provenance import read_recipe
 
 pytestmark = pytest.mark.slow  # a studio server driven by Chromium
 
-SCREENSHOT_ENV = "GANSCAPES_UPDATE_SCREENSHOT"
-DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "studio.png"
 PROMPT = "impressionist painting of autumn woods"  # the page's default
 
 
@@ -136,5 +130,3 @@ def test_the_studio_in_chromium(server, tmp_path):
     assert outside == [], f"the page reached beyond the studio: {outside}"
     assert requests and all(local(u) for u in requests)
     assert errors == []
-    if os.environ.get(SCREENSHOT_ENV) == "1":
-        shutil.copy(tmp_path / "studio.png", DOCS_SCREENSHOT)

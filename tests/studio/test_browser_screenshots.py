@@ -90,8 +90,8 @@ def fill_every_tab(page) -> None:
 
     page.get_by_role("tab", name="Explore by seed").click()
     page.locator("#seed input").fill("7")
-    page.get_by_role("button", name="Paint this seed").click()
-    expect(page.locator("#seed-status p")).to_have_text(re.compile(r"^Seed 7"))
+    page.get_by_role("button", name=re.compile(r"^Seed grid")).click()
+    expect(page.locator("#seed-status p")).to_have_text(re.compile(r"^Seeds 7–15"))
 
     page.get_by_role("tab", name="Mix").click()
     page.locator("#forms textarea").fill("#1, s3, s8")

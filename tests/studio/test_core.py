@@ -9,6 +9,7 @@ and against the latent the catalog points at, which is what mix and guide start 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -581,3 +582,30 @@ def test_every_label_is_a_field_of_the_page():
     labels = re.findall(r'label="([^"]+)"', Path(app.__file__).read_text(encoding="utf-8"))
     for setting, label in FIELD_LABELS.items():
         assert any(shown == label or shown.startswith(label + " ") for shown in labels), (setting, label)
+
+
+def test_a_repainted_seed_and_psi_is_the_same_catalog_entry(studio):
+    first = studio.paint_seed(40, 0.55)
+    rows = len(studio.catalog)
+    assert studio.paint_seed("40", 0.55) == first and len(studio.catalog) == rows
+    grid = studio.paint_seeds([40, 41], 0.55)
+    assert grid[0] == first and grid[1].seed == 41 and len(studio.catalog) == rows + 1
+    refused(studio, lambda: studio.paint_seeds(list(range(17)), 0.55), r"^A seed grid has 1 to 16 seeds\.$")
+
+
+def test_about_a_picture_gives_its_recipe_score_parents_and_command(studio, seed_entry):
+    facts = studio.about(seed_entry.id, "autumn woods")
+    assert facts.parents == f"seed {seed_entry.seed} at ψ {seed_entry.psi:g}"
+    assert ("kind", "generate: one seed through the mapping network") in facts.rows
+    (what, line), *_ = facts.commands
+    words = shlex.split(line)
+    assert words == [
+        "ganscapes",
+        "reproduce",
+        str(studio.path_of(seed_entry)),
+        "--model",
+        str(studio.cfg.model.resolve()),
+    ]
+    assert facts.score is not None and facts.prompt == "autumn woods"
+    cells = studio.mix(f"#{seed_entry.id}", "s3", "fine", "", 0.7)[1]
+    assert studio.about(cells[0].id).parents == f"form × style: #{seed_entry.id} × s3"

@@ -9,6 +9,7 @@ One job runs at a time; others wait in a short queue, so a second browser tab ca
 exhaust memory. The server answers only its own page, with bounded requests (`guard`).
 """
 
+import math
 import os
 import sys
 import traceback
@@ -17,7 +18,7 @@ from pathlib import Path
 from ganscapes.clip.prompts import DEFAULT_PROMPT
 from ganscapes.errors import UserError, first_line
 from ganscapes.make.mix import DEFAULT_LAYERS
-from ganscapes.studio.core import MAX_FINISH_WIDTH, MAX_GUIDE_STEPS, MAX_TOP, STUDIO_LAYER_CHOICES, Studio
+from ganscapes.studio.core import MAX_FINISH_WIDTH, MAX_GUIDE_STEPS, MAX_TOP, SEED_GRID, STUDIO_LAYER_CHOICES, Studio
 from ganscapes.studio.guard import LOOPBACK_NAMES, MAX_BODY_BYTES, RequestGuard
 
 QUEUE_SIZE = 8  # waiting jobs beyond this are refused
@@ -44,6 +45,15 @@ def _plain(text: str) -> str:
 
 # CommonMark lets a backslash escape any ASCII punctuation (spec section 2.4, "Backslash escapes").
 MARKDOWN_CHARACTERS = frozenset("\\`*_{}[]()<>#+-.!|~&")
+
+
+def _whole_seed(value):
+    """A seed from the page's field, for a grid that starts there: the studio checks the range of each."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) <= 40:
+        return int(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value == int(value):
+        return int(value)
+    raise UserError(f"Enter a seed as a whole number, not {str(value)[:40]!r}.")
 
 
 def _as_text(value) -> str:
@@ -87,12 +97,41 @@ class Handlers:
             pics, numbers = self.show([entry])
             status = f"Seed {entry.seed}, ψ {float(psi_value):g}: picture #{entry.id}."
         except Exception as e:
-            return self.keep, self.keep, self.failure(e)
-        return pics, numbers, status
+            return self.keep, self.keep, self.keep, self.failure(e)
+        return pics, numbers, [entry.seed], status
 
     def random(self, psi_value):
         value = self.studio.random_seed()
         return (value, *self.seed(value, psi_value))
+
+    def seed_grid(self, start, psi_value):
+        """SEED_GRID pictures from seed `start` on; the seeds shown go to the page, for ψ to repaint."""
+        try:
+            first = int(_whole_seed(start))
+            seeds = list(range(first, first + SEED_GRID))
+        except Exception as e:
+            return self.keep, self.keep, self.keep, self.failure(e)
+        return self.repaint(seeds, psi_value)
+
+    def random_grid(self, psi_value):
+        value = self.studio.random_seed()
+        return (value, *self.seed_grid(value, psi_value))
+
+    def repaint(self, seeds, psi_value):
+        """The seeds shown, painted again at ψ: the slider's live repaint."""
+        if not seeds:
+            return self.keep, self.keep, self.keep, "Paint a seed or a grid; moving ψ then paints it again."
+        try:
+            entries = self.studio.paint_seeds(seeds, psi_value)
+            pics, numbers = self.show(entries)
+            shown = [e.seed for e in entries]
+            span = f"Seed {shown[0]}" if len(shown) == 1 else f"Seeds {shown[0]}–{shown[-1]}"
+            status = f"{span}, ψ {float(psi_value):g}: pictures #{entries[0].id}–#{entries[-1].id}."
+            if len(entries) == 1:
+                status = f"Seed {shown[0]}, ψ {float(psi_value):g}: picture #{entries[0].id}."
+        except Exception as e:
+            return self.keep, self.keep, self.keep, self.failure(e)
+        return pics, numbers, shown, status
 
     def mix(self, form_text, style_text, preset, custom_text, psi_value):
         try:
@@ -129,6 +168,26 @@ class Handlers:
         except Exception as e:
             return self.keep, self.keep, self.failure(e)
         return pics, numbers, status
+
+    def about(self, chosen, prompt):
+        """The side panel for the selected picture: its facts in Markdown, and the command that rebuilds it."""
+        if not _as_text(chosen).strip():
+            return "Click a picture in any gallery to see its recipe here.", ""
+        try:
+            facts = self.studio.about(chosen, prompt)
+        except Exception as e:
+            return self.failure(e), ""
+        e = facts.entry
+        lines = [f"**Picture #{e.id}** ({_plain(e.kind)}) · from {_plain(facts.parents)}"]
+        if facts.score is not None:
+            lines.append(f"**Score** {facts.score:+.4f} for “{_plain(facts.prompt)}”")
+        elif facts.score_note:
+            lines.append(f"**No score:** {_plain(facts.score_note)}")
+        if facts.why_not:
+            lines.append(f"No command rebuilds it: {_plain(facts.why_not)}.")
+        recipe = "\n".join(f"- {_plain(what)}: {_plain(value)}" for what, value in facts.rows)
+        command = next((line for what, line in facts.commands if what.startswith("rebuild")), "")
+        return "\n\n".join([*lines, recipe]), command
 
     @staticmethod
     def select(numbers, index) -> str:
@@ -231,110 +290,134 @@ def build_app(studio: Studio):
         # catalog numbers of each gallery's pictures, in order: a click on a gallery that is not the
         # one filled last must still select its own picture
         ids = {name: gr.State([]) for name in ("prompt", "seed", "mix", "guide", "catalog")}
-        with gr.Row():
-            selected = gr.Textbox(label="Selected picture", interactive=False, elem_id="selected")
-            use_form = gr.Button("Add to forms", size="sm")
-            use_style = gr.Button("Add to styles", size="sm")
-            use_guide = gr.Button("Guide from it", size="sm")
-            use_finish = gr.Button("Finish it", size="sm")
+        with gr.Row(equal_height=False):
+            # The side panel: the selected picture, what to do with it, what it is and how to make it again.
+            with gr.Column(scale=1, min_width=300, elem_id="side"):
+                selected = gr.Textbox(label="Selected picture", interactive=False, elem_id="selected")
+                with gr.Row():
+                    use_form = gr.Button("Add to forms", size="sm")
+                    use_style = gr.Button("Add to styles", size="sm")
+                with gr.Row():
+                    use_guide = gr.Button("Guide from it", size="sm")
+                    use_finish = gr.Button("Finish it", size="sm")
+                about = gr.Markdown("Click a picture in any gallery to see its recipe here.", elem_id="about")
+                command = gr.Textbox(label="Command that rebuilds it", interactive=False, lines=2, elem_id="command")
+                copy_command = gr.Button("Copy command", size="sm")
+            with gr.Column(scale=4, min_width=360):
+                # The tabs other than the first keep their fields in the page before they are first opened
+                # (render_children): the buttons above write into them from any tab.
+                with gr.Tabs(overflow_behavior="wrap") as tabs:  # on a phone every tab stays in sight
+                    with gr.Tab("Paint from a prompt", id="prompt"):
+                        prompt = gr.Textbox(
+                            label="Prompt", value=DEFAULT_PROMPT, elem_id="prompt", interactive=clip_note is None
+                        )
+                        gr.Markdown(
+                            f"**CLIP is not available.** {clip_note}" if clip_note else "", visible=bool(clip_note)
+                        )
+                        with gr.Row():
+                            n = gr.Number(
+                                label="Pictures to generate",
+                                value=studio.default_images,
+                                precision=0,
+                                minimum=1,
+                                maximum=studio.max_images,
+                                elem_id="count",
+                            )
+                            psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ (truncation)")
+                            top = gr.Number(
+                                label="Keep the best", value=6, precision=0, minimum=1, maximum=MAX_TOP, elem_id="top"
+                            )
+                        paint = gr.Button("Paint from the prompt", variant="primary", interactive=clip_note is None)
+                        prompt_status = gr.Markdown(elem_id="prompt-status", **status_opts)
+                        gallery = gr.Gallery(label="Best matches", elem_id="prompt-gallery", **gallery_opts)
 
-        # The tabs other than the first keep their fields in the page before they are first opened
-        # (render_children): the buttons above write into them from any tab.
-        with gr.Tabs(overflow_behavior="wrap") as tabs:  # on a phone every tab stays in sight
-            with gr.Tab("Paint from a prompt", id="prompt"):
-                prompt = gr.Textbox(
-                    label="Prompt", value=DEFAULT_PROMPT, elem_id="prompt", interactive=clip_note is None
-                )
-                gr.Markdown(f"**CLIP is not available.** {clip_note}" if clip_note else "", visible=bool(clip_note))
-                with gr.Row():
-                    n = gr.Number(
-                        label="Pictures to generate",
-                        value=studio.default_images,
-                        precision=0,
-                        minimum=1,
-                        maximum=studio.max_images,
-                        elem_id="count",
-                    )
-                    psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ (truncation)")
-                    top = gr.Number(
-                        label="Keep the best", value=6, precision=0, minimum=1, maximum=MAX_TOP, elem_id="top"
-                    )
-                paint = gr.Button("Paint from the prompt", variant="primary", interactive=clip_note is None)
-                prompt_status = gr.Markdown(elem_id="prompt-status", **status_opts)
-                gallery = gr.Gallery(label="Best matches", elem_id="prompt-gallery", **gallery_opts)
+                    with gr.Tab("Explore by seed", id="seed", render_children=True):
+                        with gr.Row():
+                            seed = gr.Number(label="Seed", value=0, precision=0, elem_id="seed")
+                            seed_psi = gr.Slider(
+                                0, 1.5, value=0.7, step=0.05, label="ψ (truncation)", elem_id="seed-psi"
+                            )
+                        with gr.Row():
+                            paint_seed = gr.Button("Paint this seed", variant="primary")
+                            paint_grid = gr.Button(f"Seed grid ({SEED_GRID} from this seed)", variant="primary")
+                            random_seed = gr.Button("Random seed")
+                            random_grid = gr.Button("Random grid")
+                        shown_seeds = gr.State([])  # what the ψ slider repaints
+                        seed_status = gr.Markdown(elem_id="seed-status", **status_opts)
+                        seed_gallery = gr.Gallery(label="Painting", elem_id="seed-gallery", **gallery_opts)
 
-            with gr.Tab("Explore by seed", id="seed", render_children=True):
-                with gr.Row():
-                    seed = gr.Number(label="Seed", value=0, precision=0, elem_id="seed")
-                    seed_psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ (truncation)")
-                with gr.Row():
-                    paint_seed = gr.Button("Paint this seed", variant="primary")
-                    random_seed = gr.Button("Random seed")
-                seed_status = gr.Markdown(elem_id="seed-status", **status_opts)
-                seed_gallery = gr.Gallery(label="Painting", elem_id="seed-gallery", **gallery_opts)
+                    with gr.Tab("Mix", id="mix", render_children=True):
+                        gr.Markdown(
+                            "Forms and styles: catalog numbers (`12`, `#12`) or seeds (`s7`), separated by commas."
+                        )
+                        with gr.Row():
+                            forms = gr.Textbox(label="Forms (columns)", elem_id="forms")
+                            styles = gr.Textbox(label="Styles (rows)", elem_id="styles")
+                        with gr.Row():
+                            layers = gr.Radio(
+                                [*STUDIO_LAYER_CHOICES, "custom"],
+                                value=DEFAULT_LAYERS,
+                                label="Layers taken from the style",
+                            )
+                            custom = gr.Textbox(
+                                label="Custom layer range", placeholder=f"e.g. 4-7 (0 to {model.num_ws - 1})"
+                            )
+                            mix_psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ for seeds")
+                        mix_button = gr.Button("Mix", variant="primary")
+                        mix_status = gr.Markdown(elem_id="mix-status", **status_opts)
+                        grid = gr.Image(
+                            label="Forms × styles",
+                            type="filepath",
+                            format="png",
+                            elem_id="grid",
+                            elem_classes=["studio-picture"],
+                        )
+                        mix_gallery = gr.Gallery(label="Cells", elem_id="mix-gallery", **gallery_opts)
 
-            with gr.Tab("Mix", id="mix", render_children=True):
-                gr.Markdown("Forms and styles: catalog numbers (`12`, `#12`) or seeds (`s7`), separated by commas.")
-                with gr.Row():
-                    forms = gr.Textbox(label="Forms (columns)", elem_id="forms")
-                    styles = gr.Textbox(label="Styles (rows)", elem_id="styles")
-                with gr.Row():
-                    layers = gr.Radio(
-                        [*STUDIO_LAYER_CHOICES, "custom"], value=DEFAULT_LAYERS, label="Layers taken from the style"
-                    )
-                    custom = gr.Textbox(label="Custom layer range", placeholder=f"e.g. 4-7 (0 to {model.num_ws - 1})")
-                    mix_psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ for seeds")
-                mix_button = gr.Button("Mix", variant="primary")
-                mix_status = gr.Markdown(elem_id="mix-status", **status_opts)
-                grid = gr.Image(
-                    label="Forms × styles",
-                    type="filepath",
-                    format="png",
-                    elem_id="grid",
-                    elem_classes=["studio-picture"],
-                )
-                mix_gallery = gr.Gallery(label="Cells", elem_id="mix-gallery", **gallery_opts)
+                    with gr.Tab("Guide", id="guide", render_children=True):
+                        with gr.Row():
+                            guide_from = gr.Textbox(label="Start from picture", elem_id="guide-from")
+                            guide_prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT)
+                            method = gr.Radio(["adam", "genetic"], value="adam", label="Method")
+                            steps = gr.Number(label="Steps", value=20, precision=0, minimum=1, maximum=MAX_GUIDE_STEPS)
+                        guide_button = gr.Button("Guide", variant="primary", interactive=clip_note is None)
+                        guide_status = gr.Markdown(elem_id="guide-status", **status_opts)
+                        guide_gallery = gr.Gallery(label="Best found", elem_id="guide-gallery", **gallery_opts)
+                        history = gr.Image(
+                            label="Score history",
+                            type="filepath",
+                            format="png",
+                            elem_id="history",
+                            elem_classes=["studio-picture"],
+                        )
 
-            with gr.Tab("Guide", id="guide", render_children=True):
-                with gr.Row():
-                    guide_from = gr.Textbox(label="Start from picture", elem_id="guide-from")
-                    guide_prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT)
-                    method = gr.Radio(["adam", "genetic"], value="adam", label="Method")
-                    steps = gr.Number(label="Steps", value=20, precision=0, minimum=1, maximum=MAX_GUIDE_STEPS)
-                guide_button = gr.Button("Guide", variant="primary", interactive=clip_note is None)
-                guide_status = gr.Markdown(elem_id="guide-status", **status_opts)
-                guide_gallery = gr.Gallery(label="Best found", elem_id="guide-gallery", **gallery_opts)
-                history = gr.Image(
-                    label="Score history",
-                    type="filepath",
-                    format="png",
-                    elem_id="history",
-                    elem_classes=["studio-picture"],
-                )
+                    with gr.Tab("Finish", id="finish", render_children=True):
+                        with gr.Row():
+                            finish_from = gr.Textbox(label="Picture", elem_id="finish-from")
+                            low = gr.Number(label="Low percentile", value=0.1)
+                            high = gr.Number(label="High percentile", value=99.9)
+                            aspect = gr.Textbox(label="Aspect", value="auto")
+                            width = gr.Number(
+                                label="Width (0: keep)", value=0, precision=0, minimum=0, maximum=MAX_FINISH_WIDTH
+                            )
+                        with gr.Row():
+                            finish_button = gr.Button("Finish", variant="primary")
+                            download = gr.DownloadButton("Download the PNG", elem_id="download", interactive=False)
+                        finish_status = gr.Markdown(elem_id="finish-status", **status_opts)
+                        finished = gr.Image(
+                            label="Finished",
+                            type="filepath",
+                            format="png",
+                            elem_id="finished",
+                            elem_classes=["studio-picture"],
+                        )
 
-            with gr.Tab("Finish", id="finish", render_children=True):
-                with gr.Row():
-                    finish_from = gr.Textbox(label="Picture", elem_id="finish-from")
-                    low = gr.Number(label="Low percentile", value=0.1)
-                    high = gr.Number(label="High percentile", value=99.9)
-                    aspect = gr.Textbox(label="Aspect", value="auto")
-                    width = gr.Number(
-                        label="Width (0: keep)", value=0, precision=0, minimum=0, maximum=MAX_FINISH_WIDTH
-                    )
-                with gr.Row():
-                    finish_button = gr.Button("Finish", variant="primary")
-                    download = gr.DownloadButton("Download the PNG", elem_id="download", interactive=False)
-                finish_status = gr.Markdown(elem_id="finish-status", **status_opts)
-                finished = gr.Image(
-                    label="Finished", type="filepath", format="png", elem_id="finished", elem_classes=["studio-picture"]
-                )
-
-            with gr.Tab("Catalog", id="catalog", render_children=True) as catalog_tab:
-                with gr.Row():
-                    query = gr.Textbox(label="Search prompts", elem_id="query")
-                    search = gr.Button("Search")
-                catalog_status = gr.Markdown(elem_id="catalog-status", **status_opts)
-                catalog_gallery = gr.Gallery(label="Catalog", elem_id="catalog-gallery", **gallery_opts)
+                    with gr.Tab("Catalog", id="catalog", render_children=True) as catalog_tab:
+                        with gr.Row():
+                            query = gr.Textbox(label="Search prompts", elem_id="query")
+                            search = gr.Button("Search")
+                        catalog_status = gr.Markdown(elem_id="catalog-status", **status_opts)
+                        catalog_gallery = gr.Gallery(label="Catalog", elem_id="catalog-gallery", **gallery_opts)
 
         # -- events: the page's values as sent (preprocess=False), checked by the studio -----
 
@@ -360,8 +443,14 @@ def build_app(studio: Studio):
 
         raw = {"preprocess": False}
         paint.click(on_prompt, [prompt, n, psi, top], [gallery, ids["prompt"], prompt_status], **raw)
-        paint_seed.click(on.seed, [seed, seed_psi], [seed_gallery, ids["seed"], seed_status], **raw)
-        random_seed.click(on.random, [seed_psi], [seed, seed_gallery, ids["seed"], seed_status], **raw)
+        seed_out = [seed_gallery, ids["seed"], shown_seeds, seed_status]
+        paint_seed.click(on.seed, [seed, seed_psi], seed_out, **raw)
+        random_seed.click(on.random, [seed_psi], [seed, *seed_out], **raw)
+        paint_grid.click(on.seed_grid, [seed, seed_psi], seed_out, **raw)
+        random_grid.click(on.random_grid, [seed_psi], [seed, *seed_out], **raw)
+        # ψ repaints what is shown as soon as the slider is let go, without a click (the same seeds and ψ
+        # are the catalog's pictures again, so going back and forth paints nothing twice)
+        seed_psi.release(on.repaint, [shown_seeds, seed_psi], seed_out, **raw)
         mix_button.click(
             on.mix, [forms, styles, layers, custom, mix_psi], [grid, mix_gallery, ids["mix"], mix_status], **raw
         )
@@ -387,6 +476,9 @@ def build_app(studio: Studio):
         use_form.click(on.append, [forms, selected], [forms], **raw)
         use_style.click(on.append, [styles, selected], [styles], **raw)
         use_guide.click(_as_text, [selected], [guide_from], **raw)
+        selected.change(on.about, [selected, prompt], [about, command], **raw)
+        # the browser copies the text itself: nothing to run on the server (Clipboard API, navigator.clipboard)
+        copy_command.click(None, [command], None, js="(text) => { navigator.clipboard.writeText(text); }")
         use_finish.click(to_finish, [selected], [finish_from, tabs], **raw).then(
             on_finish, finish_inputs, [finished, download, finish_status], **raw
         )

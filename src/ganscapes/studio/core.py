@@ -17,13 +17,15 @@ import itertools
 import math
 import numbers
 import random
+import shlex
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 
 from ganscapes.clip import encoder as clip_encoder
@@ -40,6 +42,7 @@ from ganscapes.make.mix import LAYER_PRESETS, layer_range, seed_latents, style_m
 from ganscapes.make.pick import rank_generated
 from ganscapes.make.post import PostSettings, post_files, resolve_aspect
 from ganscapes.make.seeds import MAX_SEED, PSI_RANGE
+from ganscapes.make.summary import MODEL, summarize
 from ganscapes.provenance import encode_array, read_recipe
 from ganscapes.studio.catalog import Catalog, Entry
 
@@ -47,6 +50,8 @@ MAX_IMAGES = {"cpu": 400, "gpu": 2000}  # pictures one prompt request may genera
 DEFAULT_IMAGES = {"cpu": 200, "gpu": 1000}
 MAX_TOP = 24
 MAX_GRID = 8  # forms or styles per mix
+SEED_GRID = 9  # pictures in the Explore tab's grid: 3 × 3
+MAX_SEED_GRID = 16
 MAX_GUIDE_STEPS = 300
 # A finished picture: post's own limit (16,384 pixels wide) at its narrowest aspect (0.1) would be 8 GB of
 # pixels; post stretches the contrast in float64, so a 4,096² picture already takes about 0.8 GB while it works.
@@ -81,6 +86,33 @@ FIELD_LABELS = {
     "top": "Keep the best",
     "width": "Width",
 }
+
+
+@dataclass
+class PictureFacts:
+    entry: Entry
+    parents: str
+    rows: list[tuple[str, str]] = field(default_factory=list)  # the recipe in words
+    commands: list[tuple[str, str]] = field(default_factory=list)  # (what it does, command line)
+    why_not: str | None = None  # why no command rebuilds it
+    score: float | None = None
+    prompt: str | None = None
+    score_note: str | None = None  # why there is no score
+
+
+def _parents(e: Entry) -> str:
+    """Where a picture came from, in words, naming catalog numbers a user can select."""
+    if e.kind == "mix" and e.note:
+        return f"form × style: {e.note}"
+    if e.kind == "guide" and e.note:
+        return f"guided {e.note}" + (f" toward “{e.prompt}”" if e.prompt else "")
+    if e.kind == "post" and e.note:
+        return e.note
+    if e.kind == "prompt":
+        return f"seed {e.seed}, ranked for “{e.prompt}”"
+    if e.kind == "seed":
+        return f"seed {e.seed}" + (f" at ψ {e.psi:g}" if e.psi is not None else "")
+    return e.note or "none recorded"
 
 
 class StudioError(UserError):
@@ -249,6 +281,15 @@ class Studio:
             row=0,
             psi=psi,
         )
+
+    @in_page_words
+    def paint_seeds(self, seeds, psi: float) -> list[Entry]:
+        """A seed grid: each seed at `psi` (`paint_seed`, so a picture painted before is not painted again)."""
+        if not isinstance(seeds, list | tuple) or not 1 <= len(seeds) <= MAX_SEED_GRID:
+            raise StudioError(f"A seed grid has 1 to {MAX_SEED_GRID} seeds.")
+        checked = [_within(_whole(s, "a seed"), "seeds", 0, MAX_SEED) for s in seeds]
+        psi = _psi(psi)
+        return [self.paint_seed(s, psi) for s in checked]
 
     def random_seed(self) -> int:
         return random.SystemRandom().randrange(0, 2**31)
@@ -449,6 +490,49 @@ class Studio:
                 f"{MAX_FINISH_PIXELS:,} pixels ({MAX_FINISH_WIDTH} × {MAX_FINISH_WIDTH}): choose a smaller "
                 f"{FIELD_LABELS['width']} or a larger {FIELD_LABELS['aspect']}."
             )
+
+    def about(self, entry_id, prompt=None) -> PictureFacts:
+        """What the page's side panel says of a picture: its recipe in words (`summary`, as `ganscapes info`
+        prints it), its CLIP score for `prompt` when CLIP works, its parents, and the command line that
+        rebuilds it, with this studio's model and the picture's file in place of the placeholders."""
+
+        e = self.entry(entry_id)
+        path = self.path_of(e)
+        try:
+            raw = read_recipe(path, required=False)
+            with Image.open(path) as image:
+                size = image.size
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, UserError):
+            raw, size = None, None
+        facts = PictureFacts(entry=e, parents=_parents(e))
+        if raw is None:
+            facts.why_not = "its file carries no recipe"
+        else:
+            summary = summarize(path, raw, size)
+            facts.rows = summary.rows
+            facts.why_not = summary.why_not
+            model = shlex.quote(str(Path(self.cfg.model).resolve()))
+            facts.commands = [
+                (what, line.replace(f"--model {MODEL}", f"--model {model}")) for what, line in summary.commands
+            ]
+        text = _text(prompt, "prompt").strip()
+        if text:
+            try:
+                facts.score = self.score(path, text)
+                facts.prompt = text
+            except StudioError as why:
+                facts.score_note = str(why)
+        return facts
+
+    def score(self, path: Path, prompt: str) -> float:
+        """The CLIP score of the picture at `path` for `prompt`, as the guide scores its pictures."""
+        the_prompt = Prompt((prompt,))  # refuses a prompt CLIP cannot take, in words
+        encoder = self.clip()
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+        x = torch.from_numpy(pixels).permute(2, 0, 1)[None].to(self.device) / 127.5 - 1
+        with torch.no_grad():
+            return float(TensorScorer(encoder, the_prompt).score(x)[0])
 
     @in_page_words
     def find(self, query) -> list[Entry]:

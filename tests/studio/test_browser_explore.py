@@ -1,0 +1,91 @@
+"""The studio as an explorer, in Chromium: seed grids, ψ that repaints live, the selected picture's panel.
+
+A 3 × 3 grid from a seed or at random, repainted when the ψ slider is let go (no click);
+the side panel says what a picture is made of, its score for the prompt, its parents and
+the `ganscapes reproduce` command that rebuilds it, which "Copy command" puts on the
+clipboard; "Finish it" lands on the Finish tab with the picture finished. The server is
+conftest's `server` (`ganscapes studio` over the tiny 32² model).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+from helpers_browser import CHROMIUM, STEP_TIMEOUT, assert_whole_at_integer_zoom, local, wait_for_images
+
+pytestmark = pytest.mark.slow  # a studio server driven by Chromium
+
+
+@pytest.fixture
+def page(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=STEP_TIMEOUT)
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--no-proxy-server"])
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url.rstrip("/"))
+            context.route("**/*", lambda r: r.continue_() if local(r.request.url) else r.abort())
+            page = context.new_page()
+            page.set_default_timeout(STEP_TIMEOUT)
+            page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+            page.goto(server.url)
+            yield page
+        finally:
+            browser.close()
+    assert errors == []
+
+
+def test_a_seed_grid_repaints_when_psi_is_let_go(page, server):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Explore by seed").click()
+    page.locator("#seed input").fill("20")
+    page.get_by_role("button", name=re.compile(r"^Seed grid")).click()
+    status = page.locator("#seed-status p")
+    expect(status).to_have_text(re.compile(r"^Seeds 20–28, ψ 0\.7: pictures #\d+–#\d+\.$"))
+    wait_for_images(page, "#seed-gallery img", 9)
+    assert_whole_at_integer_zoom(page, "#seed-gallery img")
+    first = page.locator("#seed-gallery img").first.get_attribute("src")
+    # let the slider go near ψ 1.2: no button is pressed
+    track = page.locator("#seed-psi input[type=range]").bounding_box()
+    page.mouse.click(track["x"] + track["width"] * 1.2 / 1.5, track["y"] + track["height"] / 2)
+    expect(status).to_have_text(re.compile(r"^Seeds 20–28, ψ 1\.\d+: pictures"))
+    expect(page.locator("#seed-gallery img").first).not_to_have_attribute("src", first)
+    page.get_by_role("button", name="Random grid").click()
+    expect(status).to_have_text(re.compile(r"^Seeds \d+–\d+, ψ 1\.\d+: pictures"))
+    start = int(page.locator("#seed input").input_value())
+    expect(status).to_have_text(re.compile(rf"^Seeds {start}–{start + 8},"))
+
+
+def test_the_side_panel_explains_a_picture_and_copies_its_command(page, server):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Explore by seed").click()
+    page.locator("#seed input").fill("31")
+    page.get_by_role("button", name="Paint this seed").click()
+    expect(page.locator("#seed-status p")).to_have_text(re.compile(r"^Seed 31, ψ 0\.7: picture #\d+\.$"))
+    number = re.search(r"#(\d+)", page.locator("#seed-status p").inner_text()).group(1)
+    page.locator("#seed-gallery .thumbnail-item").first.click()
+    about = page.locator("#about")
+    expect(about).to_contain_text(f"Picture #{number} (seed) · from seed 31 at ψ 0.7")
+    expect(about).to_contain_text(re.compile(r"Score [+-]\d\.\d{4} for “impressionist painting of autumn woods”"))
+    command = page.locator("#command textarea")
+    expect(command).to_have_value(re.compile(r"^ganscapes reproduce "))
+    words = shlex.split(command.input_value())
+    assert words[:2] == ["ganscapes", "reproduce"] and words[3] == "--model", words
+    assert words[2].endswith("seed0031.png") and words[4].endswith("tiny.safetensors"), words
+    page.get_by_role("button", name="Copy command").click()
+    page.wait_for_function("t => navigator.clipboard.readText().then(c => c === t)", arg=command.input_value())
+
+    # "Finish it": on the Finish tab, finished, one more click to download
+    page.get_by_role("button", name="Finish it").click()
+    expect(page.get_by_role("tab", name="Finish")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#finish-status p")).to_have_text(re.compile(r"^Picture #\d+; the PNG carries its recipe"))
+    with page.expect_download() as download:
+        page.locator("#download").click()
+    assert download.value.suggested_filename.endswith("-finished.png")
