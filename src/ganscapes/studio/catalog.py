@@ -40,7 +40,7 @@ ADDED_COLUMNS = {"psi": "REAL", "note": "TEXT"}
 class Entry:
     id: int
     file: str
-    kind: str  # seed, prompt, mix, guide, post
+    kind: str  # seed, prompt, mix, guide, post, edit, near (more like this), project
     prompt: str | None
     seed: int | None
     latents: str | None
@@ -117,6 +117,15 @@ class Catalog:
                 f"SELECT {COLUMNS} FROM images WHERE kind = 'seed' AND seed = ? AND psi = ? AND model_hash = ?"
                 " ORDER BY id DESC",
                 (int(seed), float(psi), model_hash),
+            ).fetchall()
+        return [Entry(*rec) for rec in rows]
+
+    def made(self, kind: str, note: str, model_hash: str) -> list[Entry]:
+        """The pictures of `kind` made as `note` says with this model, newest first: an edit made again finds them."""
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {COLUMNS} FROM images WHERE kind = ? AND note = ? AND model_hash = ? ORDER BY id DESC",
+                (kind, note, model_hash),
             ).fetchall()
         return [Entry(*rec) for rec in rows]
 

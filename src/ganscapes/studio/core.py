@@ -20,6 +20,7 @@ import random
 import shlex
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,15 +36,20 @@ from ganscapes.clip.tensor_scorer import TensorScorer
 from ganscapes.device import resolve_device
 from ganscapes.errors import SettingError, UserError
 from ganscapes.gan.checkpoint import load_model
+from ganscapes.make import project as projector
+from ganscapes.make.directions import Directions, apply_edits, find_directions
 from ganscapes.make.generate import generate_images
 from ganscapes.make.guide import GuideConfig, adam_search, genetic_search, save_search
 from ganscapes.make.latents import LATENTS_FILE, LatentSet
 from ganscapes.make.mix import LAYER_PRESETS, layer_range, seed_latents, style_mix
+from ganscapes.make.paint import paint
 from ganscapes.make.pick import rank_generated
 from ganscapes.make.post import PostSettings, post_files, resolve_aspect
+from ganscapes.make.recipes import LatentRecipe, LatentSource
 from ganscapes.make.seeds import MAX_SEED, PSI_RANGE
 from ganscapes.make.summary import MODEL, summarize
-from ganscapes.provenance import encode_array, read_recipe
+from ganscapes.make.video import latent_walk
+from ganscapes.provenance import encode_array, read_recipe, write_png
 from ganscapes.studio.catalog import Catalog, Entry
 
 MAX_IMAGES = {"cpu": 400, "gpu": 2000}  # pictures one prompt request may generate
@@ -61,6 +67,21 @@ MAX_CATALOG_NUMBER = 2**63 - 1  # SQLite's largest integer
 MAX_LIST_CHARS = 1000  # forms, styles, a search
 MAX_LAYER_CHARS = 100
 MAX_NUMBER_CHARS = 40  # a number sent as text
+MAX_WALK_KEYS = 12  # keyframes of a walk
+MAX_WALK_FRAMES = 48  # frames from one keyframe to the next: 2 s at 24 frames a second
+SLIDERS = 6  # semantic directions shown as sliders
+SLIDER_SIGMA = 3.0  # a slider moves from -3σ to +3σ: large but still typical changes (make.directions)
+DIRECTION_SAMPLES = 10_000  # ws sampled for the PCA directions and for W's spread
+MAX_NEIGHBOURS = 16
+MAX_DISTANCE = 2.0  # of a neighbour, in units of W's spread
+# An uploaded painting: a phone's photo is a few MB and 12-50 megapixels; the guard refuses larger uploads
+# before they are stored, and `project_upload` checks the stored file again before decoding it.
+MAX_UPLOAD_BYTES = 20 << 20
+MAX_UPLOAD_PIXELS = 50_000_000
+UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP")
+MAX_PROJECT_STEPS = 2000  # per phase; the command line's defaults are 1000 and 500
+PROJECT_STEPS = (300, 200)  # the studio's defaults: a minute or two for a 256² model on a GPU
+MAX_PATH_CHARS = 4096
 # The page offers mix's presets that make a mixed picture: "all" would repeat the styles, "none" the forms.
 STUDIO_LAYER_CHOICES = tuple(p for p in LAYER_PRESETS if p not in ("all", "none"))
 
@@ -70,18 +91,24 @@ STUDIO_LAYER_CHOICES = tuple(p for p in LAYER_PRESETS if p not in ("all", "none"
 # paint_prompt(n), mix(forms, styles, preset: the `layers` argument), find(query).
 FIELD_LABELS = {
     "aspect": "Aspect",
+    "distance": "Distance",
     "forms": "Forms (columns)",
+    "frames": "Frames per transition",
+    "keyframes": "Keyframes",
     "high": "High percentile",
     "layers": "Custom layer range",
     "low": "Low percentile",
     "method": "Method",
     "n": "Pictures to generate",
+    "neighbours": "Neighbours",
     "preset": "Layers taken from the style",
     "prompt": "Prompt",
     "psi": "ψ",
     "query": "Search prompts",
     "seeds": "Seed",
     "steps": "Steps",
+    "steps_w": "Steps in W",
+    "steps_wplus": "Steps in W+",
     "styles": "Styles (rows)",
     "top": "Keep the best",
     "width": "Width",
@@ -163,6 +190,9 @@ class Studio:
         self._clip_error: str | None = None
         self._clip_lock = threading.Lock()
         self._counter = itertools.count()
+        self._directions: tuple[Directions, Path] | None = None
+        self._spread: float | None = None
+        self._directions_lock = threading.Lock()
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -338,6 +368,32 @@ class Studio:
             for k, path in enumerate(outputs.top)
         ]
 
+    def _latents(self, text, what: str, psi, limit: int, per: str) -> tuple[LatentSet, list[str]]:
+        """The latents of a list of catalog numbers (#12) and seeds (s7) typed in the field `what`s, and each
+        item as captions name it (#12, s7); a seed is mapped at ψ `psi`."""
+        G = self.model.G_ema
+        setting = what + "s"
+        items = [t.strip() for t in _text(text, setting, MAX_LIST_CHARS).replace(";", ",").split(",") if t.strip()]
+        if not items:
+            raise StudioError(f"Choose at least one {what}: catalog numbers such as 12, or seeds such as s7.")
+        if len(items) > limit:
+            raise StudioError(f"At most {limit} {what}s {per}, not {len(items)}.")
+        ws, sources, names = [], [], []
+        for item in items:
+            if item.lower().startswith("s"):
+                seed = _seed_item(item, setting)
+                lat = seed_latents(G, [seed], _psi(psi), None, None, self.device)
+                ws.append(lat.w[0])
+                sources.append(lat.sources[0])
+                names.append(f"s{seed}")
+            else:
+                e = self.entry(item)
+                w = self.w_of(e)
+                ws.append(w)
+                sources.append({"catalog": e.id, "w": encode_array(w)})
+                names.append(f"#{e.id}")
+        return LatentSet(np.stack(ws), sources), names
+
     @in_page_words
     def mix(self, forms: str, styles: str, layers: str, custom: str = "", psi: float = 1.0) -> tuple[Path, list[Entry]]:
         """Forms × styles from catalog numbers (#12) or seeds (s12)."""
@@ -354,31 +410,8 @@ class Studio:
                 f"{G.num_ws - 1}); choose another."
             )
 
-        def pick(text, what: str) -> tuple[LatentSet, list[str]]:
-            """The latents of the items, and each item as the cells' captions name it (#12, s7)."""
-            setting = what + "s"
-            items = [t.strip() for t in _text(text, setting, MAX_LIST_CHARS).replace(";", ",").split(",") if t.strip()]
-            if not items:
-                raise StudioError(f"Choose at least one {what}: catalog numbers such as 12, or seeds such as s7.")
-            if len(items) > MAX_GRID:
-                raise StudioError(f"At most {MAX_GRID} {what}s per grid, not {len(items)}.")
-            ws, sources, names = [], [], []
-            for item in items:
-                if item.lower().startswith("s"):
-                    seed = _seed_item(item, setting)
-                    lat = seed_latents(G, [seed], _psi(psi), None, None, self.device)
-                    ws.append(lat.w[0])
-                    sources.append(lat.sources[0])
-                    names.append(f"s{seed}")
-                else:
-                    e = self.entry(item)
-                    w = self.w_of(e)
-                    ws.append(w)
-                    sources.append({"catalog": e.id, "w": encode_array(w)})
-                    names.append(f"#{e.id}")
-            return LatentSet(np.stack(ws), sources), names
-
-        (form_lat, form_names), (style_lat, style_names) = pick(forms, "form"), pick(styles, "style")
+        form_lat, form_names = self._latents(forms, "form", psi, MAX_GRID, "per grid")
+        style_lat, style_names = self._latents(styles, "style", psi, MAX_GRID, "per grid")
         folder = self._request_dir("mix")
         result = style_mix(self.model, form_lat, style_lat, chosen, folder, device=self.device)
         # mix.npz's rows are the cells in this order (F1-S1, F2-S1, …), so row k is cell k.
@@ -490,6 +523,207 @@ class Studio:
                 f"{MAX_FINISH_PIXELS:,} pixels ({MAX_FINISH_WIDTH} × {MAX_FINISH_WIDTH}): choose a smaller "
                 f"{FIELD_LABELS['width']} or a larger {FIELD_LABELS['aspect']}."
             )
+
+    # -- walks, edits, neighbours, projections --------------------------------------
+
+    @in_page_words
+    def walk(self, keys, frames, loop, psi: float = 0.7) -> tuple[Path, int]:
+        """A latent walk through catalog pictures (#12) and seeds (s7), in that order: `make.video.latent_walk`
+        in W, from each picture's exact w (written to a small latents file first) to the next. The MP4 carries
+        its recipe, so `ganscapes reproduce WALK.mp4 --frame N` rebuilds any frame. Returns it and its frames."""
+        frames = _within(_whole(frames, "the frames per transition"), "frames", 1, MAX_WALK_FRAMES)
+        if not isinstance(loop, bool):
+            raise StudioError(f"Loop back to the first must be yes or no, not {_shown(loop)}.")
+        keyframes, names = self._latents(keys, "keyframe", psi, MAX_WALK_KEYS, "per walk")
+        if len(keyframes) < 2:
+            raise StudioError("A walk needs at least 2 keyframes: pictures added with “Add to walk”, or seeds (s7).")
+        folder = self._request_dir("walk")
+        latents = LatentSet(keyframes.w, model_hash=self.model.model_hash).save(folder / "keyframes.npz")
+        keys = [f"{latents}:0-{len(keyframes) - 1}"]
+        out = folder / "walk.mp4"
+        result = latent_walk(
+            self.model, keys, out, frames=frames, space="w", loop=loop, device=self.device, progress=False
+        )
+        (folder / "keyframes.txt").write_text(", ".join(names) + "\n", encoding="utf-8")
+        return result.video, result.frames
+
+    def directions(self) -> tuple[Directions, Path]:
+        """The semantic directions the Edit tab's sliders move, and their file.
+
+        OUT/directions-HASH.npz (HASH: the model's) when it is there: `ganscapes directions` may have
+        written or named it (`ganscapes directions name FILE 0 sky`); otherwise GANSpace's PCA directions of
+        every w row (`make.directions.find_directions`), computed once and saved there.
+        """
+        with self._directions_lock:
+            if self._directions is None:
+                path = self.out / f"directions-{self.model.model_hash[:12]}.npz"
+                if path.is_file():
+                    found = Directions.load(path, self.model)
+                else:
+                    G = self.model.G_ema
+                    count = min(SLIDERS, G.w_dim)
+                    found = find_directions(
+                        self.model, "pca", list(range(G.num_ws)), count, DIRECTION_SAMPLES, device=self.device
+                    )
+                    found.save(path)
+                self._directions = (found, path)
+            return self._directions
+
+    def slider_names(self) -> list[str]:
+        """The sliders' labels: each direction's name from its file, else "direction N"."""
+        found, _ = self.directions()
+        return [found.names[k] or f"direction {k}" for k in range(min(SLIDERS, len(found)))]
+
+    @in_page_words
+    def edit(self, entry_id, amounts) -> Entry:
+        """The picture moved along the semantic directions by `amounts` (σ, one per slider): a new picture whose
+        recipe holds the picture's exact w and the edits (`ganscapes reproduce` applies them), cataloged once
+        for the same picture and amounts (a slider moved back and forth paints nothing twice)."""
+        found, path = self.directions()
+        names = self.slider_names()
+        if not isinstance(amounts, list | tuple) or len(amounts) != len(names):
+            raise StudioError(f"An edit takes {len(names)} amounts, one per slider.")
+        checked = []
+        for name, amount in zip(names, amounts, strict=True):
+            value = float(_real(amount, f"the amount of {name}"))
+            if not -SLIDER_SIGMA <= value <= SLIDER_SIGMA:
+                raise StudioError(f"{name} must be between {-SLIDER_SIGMA:g} and {SLIDER_SIGMA:g} σ, not {value:g}.")
+            checked.append(value)
+        e = self.entry(entry_id)
+        w = self.w_of(e)
+        moves = [(k, a) for k, a in enumerate(checked) if a != 0]
+        if not moves:
+            return e  # every slider at 0: the picture itself
+        note = f"#{e.id} edited: " + ", ".join(f"{names[k]} {a:+g}" for k, a in moves)
+        for earlier in self.catalog.made("edit", note, self.model.model_hash):
+            if self._present(earlier):
+                return earlier
+        edits = [found.edit(k, a, file=path.name) for k, a in moves]
+        source = LatentSource(w=w, seed=e.seed if e.kind == "seed" else None, catalog=e.id)
+        folder = self._request_dir("edit")
+        (entry,) = self._paint_exact(folder, [source], [note], "edit", edits)
+        return entry
+
+    @in_page_words
+    def more_like(self, entry_id, distance, count) -> list[Entry]:
+        """Neighbours of a picture: its w moved `distance` × W's spread along random unit directions
+        (the same move on every w row), each cataloged with its exact w, which `ganscapes reproduce` paints."""
+        distance = float(_within(_real(distance, "a distance"), "distance", 0, MAX_DISTANCE, " (of W's spread)"))
+        count = _within(_whole(count, "how many neighbours"), "neighbours", 1, MAX_NEIGHBOURS)
+        e = self.entry(entry_id)
+        w = self.w_of(e)
+        rng = np.random.default_rng(random.SystemRandom().randrange(2**63))
+        steps = rng.standard_normal((count, w.shape[1]))
+        steps /= np.linalg.norm(steps, axis=1, keepdims=True)
+        moved = (w[None] + (distance * self.w_spread() * steps)[:, None, :]).astype(np.float32)
+        folder = self._request_dir("near")
+        sources = [LatentSource(w=m, catalog=e.id) for m in moved]
+        notes = [f"near #{e.id} ({distance:g})"] * count
+        return self._paint_exact(folder, sources, notes, "near")
+
+    def w_spread(self) -> float:
+        """W's spread: the root mean squared distance of sampled ws from their mean (`make.project`'s unit
+        for its noise), the unit of a neighbour's distance."""
+        with self._directions_lock:
+            if self._spread is None:
+                G = self.model.G_ema.to(self.device).eval().requires_grad_(False)
+                self._spread = projector.w_statistics(G, DIRECTION_SAMPLES, 0, self.device)[1]
+            return self._spread
+
+    def _paint_exact(self, folder: Path, sources: list[LatentSource], notes: list[str], kind: str, edits=None):
+        """Paint exact ws (edited by `edits`) into `folder` as `kind`-NN.png, each with a `latent` recipe that
+        `ganscapes reproduce` rebuilds, their painted ws in latents.npz, and catalog them."""
+        G = self.model.G_ema.to(self.device).eval().requires_grad_(False)
+        ws = apply_edits(np.stack([s.w for s in sources]), edits)
+        pixels = paint(G, ws, "const")
+        latents = self.rel(LatentSet(ws, model_hash=self.model.model_hash).save(folder / LATENTS_FILE))
+        aspect = self.model.meta.get("aspect")
+        entries = []
+        for k, (source, note) in enumerate(zip(sources, notes, strict=True)):
+            recipe = LatentRecipe(
+                model_hash=self.model.model_hash,
+                noise_mode="const",
+                device=str(self.device),
+                aspect=aspect,
+                latent=source,
+                edits=edits or None,
+            )
+            path = write_png(folder / f"{kind}-{k + 1:02d}.png", pixels[k], recipe.to_json())
+            entries.append(
+                self.catalog.add(self.rel(path), kind, self.model.model_hash, latents=latents, row=k, note=note)
+            )
+        return entries
+
+    @in_page_words
+    def project_upload(
+        self, upload, steps_w, steps_wplus, inbox: Path, progress: Callable[[float, str], None] | None = None
+    ) -> tuple[Entry, Path, float]:
+        """Project an uploaded painting (`make.project`: a w, then W+), cataloged like any picture; returns it,
+        the target as the model saw it (made square as `prepare` makes paintings square) and the PSNR reached.
+
+        `upload` is the path Gradio stored the upload at; it must lie in `inbox`, Gradio's upload folder,
+        so a request cannot name another file. Its size and pixel count are checked before it is decoded.
+        """
+        steps_w = _within(_whole(steps_w, "the steps in W"), "steps_w", 0, MAX_PROJECT_STEPS)
+        steps_wplus = _within(_whole(steps_wplus, "the steps in W+"), "steps_wplus", 0, MAX_PROJECT_STEPS)
+        if steps_w + steps_wplus == 0:
+            raise StudioError("Give some steps in W or in W+: with none there is nothing to fit.")
+        path = self._uploaded(upload, inbox)
+        G = self.model.G_ema.to(self.device).eval().requires_grad_(False)
+        target = projector.load_target(
+            path, G.img_resolution, G.img_channels, "center-rect", projector.model_aspect(self.model)
+        )
+        cfg = projector.ProjectConfig(steps_w=steps_w, steps_wplus=steps_wplus)
+        say = progress or (lambda f, d: None)
+        total = steps_w + steps_wplus
+        result = projector.project(
+            G,
+            target.pixels,
+            cfg,
+            self.device,
+            progress=lambda row: say(row["step"] / total, f"step {row['step']} of {total} ({row['phase']})"),
+        )
+        folder = self._request_dir("project")
+        reached = projector.save_projection(result, target, self.model, cfg, folder, self.device, video=False)
+        entry = self.catalog.add(
+            self.rel(folder / projector.PICTURE),
+            "project",
+            self.model.model_hash,
+            latents=self.rel(folder / LATENTS_FILE),
+            row=0,
+            note=f"projection of {target.name[:60]}",
+        )
+        say(1.0, "done")
+        return entry, folder / projector.TARGET, float(reached["psnr_db"])
+
+    def _uploaded(self, upload, inbox: Path) -> Path:
+        """The uploaded picture's path, checked: inside `inbox`, a file of at most MAX_UPLOAD_BYTES, a PNG, JPEG
+        or WebP of at most MAX_UPLOAD_PIXELS (read from its header, before any pixel is decoded)."""
+        if upload is None or upload == "":
+            raise StudioError("Choose a picture of your painting to upload first.")
+        if not isinstance(upload, str) or len(upload) > MAX_PATH_CHARS or "\x00" in upload:
+            raise StudioError("The upload is not a file the studio received.")
+        root = Path(inbox).resolve()
+        path = Path(upload).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise StudioError("The upload is not a file the studio received.")
+        size = path.stat().st_size
+        if size > MAX_UPLOAD_BYTES:
+            raise StudioError(f"The picture is {size:,} bytes; the studio takes at most {MAX_UPLOAD_BYTES:,}.")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as image:  # the header only
+                    kind, (width, height) = image.format, image.size
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise StudioError("The upload is not a PNG, JPEG or WebP picture.") from None
+        if kind not in UPLOAD_FORMATS:
+            raise StudioError("The upload is not a PNG, JPEG or WebP picture.")
+        if width * height > MAX_UPLOAD_PIXELS:
+            raise StudioError(
+                f"The picture is {width} × {height} pixels; the studio takes at most {MAX_UPLOAD_PIXELS:,} pixels."
+            )
+        return path
 
     def about(self, entry_id, prompt=None) -> PictureFacts:
         """What the page's side panel says of a picture: its recipe in words (`summary`, as `ganscapes info`
