@@ -12,18 +12,32 @@ process, Python and PyTorch included). Run by hand, not in CI:
                                             [--modes eager,compile] [--seconds 10] [--warmup 3]
 
 On a CPU, keep to `--res 64` or `--res 64,256`: 1024² takes minutes per cell there.
+
+Side by side with NVIDIA's code (`--official PATH`, a checkout of
+NVlabs/stylegan2-ada-pytorch): one official-format snapshot of the `auto` preset per
+resolution, written by NVIDIA's code and loaded by both sides (ours through its
+restricted unpickler), then `--rounds` interleaved rounds in this one process, same
+threads, batch, fp32 and const noise, of (a) the network alone — mapping, synthesis,
+8-bit conversion — and (b) end to end: `ganscapes generate` (PNGs and recipes written)
+against NVIDIA's G at the same batch with the PNG writing of its `generate.py`
+(`PIL.Image.save`, one picture after another). The pixels of both are compared too.
+
+    .venv/bin/python benchmarks/generate.py --official ~/src/stylegan2-ada-pytorch --res 64,256 [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 
 def run_cell(res: int, batch: int, mode: str, device_name: str, seconds: float, warmup: int) -> dict:
@@ -94,6 +108,89 @@ def run_cell(res: int, batch: int, mode: str, device_name: str, seconds: float, 
     }
 
 
+def side_by_side(official: Path, res: int, batch: int, rounds: int, seconds: float) -> dict:
+    """Interleaved rounds of ours and NVIDIA's at one resolution (see the module's docstring)."""
+    import numpy as np
+    import PIL.Image
+    import torch
+    from official import interleave, load_theirs, official_snapshot, timed_rate
+
+    from ganscapes.gan.checkpoint import load_model
+    from ganscapes.make.generate import generate_images, synthesis_options, to_uint8
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        pkl = official_snapshot(official, res, tmp / "snapshot.pkl")
+        theirs = load_theirs(official, pkl)
+        model = load_model(pkl)
+        G = model.G_ema.eval().requires_grad_(False)
+        options = synthesis_options(torch.device("cpu"))
+        c = torch.zeros([batch, 0])
+
+        def ours_net() -> np.ndarray:
+            with torch.inference_mode():
+                z = torch.randn([batch, G.z_dim])
+                return to_uint8(G.synthesis(G.mapping(z, c), noise_mode="const", **options)).cpu().numpy()
+
+        def theirs_net() -> np.ndarray:
+            with torch.no_grad():
+                z = torch.randn([batch, theirs.z_dim])
+                img = theirs(z, c, truncation_psi=1, noise_mode="const", force_fp32=True)
+                return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+        # How many batches make a round of about `seconds` (measured once on our side).
+        start = time.perf_counter()
+        ours_net()
+        per_round = max(2, round(seconds / max(time.perf_counter() - start, 1e-3)))
+        theirs_net()
+
+        def rate(fn):
+            return lambda: timed_rate(lambda: sum(len(fn()) for _ in range(per_round)))
+
+        network = interleave(rate(ours_net), rate(theirs_net), rounds)
+
+        count = per_round * batch
+        first = [0]
+        rounds_done = itertools.count()
+
+        def ours_end_to_end() -> float:
+            seeds = range(first[0], first[0] + count)
+            first[0] += count
+            out = tmp / f"ours{first[0]}"
+            return timed_rate(lambda: len(generate_images(model, seeds, batch=batch, out=out, progress=False).images))
+
+        def theirs_end_to_end() -> float:
+            out = tmp / f"theirs{next(rounds_done)}"
+            out.mkdir()
+
+            def work() -> int:
+                for k in range(0, count, batch):
+                    pixels = theirs_net().transpose(0, 2, 3, 1)
+                    for j, picture in enumerate(pixels):  # as generate.py saves each picture
+                        PIL.Image.fromarray(picture, "RGB").save(out / f"seed{k + j:04d}.png")
+                return count
+
+            return timed_rate(work)
+
+        end_to_end = interleave(ours_end_to_end, theirs_end_to_end, rounds)
+
+        # The same z through both: how far apart are the pictures (in 8-bit levels)?
+        z = torch.from_numpy(np.random.RandomState(0).randn(batch, G.z_dim)).float()
+        with torch.no_grad():
+            a = to_uint8(G.synthesis(G.mapping(z, c), noise_mode="const", **options)).int()
+            b = to_uint8(theirs(z, c, noise_mode="const", force_fp32=True)).int()
+        diff = (a - b).abs()
+    return {
+        "res": res,
+        "batch": batch,
+        "images_per_round": count,
+        "network": network,
+        "end_to_end": end_to_end,
+        "max_level_difference": int(diff.max()),
+        "share_differing": float((diff > 0).float().mean()),
+    }
+
+
 def device_description(device_name: str) -> str:
     import torch
 
@@ -117,7 +214,38 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per cell (at least 3 batches)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed batches first (compilation happens here)")
     parser.add_argument("--cell", help=argparse.SUPPRESS)  # internal: run one cell, print JSON
+    parser.add_argument("--official", type=Path, help="NVIDIA's checkout: measure side by side with it")
+    parser.add_argument("--rounds", type=int, default=5, help="--official: interleaved rounds per side")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--json", type=Path, help="--official: also write the results here")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    if args.official:
+        import torch
+        from official import machine_line, ratio_row
+
+        print(machine_line(torch.get_num_threads()))
+        print("| measured | ours | NVIDIA's | ours / NVIDIA's |")
+        print("|---|---|---|---|")
+        results = []
+        for res in [int(r) for r in args.res.split(",")]:
+            batch = int(args.batch.split(",")[0])
+            r = side_by_side(args.official, res, batch, args.rounds, args.seconds)
+            results.append(r)
+            print(ratio_row(f"{res}², batch {batch}: network", "img/s", r["network"]), flush=True)
+            print(ratio_row(f"{res}², batch {batch}: end to end, PNGs written", "img/s", r["end_to_end"]), flush=True)
+            print(
+                f"|  {res}²: same z, pixels | max {r['max_level_difference']} level(s) apart, "
+                f"{r['share_differing']:.1e} of them differ | | |",
+                flush=True,
+            )
+        if args.json:
+            args.json.write_text(json.dumps({"machine": machine_line(torch.get_num_threads()), "results": results}))
+        return
 
     if args.cell:
         res, batch, mode = args.cell.split(",")

@@ -95,7 +95,7 @@ LOCKSTEP_PATCHES = [
 ]
 
 
-def load_official_loop(official: Path, lockstep_hooks: dict | None, device: str = "cpu"):
+def load_official_loop(official: Path, lockstep_hooks: dict | None, device: str = "cpu", extra_patches=()):
     """NVIDIA's `training_loop` module, patched for the CPU (and for lock-step when hooks are given).
 
     On CUDA only what needs psutil or scipy-based metrics is patched out."""
@@ -106,7 +106,7 @@ def load_official_loop(official: Path, lockstep_hooks: dict | None, device: str 
         sys.path.insert(0, str(official))
     source = (official / "training" / "training_loop.py").read_text(encoding="utf-8-sig")  # it starts with a BOM
     patches = CPU_PATCHES if device == "cpu" else [p for p in CPU_PATCHES if "psutil" in p[0] or "metric" in p[0]]
-    for old, new, why in patches + (LOCKSTEP_PATCHES if lockstep_hooks is not None else []):
+    for old, new, why in patches + (LOCKSTEP_PATCHES if lockstep_hooks is not None else []) + list(extra_patches):
         if source.count(old) != 1:
             sys.exit(f"Cannot patch NVIDIA's training_loop.py ({why}): expected one {old!r}; is it commit d72cc7d?")
         source = source.replace(old, new)

@@ -6,13 +6,26 @@ regularisation, EMA, no snapshot metrics) on a synthetic dataset made with
 reads the figures from the run's log. Run by hand:
 
     .venv/bin/python benchmarks/train.py [--res 64,128] [--batch 8] [--iters 20] [--cfg auto] [--device cpu]
+
+Side by side with NVIDIA's loop (`--official PATH`, a checkout of
+NVlabs/stylegan2-ada-pytorch; its `training_loop.py` is patched in memory to run on a
+CPU, as by `parity_official.py`): `--rounds` rounds, each running our loop and NVIDIA's
+in fresh processes one after the other (A B, then B A), with the same networks (the
+`auto` preset), batch, fp32, fixed augmentation (bgc, p 0.2), threads and data. Each
+side's time per iteration comes from a tick of `--iters` iterations after a first
+one-iteration tick (start-up excluded); peak memory is the process's resident maximum.
+
+    .venv/bin/python benchmarks/train.py --official ~/src/stylegan2-ada-pytorch --res 64,128 --iters 4 --rounds 5
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +34,7 @@ import torch
 
 from ganscapes.data.prepare import PrepareConfig, prepare_dataset
 from ganscapes.data.sample import make_samples
+from ganscapes.fileio import read_jsonl
 from ganscapes.gan.train_config import TrainConfig
 from ganscapes.gan.training import train
 
@@ -58,6 +72,103 @@ def bench(root: Path, res: int, batch: int, iters: int, cfg: str, device: str) -
     }
 
 
+# NVIDIA's loop paints a grid of up to 1,024 pictures before it starts, which takes minutes
+# on a CPU and is not timed; the speed benchmark skips it.
+NO_INITIAL_FAKES = [
+    (
+        "        images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() "
+        "for z, c in zip(grid_z, grid_c)]).numpy()\n"
+        "        save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), "
+        "drange=[-1,1], grid_size=grid_size)\n",
+        "",
+        "the initial grid of fakes",
+    )
+]
+
+
+def one_side(side: str, data: Path, root: Path, res: int, batch: int, iters: int, official: Path | None) -> dict:
+    """Run one side for one round (in this process) and return its seconds per iteration and peak memory."""
+    import resource
+
+    config = TrainConfig(
+        data=str(data),
+        outdir=str(root / "ours"),
+        cfg="auto",
+        batch=batch,
+        kimg=batch * (iters + 1) / 1000,
+        kimg_per_tick=batch * iters / 1000,
+        aug="fixed",
+        p=0.2,
+        augpipe="bgc",
+        snap=10**6,
+        metrics=[],
+        workers=0,
+        device="cpu",
+    )
+    if side == "ours":
+        result = train(config, log=lambda _: None, progress=False)
+        seconds = [row["sec_per_tick"] for row in read_jsonl(result.run_dir / "log.jsonl")]
+    else:
+        from ganscapes.gan.training import resolve_training
+
+        import parity_official as po
+
+        cfg = resolve_training(config).to_dict()
+        loop = po.load_official_loop(official, None, "cpu", extra_patches=NO_INITIAL_FAKES)
+        run_dir = root / "theirs"
+        run_dir.mkdir()
+        kwargs = po.official_kwargs(cfg, data, run_dir, seed=0)
+        kwargs["progress_fn"] = None
+        loop.training_loop(**kwargs)
+        seconds = [po._stat(row, "Timing/sec_per_tick") for row in read_jsonl(run_dir / "stats.jsonl")]
+    return {
+        "sec_per_iter": seconds[-1] / iters,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "ticks": len(seconds),
+    }
+
+
+def _round(name: str, data: Path, root: Path, res: int, args, threads: int, memory: dict) -> float:
+    """One side's round in a fresh process: its iterations per second (higher is faster)."""
+    work = Path(tempfile.mkdtemp(dir=root))
+    cmd = [sys.executable, __file__, "--side", name, "--data", str(data), "--work", str(work), "--res", str(res),
+           "--batch", str(args.batch), "--iters", str(args.iters), "--threads", str(threads)]  # fmt: skip
+    if args.official:
+        cmd += ["--official", str(args.official)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
+    if proc.returncode != 0:
+        sys.exit(f"{name} failed:\n{proc.stderr[-2000:]}")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    memory[name].append(r["peak_rss_mb"])
+    return 1 / r["sec_per_iter"]
+
+
+def side_by_side(args) -> None:
+    from official import interleave, machine_line, ratio_row
+
+    threads = args.threads or torch.get_num_threads()
+    print(machine_line(threads) + "; auto preset, fp32, augmentation bgc at fixed p 0.2")
+    print("| measured | ours | NVIDIA's | ours / NVIDIA's (speed) |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for res in [int(r) for r in args.res.split(",")]:
+            data = root / f"data{res}.zip"
+            make_samples(root / f"raw{res}", n=64, seed=0, min_side=res, max_side=2 * res, progress=False)
+            prepare_dataset(
+                root / f"raw{res}", data, PrepareConfig(res=res, workers=1), log=lambda _: None, progress=False
+            )
+            memory = {"ours": [], "theirs": []}
+            sides = [functools.partial(_round, name, data, root, res, args, threads, memory) for name in memory]
+            r = interleave(*sides, args.rounds)
+            print(ratio_row(f"{res}², batch {args.batch}: iterations", "it/s", r), flush=True)
+            print(
+                f"| {res}²: peak memory | {max(memory['ours']):,.0f} MB | {max(memory['theirs']):,.0f} MB | "
+                f"{max(memory['ours']) / max(memory['theirs']):.2f} |",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--res", default="64,128")
@@ -65,7 +176,22 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=16)
     parser.add_argument("--cfg", default="auto")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--official", type=Path, help="NVIDIA's checkout: measure side by side with it")
+    parser.add_argument("--rounds", type=int, default=5, help="--official: interleaved rounds per side")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--side", choices=["ours", "theirs"], help=argparse.SUPPRESS)  # internal: one round
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.side:
+        r = one_side(args.side, args.data, args.work, int(args.res), args.batch, args.iters, args.official)
+        print(json.dumps(r))
+        return
+    if args.official:
+        side_by_side(args)
+        return
     print(
         f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
         f"device {args.device}, cfg {args.cfg}, ADA on (bgc)"

@@ -55,9 +55,12 @@ def _as_separable(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     return None
 
 
-def _filter(x: torch.Tensor, f: torch.Tensor, gain: float, flip: bool) -> torch.Tensor:
-    """Valid depthwise filtering of every channel of x with f·gain (true convolution if flip)."""
+def _filter(x: torch.Tensor, f: torch.Tensor, gain: float, flip: bool, pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """Depthwise filtering of every channel of x with f·gain (true convolution if flip),
+    `pad` = (rows, columns) of zeros on both sides, which the convolution adds itself
+    rather than a padded copy of x being made first."""
     C = x.shape[1]
+    py, px = pad
     sep = _as_separable(f)
     if sep is not None:
         fy, fx = sep
@@ -65,12 +68,18 @@ def _filter(x: torch.Tensor, f: torch.Tensor, gain: float, flip: bool) -> torch.
         fy, fx = (fy * g).to(x.dtype), (fx * g).to(x.dtype)
         if flip:
             fy, fx = fy.flip(0), fx.flip(0)
-        x = F.conv2d(x, fx.reshape(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
-        return F.conv2d(x, fy.reshape(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+        x = F.conv2d(x, fx.reshape(1, 1, 1, -1).expand(C, 1, 1, -1), padding=(0, px), groups=C)
+        return F.conv2d(x, fy.reshape(1, 1, -1, 1).expand(C, 1, -1, 1), padding=(py, 0), groups=C)
     w = (f * gain).to(x.dtype)
     if flip:
         w = w.flip([0, 1])
-    return F.conv2d(x, w[None, None].expand(C, 1, *w.shape), groups=C)
+    return F.conv2d(x, w[None, None].expand(C, 1, *w.shape), padding=(py, px), groups=C)
+
+
+def _symmetric(padding) -> tuple[int, int] | None:
+    """(rows, columns) when `padding` (px0, px1, py0, py1) pads each axis equally and never crops."""
+    px0, px1, py0, py1 = padding
+    return (py0, px0) if px0 == px1 >= 0 and py0 == py1 >= 0 else None
 
 
 def _pad_or_crop(x: torch.Tensor, padding) -> torch.Tensor:
@@ -101,8 +110,11 @@ def upfirdn2d(
         x = x.reshape(N, C, H, 1, W, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(N, C, H * up, W * up)
-    x = _pad_or_crop(x, padding)
-    x = _filter(x, f, gain, flip=not flip_filter)
+    both = _symmetric(padding)
+    if both is not None:
+        x = _filter(x, f, gain, flip=not flip_filter, pad=both)
+    else:
+        x = _filter(_pad_or_crop(x, padding), f, gain, flip=not flip_filter)
     if down > 1:
         x = x[:, :, ::down, ::down]
     return x
@@ -138,20 +150,24 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """2× FIR downsampling, `upfirdn2d(x, f, down=2, padding=(1,1,1,1))` for a 4-tap f."""
     fw = f.shape[-1]
     pad = [(fw - 1) // 2, (fw - 2) // 2] * 2
-    x = _pad_or_crop(x, pad)
-    return _filter_strided(x, f, stride=2)
+    both = _symmetric(pad)
+    if both is not None:
+        return _filter_strided(x, f, stride=2, pad=both)
+    return _filter_strided(_pad_or_crop(x, pad), f, stride=2)
 
 
-def _filter_strided(x: torch.Tensor, f: torch.Tensor, stride: int) -> torch.Tensor:
-    """Depthwise true convolution with f, keeping every stride-th output (computed directly)."""
+def _filter_strided(x: torch.Tensor, f: torch.Tensor, stride: int, pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """Depthwise true convolution with f, keeping every stride-th output (computed directly);
+    `pad` as in `_filter`."""
     C = x.shape[1]
+    py, px = pad
     sep = _as_separable(f)
     if sep is not None:
         fy, fx = (t.flip(0).to(x.dtype) for t in sep)
-        x = F.conv2d(x, fx.reshape(1, 1, 1, -1).expand(C, 1, 1, -1), stride=(1, stride), groups=C)
-        return F.conv2d(x, fy.reshape(1, 1, -1, 1).expand(C, 1, -1, 1), stride=(stride, 1), groups=C)
+        x = F.conv2d(x, fx.reshape(1, 1, 1, -1).expand(C, 1, 1, -1), stride=(1, stride), padding=(0, px), groups=C)
+        return F.conv2d(x, fy.reshape(1, 1, -1, 1).expand(C, 1, -1, 1), stride=(stride, 1), padding=(py, 0), groups=C)
     w = f.flip([0, 1]).to(x.dtype)
-    return F.conv2d(x, w[None, None].expand(C, 1, *w.shape), stride=stride, groups=C)
+    return F.conv2d(x, w[None, None].expand(C, 1, *w.shape), stride=stride, padding=(py, px), groups=C)
 
 
 # ---------------------------------------------------------------------------------------
