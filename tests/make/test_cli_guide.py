@@ -12,7 +12,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import ganscapes.clip.encoder as encoder_mod
@@ -30,14 +29,7 @@ from helpers_tinyclip import TINY_CLIP, TINY_CLIP_ARGS, register_tiny_clip
 PROMPT = "impressionist painting of autumn woods"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: as fast for these tiny networks, and no stalls when other
-    processes share the cores (see test_guide.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import ganscapes.clip.encoder as encoder_mod
@@ -26,12 +25,7 @@ from helpers_tinyclip import TINY_CLIP_ARGS, register_tiny_clip
 FAST = ("--steps-w", "12", "--steps-wplus", "8", "--device", "cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -35,14 +35,7 @@ CPU = torch.device("cpu")
 PROMPT = Prompt(("impressionist painting of autumn woods",), ("a photograph",))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: as fast for these tiny networks, and no multi-second stalls of
-    OpenMP threads waiting for each other when other processes share the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
