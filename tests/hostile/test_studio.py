@@ -1,5 +1,10 @@
 """The studio against hostile requests: other web sites, huge bodies, uploads, and values no page would send.
 
+Uploads: the Project tab takes one picture, so the upload route takes exactly one PNG,
+JPEG or WebP of bounded bytes and pixels with a plain file name; oversized bodies, other
+files, several files and names with paths are refused before Gradio stores anything, and
+the handler reads only files inside Gradio's upload folder, checked again before decoding.
+
 Two levels. The page's handlers (`Handlers`, which Gradio calls with the values as the
 browser sent them) are called directly with out-of-range, non-finite, huge and mistyped
 values: each must answer with a sentence for the page, raise nothing, print no traceback
@@ -13,20 +18,31 @@ from __future__ import annotations
 
 import http.client
 import importlib.util
+import io
 import json
 import math
 import re
 import socket
+import struct
+import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from PIL import Image
 
 from ganscapes.gan.checkpoint import save_model
 from ganscapes.studio import core
 from ganscapes.studio.app import KEEP, Handlers, launch
-from ganscapes.studio.core import MAX_FINISH_WIDTH, MAX_SEED, Studio, StudioConfig
+from ganscapes.studio.core import (
+    MAX_FINISH_WIDTH,
+    MAX_SEED,
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_PIXELS,
+    Studio,
+    StudioConfig,
+)
 from ganscapes.studio.guard import MAX_BODY_BYTES
 
 from helpers_models import tiny_model
@@ -238,6 +254,129 @@ def test_finish_up_to_the_largest_picture_reaches_post(studio, picture, monkeypa
     assert page_text(status) == FAILED + "Post was reached."
 
 
+@pytest.mark.parametrize(
+    "keys, frames, loop, match",
+    [
+        ("s1, s2", NAN, True, r"^Enter the frames per transition as a whole number, not nan\.$"),
+        ("s1, s2", 10**9, True, r"^Frames per transition must be between 1 and 48, not 1000000000\.$"),
+        ("s1, s2", 0, True, r"^Frames per transition must be between 1 and 48, not 0\.$"),
+        ("s1, s2", 4, "yes", r"^Loop back to the first must be yes or no, not 'yes'\.$"),
+        ("s1", 4, True, r"^A walk needs at least 2 keyframes"),
+        (",".join(f"s{i}" for i in range(13)), 4, True, r"^At most 12 keyframes per walk, not 13\.$"),
+        (["s1", "s2"], 4, True, r"^Keyframes must be text, not list\.$"),
+        ("s1, #99999999999999999999999", 4, True, r"^There is no picture #99999999999999999999999 in the catalog"),
+        ("s1, s" + "9" * 500, 4, True, r"^'s9{20,}…' is neither a catalog number"),
+    ],
+)
+def test_walk_with_hostile_values_is_a_message_in_the_page(studio, capfd, keys, frames, loop, match):
+    assert_in_page(studio, capfd, lambda: Handlers(studio).walk(keys, frames, loop, 0.7), match)
+
+
+@pytest.mark.parametrize(
+    "amounts, match",
+    [
+        ([NAN, 0, 0, 0, 0, 0], r"^Enter the amount of direction 0 as a number, not nan\.$"),
+        ([0, 100, 0, 0, 0, 0], r"^direction 1 must be between -3 and 3 σ, not 100\.$"),
+        ([0, -INF, 0, 0, 0, 0], r"^Enter the amount of direction 1 as a number, not -inf\.$"),
+        ([1] * 7, r"^An edit takes 6 amounts, one per slider\.$"),
+        ([1], r"^An edit takes 6 amounts, one per slider\.$"),
+        ([0, 0, "x" * 500, 0, 0, 0], r"^Enter the amount of direction 2 as a number, not 'x{20,}…'\.$"),
+    ],
+)
+def test_edit_with_hostile_values_is_a_message_in_the_page(studio, picture, capfd, amounts, match):
+    studio.directions()  # computed once, outside the request's check of what it leaves behind
+    assert_in_page(studio, capfd, lambda: Handlers(studio).edit(picture.id, *amounts), match)
+
+
+@pytest.mark.parametrize(
+    "distance, count, match",
+    [
+        (NAN, 4, r"^Enter a distance as a number, not nan\.$"),
+        (1e300, 4, r"^Distance must be between 0 and 2 \(of W's spread\), not 1e\+300\.$"),
+        (-1, 4, r"^Distance must be between 0 and 2"),
+        (0.3, 10**6, r"^Neighbours must be between 1 and 16, not 1000000\.$"),
+        (0.3, 0, r"^Neighbours must be between 1 and 16, not 0\.$"),
+        (0.3, [4], r"^Enter how many neighbours as a whole number, not list\.$"),
+    ],
+)
+def test_more_like_this_with_hostile_values_is_a_message_in_the_page(studio, picture, capfd, distance, count, match):
+    assert_in_page(studio, capfd, lambda: Handlers(studio).near(picture.id, distance, count), match)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims `width` × `height` pixels in its header and holds none (PNG spec, §5.3 and §11.2.2)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
+
+
+def small_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (120, 160, 90)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def inbox(tmp_path) -> Path:
+    return tmp_path / "uploads"
+
+
+def test_project_reads_only_what_was_uploaded_and_checks_it_before_decoding(studio, capfd, inbox, tmp_path):
+    inbox.mkdir()
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(small_png())
+    (inbox / "link.png").symlink_to(outside)
+    (inbox / "notes.png").write_text("not a picture")
+    (inbox / "huge.png").write_bytes(png_header(10_000, 10_000))
+    with open(inbox / "big.png", "wb") as f:  # sparse: MAX_UPLOAD_BYTES + 1 bytes on no disk
+        f.write(small_png())
+        f.truncate(MAX_UPLOAD_BYTES + 1)
+    on = Handlers(studio, inbox=inbox)
+    not_received = r"^The upload is not a file the studio received\.$"
+    for upload in (
+        str(outside),
+        "/etc/passwd",
+        str(inbox / ".." / "outside.png"),
+        str(inbox / "link.png"),
+        str(inbox / "missing.png"),
+        str(inbox),
+        {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}},
+        ["a.png"],
+        str(inbox / "a\x00.png"),
+        "x" * 10_000,
+    ):
+        assert_in_page(studio, capfd, lambda u=upload: on.project(u, 2, 2), not_received)
+    assert_in_page(studio, capfd, lambda: on.project(None, 2, 2), r"^Choose a picture of your painting to upload")
+    assert_in_page(studio, capfd, lambda: on.project(str(inbox / "notes.png"), 2, 2), r"^The upload is not a PNG, J")
+    assert_in_page(
+        studio,
+        capfd,
+        lambda: on.project(str(inbox / "huge.png"), 2, 2),
+        rf"^The picture is 10000 × 10000 pixels; the studio takes at most {MAX_UPLOAD_PIXELS:,} pixels\.$",
+    )
+    assert_in_page(
+        studio,
+        capfd,
+        lambda: on.project(str(inbox / "big.png"), 2, 2),
+        rf"^The picture is {MAX_UPLOAD_BYTES + 1:,} bytes; the studio takes at most {MAX_UPLOAD_BYTES:,}\.$",
+    )
+    (inbox / "fine.png").write_bytes(small_png())
+    for w, wplus, match in (
+        (NAN, 2, r"^Enter the steps in W as a whole number, not nan\.$"),
+        (2, 10**9, r"^Steps in W\+ must be between 0 and 2000, not 1000000000\.$"),
+        (-1, 2, r"^Steps in W must be between 0 and 2000, not -1\.$"),
+        (0, 0, r"^Give some steps in W or in W\+"),
+    ):
+        assert_in_page(studio, capfd, lambda a=w, b=wplus: on.project(str(inbox / "fine.png"), a, b), match)
+    assert_in_page(studio, capfd, lambda: Handlers(studio).project(str(inbox / "fine.png"), 2, 2), r"takes no uploads")
+
+
 def test_search_and_selection_with_hostile_values(studio, capfd):
     h = Handlers(studio)
     assert_in_page(studio, capfd, lambda: h.search({"prompt": "x"}), r"^Search prompts must be text, not dict\.$")
@@ -318,21 +457,25 @@ def send(server, method: str, path: str, body: bytes = b"", headers: dict | None
         connection.close()
 
 
-def upload_body(size: int) -> tuple[bytes, dict]:
+def upload_body(size: int = 0, files: list[tuple[str, bytes]] | None = None, field: str = "files"):
+    """A multipart form as a browser posts it: `files` (name, bytes), or one payload.bin of `size` bytes."""
     boundary = "ganscapes-boundary"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="payload.bin"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        + b"x" * size
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
+    body = b""
+    for name, data in files or [("payload.bin", b"x" * size)]:
+        body += (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + data
+            + b"\r\n"
+        )
+    body += f"--{boundary}--\r\n".encode()
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 def stored_payloads(server) -> list[Path]:
-    return [p for p in server.temp.rglob("payload.bin")]
+    return [p for p in server.temp.rglob("*") if p.is_file()]
 
 
 def test_the_page_and_its_own_requests_are_served(server):
@@ -381,18 +524,86 @@ def test_a_foreign_host_name_is_refused(server):
         assert send(server, "GET", "/config", headers={"Host": host, "Origin": f"http://{host}"})[0] == 200
 
 
-def test_uploads_are_refused_even_from_the_page(server):
-    """No field of the studio takes a file, so its page has nothing to upload."""
+ONE_PICTURE = "The studio takes one picture per upload: a PNG, JPEG or WebP file."
+PLAIN_NAME = "The picture's file name must be a plain name such as painting.jpg."
+
+
+def test_screen_recordings_are_refused_even_from_the_page(server):
+    """Gradio's other route that stores files: no field of the studio records the screen."""
     body, form = upload_body(1000)
-    for path in ("/gradio_api/upload", "/gradio_api/upload/", "/gradio_api/process_recording"):
+    for path in ("/gradio_api/process_recording", "/gradio_api/process_recording/"):
         status, text = send(server, "POST", path, body, {**form, "Origin": f"http://{server.host}"})
-        assert (status, text.strip()) == (403, "The studio takes no uploads."), path
+        assert (status, text.strip()) == (403, "The studio takes no uploads but pictures."), path
     assert stored_payloads(server) == []
 
 
+@pytest.mark.parametrize(
+    "files, field, status, sentence",
+    [
+        ([("payload.bin", b"x" * 1000)], "files", 415, ONE_PICTURE),
+        ([("painting.png", b"<html><script>alert(1)</script>")], "files", 415, ONE_PICTURE),
+        ([("painting.html", None)], "files", 415, ONE_PICTURE),  # a picture's bytes under a page's name
+        ([("painting.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>")], "files", 415, ONE_PICTURE),
+        ([("painting.jpg", None)], "files", 415, ONE_PICTURE),  # PNG bytes under a JPEG's name
+        ([("painting.png", None), ("second.png", None)], "files", 400, ONE_PICTURE),
+        ([("painting.png", None)] * 50, "files", 400, ONE_PICTURE),
+        ([("painting.png", None)], "video", 400, ONE_PICTURE),
+        ([("../../painting.png", None)], "files", 400, PLAIN_NAME),
+        ([("..\\..\\painting.png", None)], "files", 400, PLAIN_NAME),
+        ([("/etc/painting.png", None)], "files", 400, PLAIN_NAME),
+        ([(".png", None)], "files", 400, PLAIN_NAME),
+        ([("C:painting.png", None)], "files", 400, PLAIN_NAME),
+        ([("painting", None)], "files", 400, PLAIN_NAME),
+        ([("p" * 300 + ".png", None)], "files", 400, PLAIN_NAME),
+        (
+            [("huge.png", png_header(10_000, 10_000))],
+            "files",
+            413,
+            f"The studio takes pictures of at most {MAX_UPLOAD_PIXELS:,} pixels, not 10000×10000.",
+        ),
+    ],
+)
+def test_an_upload_that_is_not_one_picture_is_refused(server, files, field, status, sentence):
+    files = [(name, small_png() if data is None else data) for name, data in files]
+    body, form = upload_body(files=files, field=field)
+    got = send(server, "POST", "/gradio_api/upload", body, {**form, "Origin": f"http://{server.host}"})
+    assert (got[0], got[1].strip()) == (status, sentence)
+    assert stored_payloads(server) == []
+
+
+def test_a_form_that_is_not_multipart_or_is_damaged_is_refused(server):
+    headers = {"Origin": f"http://{server.host}"}
+    status, text = send(server, "POST", "/gradio_api/upload", small_png(), {**headers, "Content-Type": "image/png"})
+    assert (status, text.strip()) == (415, ONE_PICTURE)
+    body, form = upload_body(files=[("painting.png", small_png())])
+    status, text = send(server, "POST", "/gradio_api/upload", body[:-40], {**headers, **form})  # cut short
+    assert (status, text.strip()) == (400, ONE_PICTURE)
+    assert stored_payloads(server) == []
+
+
+@pytest.mark.parametrize("name, kind", [("painting.png", "PNG"), ("Painting.JPG", "JPEG"), ("painting.webp", "WEBP")])
+def test_one_picture_from_the_page_is_stored(server, name, kind):
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (120, 160, 90)).save(buffer, format=kind)
+    body, form = upload_body(files=[(name, buffer.getvalue())])
+    status, text = send(server, "POST", "/gradio_api/upload", body, {**form, "Origin": f"http://{server.host}"})
+    assert status == 200, text
+    (stored,) = json.loads(text)
+    assert Path(stored).name == name and Path(stored).resolve().is_relative_to(server.temp.resolve())
+    assert Path(stored).read_bytes() == buffer.getvalue()
+    Path(stored).unlink()
+
+
 def test_a_too_large_request_is_refused(server):
-    body, form = upload_body(MAX_BODY_BYTES + 1)
+    body, form = upload_body(MAX_UPLOAD_BYTES + (64 << 10))
     status, text = send(server, "POST", "/gradio_api/upload", body, form)
+    assert (status, text.strip()) == (413, f"The studio takes pictures of at most {MAX_UPLOAD_BYTES:,} bytes.")
+    # a picture just over the limit, inside a body the guard reads
+    big = small_png() + b"\0" * (MAX_UPLOAD_BYTES + 1 - len(small_png()))
+    body, form = upload_body(files=[("painting.png", big)])
+    status, text = send(server, "POST", "/gradio_api/upload", body, form)
+    assert (status, text.strip()) == (413, f"The studio takes pictures of at most {MAX_UPLOAD_BYTES:,} bytes.")
+    status, text = send(server, "POST", "/gradio_api/queue/join", b"[" * (MAX_BODY_BYTES + 1), {"Content-Type": "x"})
     assert (status, text.strip()) == (413, f"The studio takes requests of at most {MAX_BODY_BYTES:,} bytes.")
     status, _ = send(server, "POST", "/gradio_api/queue/join", b"[" * (MAX_BODY_BYTES + 1), {"Content-Type": "x"})
     assert status == 413
