@@ -141,7 +141,7 @@ HOW_DRAWN = """els => els.map(img => {
   const r = img.getBoundingClientRect();
   const style = getComputedStyle(img);
   const fit = style.objectFit;
-  const nw = img.naturalWidth, nh = img.naturalHeight;
+  const nw = img.naturalWidth || img.videoWidth, nh = img.naturalHeight || img.videoHeight;  // a picture or a film
   // the picture's own area inside the element: object-fit may shrink it, or crop it (cover)
   let w = r.width, h = r.height;
   if (fit === 'contain' || fit === 'scale-down') {

@@ -18,8 +18,22 @@ from pathlib import Path
 from ganscapes.clip.prompts import DEFAULT_PROMPT
 from ganscapes.errors import UserError, first_line
 from ganscapes.make.mix import DEFAULT_LAYERS
-from ganscapes.studio.core import MAX_FINISH_WIDTH, MAX_GUIDE_STEPS, MAX_TOP, SEED_GRID, STUDIO_LAYER_CHOICES, Studio
-from ganscapes.studio.guard import LOOPBACK_NAMES, MAX_BODY_BYTES, RequestGuard
+from ganscapes.studio.core import (
+    MAX_DISTANCE,
+    MAX_FINISH_WIDTH,
+    MAX_GUIDE_STEPS,
+    MAX_NEIGHBOURS,
+    MAX_PROJECT_STEPS,
+    MAX_TOP,
+    MAX_UPLOAD_BYTES,
+    MAX_WALK_FRAMES,
+    PROJECT_STEPS,
+    SEED_GRID,
+    SLIDER_SIGMA,
+    STUDIO_LAYER_CHOICES,
+    Studio,
+)
+from ganscapes.studio.guard import LOOPBACK_NAMES, RequestGuard
 
 QUEUE_SIZE = 8  # waiting jobs beyond this are refused
 MAX_MESSAGE_CHARS = 400  # of a sentence on the page
@@ -68,9 +82,10 @@ class Handlers:
     outputs show, and never raises; a failure is the last output, a sentence for the page, and
     every other output is `keep`, so the pictures shown before a refused request stay shown."""
 
-    def __init__(self, studio: Studio, keep=KEEP):
+    def __init__(self, studio: Studio, keep=KEEP, inbox: Path | None = None):
         self.studio = studio
         self.keep = keep
+        self.inbox = inbox  # where Gradio stores uploads: the only files "Project it" reads
 
     def failure(self, e: Exception) -> str:
         if isinstance(e, UserError):
@@ -160,6 +175,72 @@ class Handlers:
             return self.keep, self.keep, self.failure(e)
         return path, path, status
 
+    def walk(self, keys, frames, loop, psi_value):
+        """The walk's MP4 twice (the player, the download) and a sentence."""
+        try:
+            video, count = self.studio.walk(keys, frames, loop, psi_value)
+            status = (
+                f"{count} frames through {_plain(_as_text(keys).strip())}; the MP4 carries its recipe "
+                "(`ganscapes reproduce WALK.mp4 --frame N` rebuilds a frame)."
+            )
+        except Exception as e:
+            return self.keep, self.keep, self.failure(e)
+        return str(video), str(video), status
+
+    @staticmethod
+    def walk_keys(numbers) -> str:
+        """The catalog numbers of the pictures a gallery shows, as the Keyframes field takes them."""
+        return ", ".join(f"#{n}" for n in numbers or [] if isinstance(n, int))
+
+    def edit(self, start, *amounts):
+        """The selected picture and its edit, side by side; the sliders' release runs it."""
+        if start is None or (isinstance(start, str) and not start.strip()):
+            return self.keep, self.keep, "Select a picture and press “Edit it”; the sliders then repaint it."
+        try:
+            original = self.studio.entry(start)
+            entry = self.studio.edit(start, list(amounts))
+            if entry.id == original.id:
+                pics, numbers = self.show([original])
+                status = f"Every slider at 0: picture #{original.id} as it is."
+            else:
+                pics, numbers = self.show([original, entry])
+                status = f"Picture #{entry.id}: {_plain(entry.note)}."
+        except Exception as e:
+            return self.keep, self.keep, self.failure(e)
+        return pics, numbers, status
+
+    def near(self, start, distance, count):
+        """The picture and its neighbours, the picture first."""
+        if start is None or (isinstance(start, str) and not start.strip()):
+            return self.keep, self.keep, "Select a picture and press “More like this”, or type its number."
+        try:
+            original = self.studio.entry(start)
+            entries = self.studio.more_like(start, distance, count)
+            pics, numbers = self.show([original, *entries])
+            status = (
+                f"{len(entries)} pictures near #{original.id}, at {float(distance):g} of W's spread: "
+                f"#{entries[0].id}–#{entries[-1].id}."
+            )
+        except Exception as e:
+            return self.keep, self.keep, self.failure(e)
+        return pics, numbers, status
+
+    def project(self, upload, steps_w, steps_wplus, progress=None):
+        """The target as the model sees it and the projected picture (a catalog picture), and a sentence."""
+        path = upload.get("path") if isinstance(upload, dict) else upload
+        try:
+            if self.inbox is None:
+                raise UserError("This page takes no uploads.")
+            entry, target, psnr = self.studio.project_upload(path, steps_w, steps_wplus, self.inbox, progress)
+            pics = [
+                (str(target), "the painting, as the model sees it"),
+                (str(self.studio.path_of(entry)), entry.caption),
+            ]
+            status = f"Picture #{entry.id}, {psnr:.1f} dB PSNR from your painting; it can be mixed, edited and walked."
+        except Exception as e:
+            return self.keep, self.keep, self.failure(e)
+        return pics, [None, entry.id], status
+
     def search(self, text):
         try:
             pics, numbers = self.show(self.studio.find(text))
@@ -193,7 +274,7 @@ class Handlers:
     def select(numbers, index) -> str:
         """The catalog number of the picture clicked in a gallery (`index`, as the browser sent it)."""
         ok = isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(numbers or [])
-        return f"#{numbers[index]}" if ok else ""
+        return f"#{numbers[index]}" if ok and numbers[index] is not None else ""  # None: a picture not cataloged
 
     @staticmethod
     def append(current, chosen) -> str:
@@ -218,8 +299,9 @@ CSS = f"""
 .studio-pictures .gallery-item {{ flex: 0 0 auto; width: auto !important; height: auto !important; }}
 .studio-pictures .thumbnail-item {{ width: auto !important; height: auto !important; aspect-ratio: auto !important;
   display: flex; flex-direction: column; align-items: center; overflow: visible !important; padding: 4px; }}
-.studio-pictures img, .studio-picture img {{ image-rendering: pixelated; object-fit: fill !important;
-  max-width: none !important; max-height: none !important; min-width: 16px; min-height: 16px; }}
+.studio-pictures img, .studio-picture img, .studio-picture video {{ image-rendering: pixelated;
+  object-fit: fill !important; max-width: none !important; max-height: none !important;
+  min-width: 16px; min-height: 16px; }}
 .studio-pictures .caption-label {{ position: static !important; max-width: {TILE}px !important;
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
   opacity: 1 !important; border: none !important;
@@ -233,8 +315,8 @@ HEAD = f"""<script>
 (() => {{
   const fit = img => {{
     const holder = img.closest('.studio-pictures, .studio-picture');
-    if (!holder || !img.naturalWidth) return;
-    const nw = img.naturalWidth, nh = img.naturalHeight;
+    const nw = img.naturalWidth || img.videoWidth, nh = img.naturalHeight || img.videoHeight;
+    if (!holder || !nw) return;
     const tile = holder.classList.contains('studio-pictures');
     // a cell: TILE, or half the gallery's width on a phone; a single picture: its column's width
     const room = holder.clientWidth;
@@ -247,16 +329,26 @@ HEAD = f"""<script>
     if (img.style.height !== height) img.style.height = height;
   }};
   // a picture that loads in a hidden tab is fitted again when its tab is shown and its box gets a size
-  const resized = new ResizeObserver(entries => entries.forEach(e => e.target.querySelectorAll('img').forEach(fit)));
+  const resized = new ResizeObserver(
+    entries => entries.forEach(e => e.target.querySelectorAll('img, video').forEach(fit)));
   const watched = new WeakSet();
   const all = () => {{
     document.querySelectorAll('.studio-picture').forEach(holder => {{
       if (!watched.has(holder)) {{ watched.add(holder); resized.observe(holder); }}
-      holder.querySelectorAll('img').forEach(fit);
+      holder.querySelectorAll('img, video').forEach(fit);
     }});
     document.querySelectorAll('.studio-pictures img').forEach(fit);
   }};
   document.addEventListener('load', e => {{ if (e.target.tagName === 'IMG') fit(e.target); }}, true);
+  document.addEventListener('loadedmetadata', e => {{ if (e.target.tagName === 'VIDEO') fit(e.target); }}, true);
+  // A slider repaints when let go (Gradio's "release", sent on pointerup); one moved with the keyboard is let
+  // go when its key is: the same event then (HTML's range input takes arrows, Home, End, Page Up and Down).
+  const keys = ['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'Home', 'End', 'PageUp', 'PageDown'];
+  document.addEventListener('keyup', e => {{
+    const t = e.target;
+    if (t instanceof HTMLInputElement && t.type === 'range' && keys.includes(e.key))
+      t.dispatchEvent(new PointerEvent('pointerup', {{bubbles: true}}));
+  }}, true);
   new MutationObserver(all).observe(document.documentElement,
     {{subtree: true, childList: true, attributes: true, attributeFilter: ['src']}});
   window.addEventListener('resize', all);
@@ -289,7 +381,8 @@ def build_app(studio: Studio):
         )
         # catalog numbers of each gallery's pictures, in order: a click on a gallery that is not the
         # one filled last must still select its own picture
-        ids = {name: gr.State([]) for name in ("prompt", "seed", "mix", "guide", "catalog")}
+        names = ("prompt", "seed", "near", "mix", "edit", "guide", "project", "catalog")
+        ids = {name: gr.State([]) for name in names}
         with gr.Row(equal_height=False):
             # The side panel: the selected picture, what to do with it, what it is and how to make it again.
             with gr.Column(scale=1, min_width=300, elem_id="side"):
@@ -298,6 +391,10 @@ def build_app(studio: Studio):
                     use_form = gr.Button("Add to forms", size="sm")
                     use_style = gr.Button("Add to styles", size="sm")
                 with gr.Row():
+                    use_walk = gr.Button("Add to walk", size="sm")
+                    use_near = gr.Button("More like this", size="sm")
+                with gr.Row():
+                    use_edit = gr.Button("Edit it", size="sm")
                     use_guide = gr.Button("Guide from it", size="sm")
                     use_finish = gr.Button("Finish it", size="sm")
                 about = gr.Markdown("Click a picture in any gallery to see its recipe here.", elem_id="about")
@@ -346,6 +443,25 @@ def build_app(studio: Studio):
                         seed_status = gr.Markdown(elem_id="seed-status", **status_opts)
                         seed_gallery = gr.Gallery(label="Painting", elem_id="seed-gallery", **gallery_opts)
 
+                    with gr.Tab("More like this", id="near", render_children=True):
+                        gr.Markdown(
+                            "Neighbours of a picture: its latent moved a distance along random directions (1 is "
+                            "W's spread, the typical distance of a random latent from the average one)."
+                        )
+                        with gr.Row():
+                            near_from = gr.Textbox(label="Picture", elem_id="near-from")
+                            distance = gr.Slider(
+                                0.05, MAX_DISTANCE, value=0.3, step=0.05, label="Distance", elem_id="distance"
+                            )
+                            neighbours = gr.Number(
+                                label="Neighbours", value=8, precision=0, minimum=1, maximum=MAX_NEIGHBOURS
+                            )
+                        near_button = gr.Button("Paint neighbours", variant="primary")
+                        near_status = gr.Markdown(elem_id="near-status", **status_opts)
+                        near_gallery = gr.Gallery(
+                            label="The picture and its neighbours", elem_id="near-gallery", **gallery_opts
+                        )
+
                     with gr.Tab("Mix", id="mix", render_children=True):
                         gr.Markdown(
                             "Forms and styles: catalog numbers (`12`, `#12`) or seeds (`s7`), separated by commas."
@@ -374,6 +490,67 @@ def build_app(studio: Studio):
                         )
                         mix_gallery = gr.Gallery(label="Cells", elem_id="mix-gallery", **gallery_opts)
 
+                    with gr.Tab("Edit", id="edit", render_children=True):
+                        directions_file = studio.directions()[1].name
+                        gr.Markdown(
+                            f"Semantic directions (GANSpace PCA, in σ): moving a slider repaints the picture when it "
+                            f"is let go. Name them with `ganscapes directions name {directions_file} 0 sky` in the "
+                            "studio's folder, then restart the studio."
+                        )
+                        edit_from = gr.Textbox(label="Picture", elem_id="edit-from")
+                        with gr.Row():
+                            sliders = [
+                                gr.Slider(
+                                    -SLIDER_SIGMA,
+                                    SLIDER_SIGMA,
+                                    value=0,
+                                    step=0.25,
+                                    label=name,
+                                    elem_id=f"direction-{k}",
+                                    min_width=200,
+                                )
+                                for k, name in enumerate(studio.slider_names())
+                            ]
+                        edit_reset = gr.Button("All sliders to 0")
+                        edit_status = gr.Markdown(elem_id="edit-status", **status_opts)
+                        edit_gallery = gr.Gallery(
+                            label="The picture and its edit", elem_id="edit-gallery", **gallery_opts
+                        )
+
+                    with gr.Tab("Walk", id="walk", render_children=True):
+                        gr.Markdown(
+                            "A film from picture to picture: catalog numbers (`12`, `#12`) or seeds (`s7`), in order."
+                        )
+                        with gr.Row():
+                            keyframes = gr.Textbox(label="Keyframes", elem_id="keyframes", scale=3)
+                            walk_grid = gr.Button("Walk the seed grid", size="sm", scale=1)
+                        with gr.Row():
+                            walk_frames = gr.Number(
+                                label="Frames per transition",
+                                value=24,
+                                precision=0,
+                                minimum=1,
+                                maximum=MAX_WALK_FRAMES,
+                                elem_id="walk-frames",
+                            )
+                            walk_loop = gr.Checkbox(label="Loop back to the first", value=True)
+                            walk_psi = gr.Slider(0, 1.5, value=0.7, step=0.05, label="ψ for seeds")
+                        with gr.Row():
+                            walk_button = gr.Button("Walk", variant="primary")
+                            walk_download = gr.DownloadButton(
+                                "Download the MP4", elem_id="walk-download", interactive=False
+                            )
+                        walk_status = gr.Markdown(elem_id="walk-status", **status_opts)
+                        walk_video = gr.Video(
+                            label="Walk",
+                            format=None,
+                            autoplay=True,
+                            loop=True,
+                            interactive=False,
+                            elem_id="walk-video",
+                            elem_classes=["studio-picture"],
+                        )
+
                     with gr.Tab("Guide", id="guide", render_children=True):
                         with gr.Row():
                             guide_from = gr.Textbox(label="Start from picture", elem_id="guide-from")
@@ -390,6 +567,41 @@ def build_app(studio: Studio):
                             elem_id="history",
                             elem_classes=["studio-picture"],
                         )
+
+                    with gr.Tab("Project", id="project", render_children=True):
+                        gr.Markdown(
+                            f"Your own painting or photo as a latent (a PNG, JPEG or WebP of at most "
+                            f"{MAX_UPLOAD_BYTES >> 20} MB): then mix, edit and walk it like any picture. More steps "
+                            "come closer and take longer."
+                        )
+                        with gr.Row():
+                            upload = gr.Image(
+                                label="Your painting",
+                                type="filepath",
+                                sources=["upload"],
+                                elem_id="upload",
+                                height=240,
+                            )
+                            with gr.Column():
+                                steps_w = gr.Number(
+                                    label="Steps in W",
+                                    value=PROJECT_STEPS[0],
+                                    precision=0,
+                                    minimum=0,
+                                    maximum=MAX_PROJECT_STEPS,
+                                    elem_id="steps-w",
+                                )
+                                steps_wplus = gr.Number(
+                                    label="Steps in W+",
+                                    value=PROJECT_STEPS[1],
+                                    precision=0,
+                                    minimum=0,
+                                    maximum=MAX_PROJECT_STEPS,
+                                    elem_id="steps-wplus",
+                                )
+                                project_button = gr.Button("Project it", variant="primary")
+                        project_status = gr.Markdown(elem_id="project-status", **status_opts)
+                        project_gallery = gr.Gallery(label="Projected", elem_id="project-gallery", **gallery_opts)
 
                     with gr.Tab("Finish", id="finish", render_children=True):
                         with gr.Row():
@@ -421,13 +633,27 @@ def build_app(studio: Studio):
 
         # -- events: the page's values as sent (preprocess=False), checked by the studio -----
 
-        on = Handlers(studio, keep=gr.skip())
+        from gradio.utils import get_upload_folder
+
+        on = Handlers(studio, keep=gr.skip(), inbox=Path(get_upload_folder()))
 
         def on_prompt(text, count, psi_value, keep, progress=gr.Progress()):
             return on.prompt(text, count, psi_value, keep, progress=lambda f, d: progress(f, desc=d))
 
         def on_guide(start, text, how, count, progress=gr.Progress()):
             return on.guide(start, text, how, count, progress=lambda f, d: progress(f, desc=d))
+
+        def on_project(picture, w_steps, wplus_steps, progress=gr.Progress()):
+            return on.project(picture, w_steps, wplus_steps, progress=lambda f, d: progress(f, desc=d))
+
+        def on_walk(keys, frames, loop, psi_value):
+            video, path, status = on.walk(keys, frames, loop, psi_value)
+            ready = path is not on.keep
+            return video, gr.DownloadButton(value=path, interactive=True) if ready else on.keep, status
+
+        def to_tab(tab):
+            """A side-panel button that opens `tab` with the selected picture in its field (its action runs next)."""
+            return lambda chosen: (_as_text(chosen), gr.Tabs(selected=tab))
 
         def on_select(numbers, evt: gr.SelectData):
             return on.select(numbers, evt.index)
@@ -450,7 +676,9 @@ def build_app(studio: Studio):
         random_grid.click(on.random_grid, [seed_psi], [seed, *seed_out], **raw)
         # ψ repaints what is shown as soon as the slider is let go, without a click (the same seeds and ψ
         # are the catalog's pictures again, so going back and forth paints nothing twice)
-        seed_psi.release(on.repaint, [shown_seeds, seed_psi], seed_out, **raw)
+        # (always_last: a slider let go again while it repaints is painted once more, at its last value, when that
+        # repaint ends; Gradio's default for release would drop it and leave the page behind the slider)
+        seed_psi.release(on.repaint, [shown_seeds, seed_psi], seed_out, trigger_mode="always_last", **raw)
         mix_button.click(
             on.mix, [forms, styles, layers, custom, mix_psi], [grid, mix_gallery, ids["mix"], mix_status], **raw
         )
@@ -462,20 +690,43 @@ def build_app(studio: Studio):
         )
         finish_inputs = [finish_from, low, high, aspect, width]
         finish_button.click(on_finish, finish_inputs, [finished, download, finish_status], **raw)
+        near_out = [near_gallery, ids["near"], near_status]
+        near_button.click(on.near, [near_from, distance, neighbours], near_out, **raw)
+        edit_out = [edit_gallery, ids["edit"], edit_status]
+        for slider in sliders:  # each repaints when let go, by pointer or by key (HEAD's script)
+            slider.release(on.edit, [edit_from, *sliders], edit_out, trigger_mode="always_last", **raw)
+        edit_reset.click(lambda: [0] * len(sliders), None, sliders, **raw).then(
+            on.edit, [edit_from, *sliders], edit_out, **raw
+        )
+        walk_grid.click(on.walk_keys, [ids["seed"]], [keyframes], **raw)
+        walk_inputs = [keyframes, walk_frames, walk_loop, walk_psi]
+        walk_button.click(on_walk, walk_inputs, [walk_video, walk_download, walk_status], **raw)
+        project_out = [project_gallery, ids["project"], project_status]
+        project_button.click(on_project, [upload, steps_w, steps_wplus], project_out, **raw)
         search.click(on.search, [query], [catalog_gallery, ids["catalog"], catalog_status], **raw)
         # the catalog as it is now whenever its tab is opened: it grows from every other tab
         catalog_tab.select(on.search, [query], [catalog_gallery, ids["catalog"], catalog_status], **raw)
         for g, name in (
             (gallery, "prompt"),
             (seed_gallery, "seed"),
+            (near_gallery, "near"),
             (mix_gallery, "mix"),
+            (edit_gallery, "edit"),
             (guide_gallery, "guide"),
+            (project_gallery, "project"),
             (catalog_gallery, "catalog"),
         ):
             g.select(on_select, [ids[name]], [selected], **raw)
         use_form.click(on.append, [forms, selected], [forms], **raw)
         use_style.click(on.append, [styles, selected], [styles], **raw)
         use_guide.click(_as_text, [selected], [guide_from], **raw)
+        use_walk.click(on.append, [keyframes, selected], [keyframes], **raw)
+        use_near.click(to_tab("near"), [selected], [near_from, tabs], **raw).then(
+            on.near, [near_from, distance, neighbours], near_out, **raw
+        )
+        use_edit.click(to_tab("edit"), [selected], [edit_from, tabs], **raw).then(
+            on.edit, [edit_from, *sliders], edit_out, **raw
+        )
         selected.change(on.about, [selected, prompt], [about, command], **raw)
         # the browser copies the text itself: nothing to run on the server (Clipboard API, navigator.clipboard)
         copy_command.click(None, [command], None, js="(text) => { navigator.clipboard.writeText(text); }")
@@ -520,9 +771,9 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, log=print,
         css=CSS,
         head=HEAD,
         i18n=gr.I18n(en=TRANSLATIONS),
-        # Gradio's max_file_size bounds each uploaded file; the guard refuses the upload routes and any
-        # larger body before Gradio reads it (FastAPI(middleware=...), passed on by app_kwargs).
-        max_file_size=MAX_BODY_BYTES,
+        # Gradio's max_file_size bounds each uploaded file; the guard refuses any larger body, and any upload but
+        # one picture, before Gradio reads it (FastAPI(middleware=...), passed on by app_kwargs).
+        max_file_size=MAX_UPLOAD_BYTES,
         app_kwargs={"middleware": [Middleware(RequestGuard, hosts=LOOPBACK_NAMES if loopback else None)]},
         prevent_thread_lock=not block,
     )
