@@ -125,12 +125,12 @@ def test_more_like_this_shows_neighbours(page, server):
     page.get_by_role("button", name="More like this").click()
     expect(page.get_by_role("tab", name="More like this")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#near-status p")).to_have_text(
-        re.compile(rf"^8 pictures near {numbers[2]}, at 0\.3 of W's spread: #\d+–#\d+\.$")
+        re.compile(rf"^8 pictures near {numbers[2]}, at 0\.5 of W's spread: #\d+–#\d+\.$")
     )
     wait_for_images(page, "#near-gallery img", 9)
     assert_whole_at_integer_zoom(page, "#near-gallery img")
     page.locator("#near-gallery .thumbnail-item").nth(5).click()
-    expect(page.locator("#about")).to_contain_text(f"(near) · from near {numbers[2]} (0.3)")
+    expect(page.locator("#about")).to_contain_text(f"(near) · from near {numbers[2]} (0.5)")
 
 
 def test_a_painting_uploaded_is_projected_into_the_catalog(page, server, tmp_path):

@@ -278,6 +278,7 @@ class Handlers:
 
     @staticmethod
     def append(current, chosen) -> str:
+        """`chosen` added to a comma-separated list; the page runs the same rule in the browser (APPEND_JS)."""
         current, chosen = _as_text(current), _as_text(chosen)
         return chosen if not current.strip() else f"{current}, {chosen}" if chosen else current
 
@@ -288,11 +289,13 @@ class Handlers:
 # whole, at n× or 1/n× its size: gallery cells as large as fits TILE pixels, a single picture as large
 # as fits its column and PICTURE_HEIGHT; pixels stay squares ("image-rendering: pixelated", CSS Images
 # Module Level 3). The script sets each picture's size when it loads; the CSS lets the boxes around
-# it follow that size instead of cutting it, and lets captions wrap instead of ending in "…".
+# it follow that size instead of cutting it, keeps the gallery's label above the first picture instead of on it,
+# squares the corners Gradio rounds, and lets captions wrap instead of ending in "…".
 TILE = 192
 PICTURE_HEIGHT = 560
 CSS = f"""
 .studio-pictures .grid-wrap {{ max-height: none !important; min-height: 0 !important; height: auto !important;
+  padding-top: 28px !important;
   overflow: visible !important; }}
 .studio-pictures .grid-container {{ display: flex !important; flex-wrap: wrap; gap: var(--spacing-lg);
   align-items: flex-start; }}
@@ -300,7 +303,7 @@ CSS = f"""
 .studio-pictures .thumbnail-item {{ width: auto !important; height: auto !important; aspect-ratio: auto !important;
   display: flex; flex-direction: column; align-items: center; overflow: visible !important; padding: 4px; }}
 .studio-pictures img, .studio-picture img, .studio-picture video {{ image-rendering: pixelated;
-  object-fit: fill !important; max-width: none !important; max-height: none !important;
+  border-radius: 0 !important; object-fit: fill !important; max-width: none !important; max-height: none !important;
   min-width: 16px; min-height: 16px; }}
 .studio-pictures .caption-label {{ position: static !important; max-width: {TILE}px !important;
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
@@ -354,6 +357,7 @@ HEAD = f"""<script>
   window.addEventListener('resize', all);
 }})();
 </script>"""
+APPEND_JS = "(current, chosen) => !chosen ? current : (current && current.trim() ? `${current}, ${chosen}` : chosen)"
 # Words for the keys Gradio's status announcer reads out that its own translations lack (it read "common.complete").
 TRANSLATIONS = {"common.complete": "Done"}
 
@@ -388,15 +392,15 @@ def build_app(studio: Studio):
             with gr.Column(scale=1, min_width=300, elem_id="side"):
                 selected = gr.Textbox(label="Selected picture", interactive=False, elem_id="selected")
                 with gr.Row():
-                    use_form = gr.Button("Add to forms", size="sm")
-                    use_style = gr.Button("Add to styles", size="sm")
+                    use_form = gr.Button("Add to forms", size="sm", min_width=80)
+                    use_style = gr.Button("Add to styles", size="sm", min_width=80)
                 with gr.Row():
-                    use_walk = gr.Button("Add to walk", size="sm")
-                    use_near = gr.Button("More like this", size="sm")
+                    use_walk = gr.Button("Add to walk", size="sm", min_width=80)
+                    use_near = gr.Button("More like this", size="sm", min_width=80)
                 with gr.Row():
-                    use_edit = gr.Button("Edit it", size="sm")
-                    use_guide = gr.Button("Guide from it", size="sm")
-                    use_finish = gr.Button("Finish it", size="sm")
+                    use_edit = gr.Button("Edit it", size="sm", min_width=80)
+                    use_guide = gr.Button("Guide from it", size="sm", min_width=80)
+                    use_finish = gr.Button("Finish it", size="sm", min_width=80)
                 about = gr.Markdown("Click a picture in any gallery to see its recipe here.", elem_id="about")
                 command = gr.Textbox(label="Command that rebuilds it", interactive=False, lines=2, elem_id="command")
                 copy_command = gr.Button("Copy command", size="sm")
@@ -451,7 +455,7 @@ def build_app(studio: Studio):
                         with gr.Row():
                             near_from = gr.Textbox(label="Picture", elem_id="near-from")
                             distance = gr.Slider(
-                                0.05, MAX_DISTANCE, value=0.3, step=0.05, label="Distance", elem_id="distance"
+                                0.05, MAX_DISTANCE, value=0.5, step=0.05, label="Distance", elem_id="distance"
                             )
                             neighbours = gr.Number(
                                 label="Neighbours", value=8, precision=0, minimum=1, maximum=MAX_NEIGHBOURS
@@ -717,10 +721,12 @@ def build_app(studio: Studio):
             (catalog_gallery, "catalog"),
         ):
             g.select(on_select, [ids[name]], [selected], **raw)
-        use_form.click(on.append, [forms, selected], [forms], **raw)
-        use_style.click(on.append, [styles, selected], [styles], **raw)
+        # Adding to a list happens in the browser (Handlers.append's rule in JavaScript): no job to queue, so a
+        # second click while the first is on its way is never dropped (Gradio drops a click while its job is pending).
+        use_form.click(None, [forms, selected], [forms], js=APPEND_JS)
+        use_style.click(None, [styles, selected], [styles], js=APPEND_JS)
         use_guide.click(_as_text, [selected], [guide_from], **raw)
-        use_walk.click(on.append, [keyframes, selected], [keyframes], **raw)
+        use_walk.click(None, [keyframes, selected], [keyframes], js=APPEND_JS)
         use_near.click(to_tab("near"), [selected], [near_from, tabs], **raw).then(
             on.near, [near_from, distance, neighbours], near_out, **raw
         )
