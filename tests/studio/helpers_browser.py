@@ -58,8 +58,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def studio_server(model_file: Path, folder: Path, extra: tuple[str, ...] = ()):
-    """A running studio over a copy of `model_file` in `folder`; its url, port, out, log and model_hash."""
-    shutil.copy(model_file, folder / "tiny.safetensors")
+    """A running studio over a copy of `model_file` (under its own name) in `folder`; its url, port, out, log
+    and model_hash."""
+    shutil.copy(model_file, folder / model_file.name)
     port = free_port()
     env = {
         **os.environ,
@@ -70,7 +71,7 @@ def studio_server(model_file: Path, folder: Path, extra: tuple[str, ...] = ()):
         "PYTHONUNBUFFERED": "1",
     }
     env.pop(WEIGHTS_ENV, None)
-    command = [sys.executable, "-m", "ganscapes", "studio", "--model", "tiny.safetensors", "--out", "out"]
+    command = [sys.executable, "-m", "ganscapes", "studio", "--model", model_file.name, "--out", "out"]
     command += ["--port", str(port), "--clip-pretrained", "random", "--device", "cpu", *extra]
     log_path = folder / "server.log"
     with open(log_path, "wb") as log:
