@@ -193,7 +193,7 @@ def test_the_guide_score_plot_is_shown_whole(page, server):
     number = paint_seed(page, 17)
     page.get_by_role("tab", name="Guide").click()
     page.locator("#guide-from textarea").fill(f"#{number}")
-    page.get_by_label("Steps").fill("2")
+    page.get_by_label("Steps", exact=True).fill("2")  # not "Steps in W" of the Project tab
     page.get_by_role("button", name="Guide", exact=True).click()
     expect(page.locator("#guide-status p")).to_have_text(re.compile(r"^Best score"))
     wait_for_images(page, "#history img", 1)
