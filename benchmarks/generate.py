@@ -108,7 +108,7 @@ def run_cell(res: int, batch: int, mode: str, device_name: str, seconds: float, 
     }
 
 
-def side_by_side(official: Path, res: int, batch: int, rounds: int, seconds: float) -> dict:
+def side_by_side(official: Path, res: int, batch: int, rounds: int, seconds: float, device_name: str = "cpu") -> dict:
     """Interleaved rounds of ours and NVIDIA's at one resolution (see the module's docstring)."""
     import numpy as np
     import PIL.Image
@@ -116,26 +116,28 @@ def side_by_side(official: Path, res: int, batch: int, rounds: int, seconds: flo
     from official import interleave, load_theirs, official_snapshot, timed_rate
 
     from ganscapes.gan.checkpoint import load_model
-    from ganscapes.make.generate import generate_images, synthesis_options, to_uint8
+    from ganscapes.make.generate import generate_images, resolve_device, synthesis_options, to_uint8
 
+    dev = resolve_device(device_name)
+    fp32 = dev.type != "cuda"  # on CUDA both sides run their top layers in float16, as they generate by default
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         pkl = official_snapshot(official, res, tmp / "snapshot.pkl")
-        theirs = load_theirs(official, pkl)
-        model = load_model(pkl)
-        G = model.G_ema.eval().requires_grad_(False)
-        options = synthesis_options(torch.device("cpu"))
-        c = torch.zeros([batch, 0])
+        theirs = load_theirs(official, pkl).to(dev)
+        model = load_model(pkl, device=dev)
+        G = model.G_ema.to(dev).eval().requires_grad_(False)
+        options = synthesis_options(dev)
+        c = torch.zeros([batch, 0], device=dev)
 
         def ours_net() -> np.ndarray:
             with torch.inference_mode():
-                z = torch.randn([batch, G.z_dim])
+                z = torch.randn([batch, G.z_dim], device=dev)
                 return to_uint8(G.synthesis(G.mapping(z, c), noise_mode="const", **options)).cpu().numpy()
 
         def theirs_net() -> np.ndarray:
             with torch.no_grad():
-                z = torch.randn([batch, theirs.z_dim])
-                img = theirs(z, c, truncation_psi=1, noise_mode="const", force_fp32=True)
+                z = torch.randn([batch, theirs.z_dim], device=dev)
+                img = theirs(z, c, truncation_psi=1, noise_mode="const", force_fp32=fp32)
                 return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
 
         # How many batches make a round of about `seconds` (measured once on our side).
@@ -157,7 +159,9 @@ def side_by_side(official: Path, res: int, batch: int, rounds: int, seconds: flo
             seeds = range(first[0], first[0] + count)
             first[0] += count
             out = tmp / f"ours{first[0]}"
-            return timed_rate(lambda: len(generate_images(model, seeds, batch=batch, out=out, progress=False).images))
+            return timed_rate(
+                lambda: len(generate_images(model, seeds, batch=batch, device=dev, out=out, progress=False).images)
+            )
 
         def theirs_end_to_end() -> float:
             out = tmp / f"theirs{next(rounds_done)}"
@@ -175,10 +179,10 @@ def side_by_side(official: Path, res: int, batch: int, rounds: int, seconds: flo
         end_to_end = interleave(ours_end_to_end, theirs_end_to_end, rounds)
 
         # The same z through both: how far apart are the pictures (in 8-bit levels)?
-        z = torch.from_numpy(np.random.RandomState(0).randn(batch, G.z_dim)).float()
+        z = torch.from_numpy(np.random.RandomState(0).randn(batch, G.z_dim)).float().to(dev)
         with torch.no_grad():
             a = to_uint8(G.synthesis(G.mapping(z, c), noise_mode="const", **options)).int()
-            b = to_uint8(theirs(z, c, noise_mode="const", force_fp32=True)).int()
+            b = to_uint8(theirs(z, c, noise_mode="const", force_fp32=fp32)).int()
         diff = (a - b).abs()
     return {
         "res": res,
@@ -234,7 +238,7 @@ def main() -> None:
         results = []
         for res in [int(r) for r in args.res.split(",")]:
             batch = int(args.batch.split(",")[0])
-            r = side_by_side(args.official, res, batch, args.rounds, args.seconds)
+            r = side_by_side(args.official, res, batch, args.rounds, args.seconds, args.device)
             results.append(r)
             print(ratio_row(f"{res}², batch {batch}: network", "img/s", r["network"]), flush=True)
             print(ratio_row(f"{res}², batch {batch}: end to end, PNGs written", "img/s", r["end_to_end"]), flush=True)

@@ -6,7 +6,8 @@
 # Runs, on the first CUDA device: the CUDA tests (fp16 against fp32 with clamping, fused
 # modulated convolution, a few fp16 training iterations, generate), the parity benchmark
 # on CUDA when a checkout of NVlabs/stylegan2-ada-pytorch is given (or in $OFFICIAL), and
-# the generate and train benchmarks at 256² and 1024². About 8 minutes on one modern GPU.
+# the generate and train benchmarks at 256² and 1024², and with the checkout the
+# side-by-side ratios of generate.py/train.py --official. About 15 minutes on one modern GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -38,6 +39,12 @@ if [ -n "$OFFICIAL" ]; then
         --device cuda --iters 16 --images 300 --out "$OUT/parity.json"
 else
     ROWS+=("| parity-cuda            | skipped                |     0s | no NVIDIA checkout given |")
+fi
+if [ -n "$OFFICIAL" ]; then  # the same ratios as on the CPU, NVIDIA's code with its own CUDA kernels
+    step side-by-side-generate 300 $PY benchmarks/generate.py --official "$OFFICIAL" --device cuda --res 64,256 \
+        --batch 8 --rounds 5 --seconds 3 --json "$OUT/side-by-side-generate.json"
+    step side-by-side-train 600 $PY benchmarks/train.py --official "$OFFICIAL" --device cuda --res 64,128 \
+        --batch 8 --iters 8 --rounds 5
 fi
 step generate-256-1024 150 $PY benchmarks/generate.py --device cuda --res 256,1024 --batch 8,32 --modes eager --seconds 5
 step train-256 120 $PY benchmarks/train.py --device cuda --res 256 --batch 16 --iters 12

@@ -13,7 +13,8 @@ CPU, as by `parity_official.py`): `--rounds` rounds, each running our loop and N
 in fresh processes one after the other (A B, then B A), with the same networks (the
 `auto` preset), batch, fp32, fixed augmentation (bgc, p 0.2), threads and data. Each
 side's time per iteration comes from a tick of `--iters` iterations after a first
-one-iteration tick (start-up excluded); peak memory is the process's resident maximum.
+one-iteration tick (start-up excluded); peak memory is the process's resident maximum
+(on CUDA, the most GPU memory PyTorch allocated).
 
     .venv/bin/python benchmarks/train.py --official ~/src/stylegan2-ada-pytorch --res 64,128 --iters 4 --rounds 5
 """
@@ -86,7 +87,9 @@ NO_INITIAL_FAKES = [
 ]
 
 
-def one_side(side: str, data: Path, root: Path, res: int, batch: int, iters: int, official: Path | None) -> dict:
+def one_side(
+    side: str, data: Path, root: Path, res: int, batch: int, iters: int, official: Path | None, device: str = "cpu"
+) -> dict:
     """Run one side for one round (in this process) and return its seconds per iteration and peak memory."""
     import resource
 
@@ -103,7 +106,7 @@ def one_side(side: str, data: Path, root: Path, res: int, batch: int, iters: int
         snap=10**6,
         metrics=[],
         workers=0,
-        device="cpu",
+        device=device,
     )
     if side == "ours":
         result = train(config, log=lambda _: None, progress=False)
@@ -114,7 +117,7 @@ def one_side(side: str, data: Path, root: Path, res: int, batch: int, iters: int
         import parity_official as po
 
         cfg = resolve_training(config).to_dict()
-        loop = po.load_official_loop(official, None, "cpu", extra_patches=NO_INITIAL_FAKES)
+        loop = po.load_official_loop(official, None, device, extra_patches=NO_INITIAL_FAKES)
         run_dir = root / "theirs"
         run_dir.mkdir()
         kwargs = po.official_kwargs(cfg, data, run_dir, seed=0)
@@ -123,7 +126,11 @@ def one_side(side: str, data: Path, root: Path, res: int, batch: int, iters: int
         seconds = [po._stat(row, "Timing/sec_per_tick") for row in read_jsonl(run_dir / "stats.jsonl")]
     return {
         "sec_per_iter": seconds[-1] / iters,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": (
+            torch.cuda.max_memory_allocated() / 2**20
+            if device == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        ),
         "ticks": len(seconds),
     }
 
@@ -132,7 +139,8 @@ def _round(name: str, data: Path, root: Path, res: int, args, threads: int, memo
     """One side's round in a fresh process: its iterations per second (higher is faster)."""
     work = Path(tempfile.mkdtemp(dir=root))
     cmd = [sys.executable, __file__, "--side", name, "--data", str(data), "--work", str(work), "--res", str(res),
-           "--batch", str(args.batch), "--iters", str(args.iters), "--threads", str(threads)]  # fmt: skip
+           "--batch", str(args.batch), "--iters", str(args.iters), "--threads", str(threads),
+           "--device", args.device]  # fmt: skip
     if args.official:
         cmd += ["--official", str(args.official)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
@@ -147,7 +155,8 @@ def side_by_side(args) -> None:
     from official import interleave, machine_line, ratio_row
 
     threads = args.threads or torch.get_num_threads()
-    print(machine_line(threads) + "; auto preset, fp32, augmentation bgc at fixed p 0.2")
+    precision = "fp32" if args.device == "cpu" else "mixed precision as each trains by default"
+    print(machine_line(threads) + f"; {args.device}, auto preset, {precision}, augmentation bgc at fixed p 0.2")
     print("| measured | ours | NVIDIA's | ours / NVIDIA's (speed) |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,7 +195,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.side:
-        r = one_side(args.side, args.data, args.work, int(args.res), args.batch, args.iters, args.official)
+        r = one_side(args.side, args.data, args.work, int(args.res), args.batch, args.iters, args.official, args.device)
         print(json.dumps(r))
         return
     if args.official:
