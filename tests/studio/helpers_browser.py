@@ -180,3 +180,28 @@ def assert_whole_at_integer_zoom(page, selector: str) -> list[dict]:
         assert d["cut"] is None, f"{selector}: part of {d['src']} is cut off by {d['cut']}: {d}"
         assert abs(d["zoom"] - d["zoomY"]) < 1e-3 and integer_zoom(d["zoom"]), f"{selector}: not an integer zoom: {d}"
     return drawn
+
+
+@contextlib.contextmanager
+def studio_page(server, clipboard: bool = False):
+    """A 1400-pixel Chromium page on the studio that can reach nothing but the studio; on
+    leaving, the page must have raised no script error."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=STEP_TIMEOUT)
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--no-proxy-server"])
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            if clipboard:
+                context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url.rstrip("/"))
+            context.route("**/*", lambda r: r.continue_() if local(r.request.url) else r.abort())
+            page = context.new_page()
+            page.set_default_timeout(STEP_TIMEOUT)
+            page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+            page.goto(server.url)
+            yield page
+        finally:
+            browser.close()
+    assert errors == []

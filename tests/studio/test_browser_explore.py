@@ -14,31 +14,15 @@ import re
 import shlex
 
 import pytest
-from helpers_browser import CHROMIUM, STEP_TIMEOUT, assert_whole_at_integer_zoom, local, wait_for_images
+from helpers_browser import assert_whole_at_integer_zoom, studio_page, wait_for_images
 
 pytestmark = pytest.mark.slow  # a studio server driven by Chromium
 
 
 @pytest.fixture
 def page(server):
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=STEP_TIMEOUT)
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--no-proxy-server"])
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
-            context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url.rstrip("/"))
-            context.route("**/*", lambda r: r.continue_() if local(r.request.url) else r.abort())
-            page = context.new_page()
-            page.set_default_timeout(STEP_TIMEOUT)
-            page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-            page.goto(server.url)
-            yield page
-        finally:
-            browser.close()
-    assert errors == []
+    with studio_page(server, clipboard=True) as page:
+        yield page
 
 
 def test_a_seed_grid_repaints_when_psi_is_let_go(page, server):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers_browser import CHROMIUM, STEP_TIMEOUT, assert_whole_at_integer_zoom, local, wait_for_images
+from helpers_browser import assert_whole_at_integer_zoom, studio_page, wait_for_images
 from PIL import Image
 
 pytestmark = pytest.mark.slow  # a studio server driven by Chromium
@@ -19,23 +19,8 @@ pytestmark = pytest.mark.slow  # a studio server driven by Chromium
 
 @pytest.fixture
 def page(server):
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=STEP_TIMEOUT)
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--no-proxy-server"])
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
-            context.route("**/*", lambda r: r.continue_() if local(r.request.url) else r.abort())
-            page = context.new_page()
-            page.set_default_timeout(STEP_TIMEOUT)
-            page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-            page.goto(server.url)
-            yield page
-        finally:
-            browser.close()
-    assert errors == []
+    with studio_page(server) as page:
+        yield page
 
 
 def paint_grid(page, start: int) -> list[str]:
