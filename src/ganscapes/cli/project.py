@@ -97,12 +97,9 @@ def project(
     model_path = model_file(model)
     if not target.is_file():
         raise UserError(f"The target picture {target} does not exist.")
-    for path in lpips_weights:
-        if not path.is_file():
-            raise UserError(
-                f"The LPIPS weights file {path} does not exist; ganscapes does not download them: give VGG16's "
-                "vgg16-397923af.pth and the lpips package's vgg.pth as saved on this machine."
-            )
+    from ganscapes.make.lpips import check_files
+
+    check_files(lpips_weights)
     writable_folder(out)
 
     from tqdm import tqdm

@@ -145,7 +145,7 @@ def _score_batched(G, scorer, ws: torch.Tensor, dev, batch: int) -> torch.Tensor
     return torch.cat(out)
 
 
-def _lr_at(t: float, lr: float, rampdown: float = 0.25, rampup: float = 0.05) -> float:
+def projector_lr(t: float, lr: float, rampdown: float = 0.25, rampup: float = 0.05) -> float:
     """NVIDIA's projector schedule: linear warm-up, cosine ramp-down at the end."""
     ramp = min(1.0, (1.0 - t) / rampdown)
     ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
@@ -177,7 +177,7 @@ def adam_search(G, scorer, cfg: GuideConfig, dev, init: np.ndarray | None = None
 
     for step in range(cfg.steps):
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step / cfg.steps, cfg.lr)
+            group["lr"] = projector_lr(step / cfg.steps, cfg.lr)
         ws = expand(param)
         img = synthesize(G.synthesis, ws)
         guided = scorer.score(img, cutouts=cfg.cutouts, generator=gen)

@@ -94,12 +94,18 @@ class LPIPS(torch.nn.Module):
         return total
 
 
+def check_files(paths: list[Path]) -> None:
+    """Refuse, in one sentence, a weights file that is not there (before anything slow is loaded)."""
+    for path in paths:
+        if not Path(path).is_file():
+            raise UserError(
+                f"The LPIPS weights file {path} does not exist; ganscapes does not download them: give VGG16's "
+                "vgg16-397923af.pth and the lpips package's vgg.pth as saved on this machine."
+            )
+
+
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise UserError(
-            f"The LPIPS weights file {path} does not exist; ganscapes does not download them: give VGG16's "
-            "vgg16-397923af.pth and the lpips package's vgg.pth as saved on this machine."
-        )
+    check_files([path])
     if path.stat().st_size > MAX_FILE_BYTES:
         raise UserError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MB: not an LPIPS or VGG16 weights file.")
     try:

@@ -44,7 +44,7 @@ from ganscapes.data.grid import image_grid
 from ganscapes.data.images import BadImage, load_rgb, open_image, oriented_size
 from ganscapes.errors import SettingError, UserError
 from ganscapes.fileio import atomic_path
-from ganscapes.make.guide import _lr_at
+from ganscapes.make.guide import projector_lr
 from ganscapes.make.latents import LATENTS_FILE, LatentSet
 from ganscapes.make.paint import paint, synthesize
 from ganscapes.make.recipes import MAX_PICTURE_PIXELS, GuideRecipe, LatentSource
@@ -206,6 +206,15 @@ def noise_regularisation(maps: list[torch.Tensor]) -> torch.Tensor:
     return reg
 
 
+def lpips_input(x: torch.Tensor) -> torch.Tensor:
+    """Pictures as LPIPS sees them: at most 256² (area-averaged, as NVIDIA's projector shrinks them), RGB."""
+    if x.shape[-1] > LPIPS_SIZE:
+        x = F.interpolate(x, size=(LPIPS_SIZE, LPIPS_SIZE), mode="area")
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x
+
+
 class Distance:
     """The loss between generated pictures and the target, term by term."""
 
@@ -215,16 +224,8 @@ class Distance:
         self.lpips = lpips if weights["lpips"] > 0 else None
         self.clip = clip if weights["clip"] > 0 else None
         with torch.no_grad():
-            self.target_small = self._small(target) if self.lpips is not None else None
+            self.target_small = lpips_input(target) if self.lpips is not None else None
             self.target_clip = self.clip.embed(target) if self.clip is not None else None
-
-    @staticmethod
-    def _small(x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] > LPIPS_SIZE:
-            x = F.interpolate(x, size=(LPIPS_SIZE, LPIPS_SIZE), mode="area")
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        return x
 
     def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each used term [N], unweighted."""
@@ -235,7 +236,7 @@ class Distance:
         if self.weights["laplacian"] > 0:
             out["laplacian"] = laplacian_distance(images, t)
         if self.lpips is not None:
-            out["lpips"] = self.lpips(self._small(images), self.target_small.expand(len(images), -1, -1, -1))
+            out["lpips"] = self.lpips(lpips_input(images), self.target_small.expand(len(images), -1, -1, -1))
         if self.clip is not None:
             out["clip"] = 1 - (self.clip.embed(images) * self.target_clip).sum(dim=1)
         return out
@@ -326,7 +327,7 @@ def project(G, target: np.ndarray, cfg: ProjectConfig, dev, *, lpips=None, clip=
         for step in range(cfg.steps_w):
             t = step / cfg.steps_w
             noise_scale = w_spread * cfg.noise_factor * max(0.0, 1.0 - t / cfg.noise_ramp) ** 2
-            lr = _lr_at(t, cfg.lr, cfg.lr_rampdown, cfg.lr_rampup)
+            lr = projector_lr(t, cfg.lr, cfg.lr_rampdown, cfg.lr_rampup)
             for group in opt.param_groups:
                 group["lr"] = lr
             w_noise = torch.randn(w_opt.shape, generator=gen).to(dev) * noise_scale
@@ -359,7 +360,7 @@ def project(G, target: np.ndarray, cfg: ProjectConfig, dev, *, lpips=None, clip=
                 best_loss, best = float(loss.detach()), ws_opt.detach().clone()
             if k == cfg.steps_wplus:
                 break
-            lr = _lr_at(k / cfg.steps_wplus, cfg.lr_wplus, cfg.lr_rampdown, cfg.lr_rampup)
+            lr = projector_lr(k / cfg.steps_wplus, cfg.lr_wplus, cfg.lr_rampdown, cfg.lr_rampup)
             for group in opt.param_groups:
                 group["lr"] = lr
             opt.zero_grad(set_to_none=True)
@@ -391,7 +392,7 @@ def reconstruction_errors(result: np.ndarray, target: np.ndarray, lpips=None) ->
     if lpips is not None:
         dev = next(lpips.buffers()).device
         with torch.no_grad():
-            a, b = (Distance._small(to_network(x, dev)) for x in (result, target))
+            a, b = (lpips_input(to_network(x, dev)) for x in (result, target))
             out["lpips"] = round(float(lpips(a, b)[0]), 5)
     return out
 
