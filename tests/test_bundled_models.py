@@ -82,3 +82,20 @@ def test_auto_layers_mix_visibly_at_64px_where_fine_barely_does():
 
     fine, auto = style_change("fine"), style_change("auto")
     assert auto >= 2.5 * fine and auto >= 5, (fine, auto)
+
+
+def test_the_cards_fresh_set_is_built_once_and_reused(tmp_path, monkeypatch):
+    """The full protocol's hour is mostly drawing paintings; a kept folder must not draw them twice."""
+    from ganscapes.models import card
+
+    tiny = card.SwdProtocol("tiny", images=6, min_side=64, max_side=72)
+    drawn = []
+    original = card.make_samples
+    monkeypatch.setattr(card, "make_samples", lambda *a, **k: drawn.append(k["n"]) or original(*a, **k))
+    folder = card.kept_folder(tmp_path, tiny, 7)
+    first = card.fresh_dataset(tiny, 7, 32, folder)
+    stamp = first.stat().st_mtime_ns
+    second = card.fresh_dataset(tiny, 7, 32, folder)
+    assert first == second == tmp_path / "tiny-seed7" / "fresh-32.zip"
+    assert drawn == [6] and second.stat().st_mtime_ns == stamp
+    assert not list(folder.glob("*.partial.zip"))

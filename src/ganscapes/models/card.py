@@ -39,6 +39,7 @@ from ganscapes.models import bundled_model, model_card
 RECORD = "starter.json"
 SHEET = Path("docs") / "starter-seeds.png"
 QUICK_SEEDS = (101, 102, 103, 104, 105)  # fresh sets for the recorded spread; the test uses another
+FULL_SEED = 100
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,37 @@ FULL = SwdProtocol("full", 16384, 192, 512)
 QUICK = SwdProtocol("quick", 1024, 64, 128)
 
 
-def fresh_swd(model_path: Path, protocol: SwdProtocol, seed: int, device: str = "cpu") -> float:
-    """SWD ×10³ (average over the pyramid) of the model against `protocol.images` fresh paintings drawn with `seed`."""
-    model = load_model(model_path)
-    with tempfile.TemporaryDirectory() as tmp:
-        raw, data = Path(tmp) / "raw", Path(tmp) / "fresh.zip"
+def fresh_dataset(protocol: SwdProtocol, seed: int, res: int, folder: Path) -> Path:
+    """The fresh paintings of `protocol` drawn with `seed`, prepared at `res`, built in `folder` or reused from it.
+
+    Drawing and preparing 16,384 paintings is most of the full protocol's hour; the set does not
+    depend on the model, so a kept folder lets it be built once (even while the model trains).
+    """
+    raw, data = folder / "raw", folder / f"fresh-{res}.zip"
+    if not data.is_file():
         make_samples(raw, n=protocol.images, seed=seed, min_side=protocol.min_side, max_side=protocol.max_side,
                      progress=False)  # fmt: skip
-        prepare_dataset(raw, data, PrepareConfig(res=model.resolution, workers=1), log=lambda _: None, progress=False)
+        partial = data.with_suffix(".partial.zip")
+        prepare_dataset(raw, partial, PrepareConfig(res=res, workers=1), log=lambda _: None, progress=False)
+        partial.replace(data)
+    return data
+
+
+def kept_folder(keep: Path, protocol: SwdProtocol, seed: int) -> Path:
+    return keep / f"{protocol.name}-seed{seed}"
+
+
+def fresh_swd(
+    model_path: Path, protocol: SwdProtocol, seed: int, device: str = "cpu", keep: Path | None = None
+) -> float:
+    """SWD ×10³ (average over the pyramid) of the model against `protocol.images` fresh paintings drawn with `seed`.
+
+    `keep`: a folder where the fresh set is kept between measurements (one subfolder per protocol and seed).
+    """
+    model = load_model(model_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = kept_folder(keep, protocol, seed) if keep is not None else Path(tmp)
+        data = fresh_dataset(protocol, seed, model.resolution, folder)
         result = compute_metrics(model, data, metrics=("swd",), num_images=protocol.images, device=device, seed=0)
     return float(result["SWDx1e3_avg"])
 
@@ -89,7 +113,7 @@ def training_facts(snapshot: Path) -> dict:
     }
 
 
-def measure(snapshot: Path, full: bool = True, device: str = "cpu") -> dict:
+def measure(snapshot: Path, full: bool = True, device: str = "cpu", keep: Path | None = None) -> dict:
     path = bundled_model("starter")
     facts = training_facts(snapshot)  # refuses before an hour of measuring
     started = time.time()
@@ -110,8 +134,8 @@ def measure(snapshot: Path, full: bool = True, device: str = "cpu") -> dict:
     if full:
         record["swd_full"] = {
             "protocol": asdict(FULL),
-            "seed": 100,
-            "value": round(fresh_swd(path, FULL, 100, device), 3),
+            "seed": FULL_SEED,
+            "value": round(fresh_swd(path, FULL, FULL_SEED, device, keep), 3),
         }
     record["measure_seconds"] = round(time.time() - started)
     return record
@@ -138,14 +162,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--facts-only", action="store_true", help="update the training facts of starter.json only")
     parser.add_argument("--no-full", action="store_true", help="skip the 16,384-image SWD (an hour on a laptop)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--keep", type=Path, help="a folder that keeps the fresh paintings between measurements")
+    parser.add_argument("--fresh-only", action="store_true", help="only build the full fresh set in --keep")
     args = parser.parse_args(argv)
     out = model_card("starter").with_name(RECORD)
+    if args.fresh_only:
+        if args.keep is None:
+            parser.error("--fresh-only needs --keep FOLDER")
+        res = load_model(args.snapshot).resolution
+        print(fresh_dataset(FULL, FULL_SEED, res, kept_folder(args.keep, FULL, FULL_SEED)))
+        return
     if args.facts_only:
         record = {**json.loads(out.read_text()), **training_facts(args.snapshot)}
         write_json_atomic(out, record)
         print(json.dumps(record, indent=1))
         return
-    record = measure(args.snapshot, full=not args.no_full, device=args.device)
+    record = measure(args.snapshot, full=not args.no_full, device=args.device, keep=args.keep)
     write_json_atomic(out, record)
     save_seed_sheet(SHEET)
     print(json.dumps(record, indent=1))
