@@ -19,6 +19,7 @@ from ganscapes.gan.ops import (
     bias_act,
     conv2d_resample,
     downsample2d,
+    modconv_epilogue_,
     normalize_2nd_moment,
     setup_filter,
     upsample2d,
@@ -194,12 +195,18 @@ def modulated_conv2d(
     demodulate=True,
     flip_weight=True,
     fused_modconv=True,
+    epilogue=None,
 ):
     """Modulate the weight per sample by its styles, demodulate, convolve (StyleGAN2 §2.2; `training/networks.py`).
 
     The fused form is one grouped convolution over the whole batch; the unfused form
     scales activations instead and shares one weight, which is the same mathematics and
     usually faster for larger batches on CPU.
+
+    `epilogue`: the keyword arguments of the `bias_act` that follows (bias, act, gain,
+    clamp). Given (only without autograd, unfused, demodulated), it is applied here, in
+    place and piece by piece with demodulation and noise (`ops.modconv_epilogue_`), and
+    the result is the layer's output.
     """
     N = x.shape[0]
     O, I, kh, kw = weight.shape  # noqa: E741 (out, in: the paper's names)
@@ -215,6 +222,10 @@ def modulated_conv2d(
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(N, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding, flip_weight=flip_weight)
+        if epilogue is not None:
+            if not demodulate or torch.is_grad_enabled():
+                raise ValueError("the in-place epilogue is for demodulated layers without autograd")
+            return modconv_epilogue_(x, dcoefs, noise, **epilogue)
         if demodulate and noise is not None:
             return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(N, -1, 1, 1))
         if demodulate:
@@ -280,6 +291,11 @@ class SynthesisLayer(nn.Module):
             noise = torch.randn([x.shape[0], 1, out_res, out_res], device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
+        act_gain = self.act_gain * gain
+        act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        # Generating (no autograd, unfused): bias and activation join demodulation in place.
+        in_place = not fused_modconv and not torch.is_grad_enabled()
+        epilogue = dict(bias=self.bias, act=self.activation, gain=act_gain, clamp=act_clamp) if in_place else None
         x = modulated_conv2d(
             x,
             self.weight,
@@ -290,9 +306,10 @@ class SynthesisLayer(nn.Module):
             resample_filter=self.resample_filter,
             flip_weight=(self.up == 1),
             fused_modconv=fused_modconv,
+            epilogue=epilogue,
         )
-        act_gain = self.act_gain * gain
-        act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        if in_place:
+            return x
         return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=act_gain, clamp=act_clamp)
 
 
