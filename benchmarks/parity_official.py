@@ -72,6 +72,18 @@ CPU_PATCHES = [
     ("torch.cuda.max_memory_allocated(device) / 2**30", "0.0", "CUDA memory statistics"),
     ("        torch.cuda.reset_peak_memory_stats()\n", "", "CUDA memory statistics"),
 ]
+# NVIDIA's loop paints a grid of up to 1,024 pictures before it starts, which takes minutes
+# on a CPU and is not timed; the speed benchmark skips it.
+NO_INITIAL_FAKES = [
+    (
+        "        images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() "
+        "for z, c in zip(grid_z, grid_c)]).numpy()\n"
+        "        save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), "
+        "drange=[-1,1], grid_size=grid_size)\n",
+        "",
+        "the initial grid of fakes",
+    )
+]
 LOCKSTEP_PATCHES = [
     # Our reals instead of NVIDIA's loader (the same images in the same order).
     (
@@ -124,11 +136,20 @@ def _accept_old_sampler_init() -> None:
         torch.utils.data.Sampler.__init__ = lambda self, data_source=None: None
 
 
-def official_kwargs(cfg: dict, data: Path, run_dir: Path, seed: int) -> dict:
-    """train.py's arguments for `training_loop` from our resolved configuration."""
+def official_kwargs(cfg: dict, data: Path, run_dir: Path, seed: int, device: str = "cpu") -> dict:
+    """train.py's arguments for `training_loop` from our resolved configuration.
+
+    On the CPU ours computes every block in float32 (keeping the clamps); NVIDIA's code
+    would run the top `num_fp16_res` blocks in float16 there, a different computation that
+    oneDNN runs with its slow reference kernels (minutes per backward pass). So on the CPU
+    NVIDIA's networks get `num_fp16_res` 0 and the same `conv_clamp`: the computation ours does.
+    """
     common = ("c_dim", "img_resolution", "img_channels")  # training_loop adds these from the dataset
     G_kwargs = {k: v for k, v in cfg["G_kwargs"].items() if k not in common}
     D_kwargs = {k: v for k, v in cfg["D_kwargs"].items() if k not in common}
+    if device == "cpu":
+        G_kwargs["synthesis_kwargs"] = {**G_kwargs["synthesis_kwargs"], "num_fp16_res": 0}
+        D_kwargs["num_fp16_res"] = 0
     opt = dict(class_name="torch.optim.Adam", lr=cfg["lr"], betas=[0, 0.99], eps=1e-8)
     return dict(
         run_dir=str(run_dir),
@@ -355,7 +376,7 @@ def run_theirs(args, cfg: dict, data: Path, run_dir: Path, ours, mode: str) -> _
     loop = load_official_loop(Path(args.official), hooks, args.device)
     run_dir.mkdir(parents=True)
     try:
-        loop.training_loop(**official_kwargs(cfg, data, run_dir, args.seed))
+        loop.training_loop(**official_kwargs(cfg, data, run_dir, args.seed, args.device))
     except _Enough:
         pass
     return theirs
@@ -506,7 +527,7 @@ def stats(args, root: Path, data: Path, save=lambda runs: None) -> dict:
         loop = load_official_loop(Path(args.official), None, args.device)
         run_dir = root / f"theirs{seed}"
         run_dir.mkdir()
-        kwargs = official_kwargs(cfg, data, run_dir, seed)
+        kwargs = official_kwargs(cfg, data, run_dir, seed, args.device)
         kwargs["progress_fn"] = None
         t0 = time.time()
         _run_official_capturing(loop, kwargs, captured)

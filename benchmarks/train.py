@@ -73,20 +73,6 @@ def bench(root: Path, res: int, batch: int, iters: int, cfg: str, device: str) -
     }
 
 
-# NVIDIA's loop paints a grid of up to 1,024 pictures before it starts, which takes minutes
-# on a CPU and is not timed; the speed benchmark skips it.
-NO_INITIAL_FAKES = [
-    (
-        "        images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() "
-        "for z, c in zip(grid_z, grid_c)]).numpy()\n"
-        "        save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), "
-        "drange=[-1,1], grid_size=grid_size)\n",
-        "",
-        "the initial grid of fakes",
-    )
-]
-
-
 def one_side(
     side: str, data: Path, root: Path, res: int, batch: int, iters: int, official: Path | None, device: str = "cpu"
 ) -> dict:
@@ -117,10 +103,10 @@ def one_side(
         import parity_official as po
 
         cfg = resolve_training(config).to_dict()
-        loop = po.load_official_loop(official, None, device, extra_patches=NO_INITIAL_FAKES)
+        loop = po.load_official_loop(official, None, device, extra_patches=po.NO_INITIAL_FAKES)
         run_dir = root / "theirs"
         run_dir.mkdir()
-        kwargs = po.official_kwargs(cfg, data, run_dir, seed=0)
+        kwargs = po.official_kwargs(cfg, data, run_dir, seed=0, device=device)
         kwargs["progress_fn"] = None
         loop.training_loop(**kwargs)
         seconds = [po._stat(row, "Timing/sec_per_tick") for row in read_jsonl(run_dir / "stats.jsonl")]
