@@ -196,3 +196,45 @@ def test_generating_without_autograd_paints_the_same_bits_as_with_it(monkeypatch
     with torch.enable_grad():
         plain = G(z, None, noise_mode="const")
     assert len(calls) == 7 and torch.equal(fast, plain)
+
+
+def test_values_derived_from_a_parameter_are_kept_until_it_changes():
+    """Generation keeps a layer's demodulation sums; a changed weight must never be served stale ones."""
+    from ganscapes.gan.ops import DerivedFromParameters
+
+    cache, calls = DerivedFromParameters(), []
+    box = [torch.nn.Parameter(torch.ones(3))]
+    p = box[0]
+
+    def compute():
+        calls.append(1)
+        return box[0].detach() * 2
+
+    with torch.no_grad():
+        first, again = cache.get(p, "twice", compute), cache.get(p, "twice", compute)
+        assert len(calls) == 1 and again is first
+        p.add_(1)  # what an optimiser step or load_state_dict does: an in-place change
+        assert torch.equal(cache.get(p, "twice", compute), torch.full((3,), 4.0)) and len(calls) == 2
+        plain = torch.ones(3)
+        cache.get(plain, "twice", lambda: plain * 2)  # not a parameter: never kept
+        assert len(cache._items) == 1
+    cache.get(p, "twice", compute)  # with autograd: always computed afresh
+    assert len(calls) == 3
+    del p, first, again
+    box.clear()
+    import gc
+
+    gc.collect()
+    assert cache._items == {}  # gone with its parameter
+
+
+@pytest.mark.parametrize("target", [torch.contiguous_format, torch.channels_last])
+def test_relayout_in_pieces_is_an_exact_copy(monkeypatch, target):
+    from ganscapes.gan import ops
+
+    monkeypatch.setattr(ops, "RELAYOUT_PIECE_BYTES", 7 * 9 * 4 * 2)  # two rows a piece, and a remainder
+    other = torch.channels_last if target == torch.contiguous_format else torch.contiguous_format
+    x = torch.randn(3, 7, 33, 9).contiguous(memory_format=other)
+    with torch.no_grad():
+        y = ops.relayout(x, target)
+    assert y.is_contiguous(memory_format=target) and torch.equal(y, x) and y.data_ptr() != x.data_ptr()

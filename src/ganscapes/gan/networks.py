@@ -18,6 +18,7 @@ from ganscapes.gan.ops import (
     ACTIVATION_GAINS,
     bias_act,
     conv2d_resample,
+    derived,
     downsample2d,
     modconv_epilogue_,
     normalize_2nd_moment,
@@ -218,7 +219,8 @@ def modulated_conv2d(
     if demodulate:
         # Σ_{i,k} (W[o,i,k]·s[n,i])² = Σ_i s[n,i]² · Σ_k W[o,i,k]²: a small matmul instead
         # of squaring the [N, O, I, k, k] modulated weight.
-        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
+        square_sums = derived.get(weight, "square-sums", lambda: weight.square().sum(dim=[2, 3]).t())  # [I, O]
+        dcoefs = (styles.square() @ square_sums + 1e-8).rsqrt()  # [N, O]
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(N, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding, flip_weight=flip_weight)

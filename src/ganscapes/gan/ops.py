@@ -14,8 +14,10 @@ kernel is flipped relative to `F.conv2d`, which is a correlation.
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 SQRT2 = math.sqrt(2.0)
@@ -276,6 +278,61 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
 
 
 # ---------------------------------------------------------------------------------------
+# Generation: what does not change between batches is computed once
+
+
+class DerivedFromParameters:
+    """Values computed from a parameter (its demodulation sums, a re-laid-out copy), kept
+    while that parameter is unchanged, so that generating batch after batch does not redo them.
+
+    Only without autograd: training recomputes everything, as the gradients need. An entry
+    is keyed by the parameter object and its version counter, which every in-place change
+    (an optimiser step, `load_state_dict`, `copy_`) advances; it goes when the parameter does.
+    Computing the same function of the same numbers, a kept value is identical to a fresh one.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[int, object], tuple[weakref.ref, int, torch.Tensor]] = {}
+
+    def get(self, param: torch.Tensor, name: object, compute) -> torch.Tensor:
+        if torch.is_grad_enabled() or not isinstance(param, nn.Parameter):
+            return compute()
+        key = (id(param), name)
+        hit = self._items.get(key)
+        if hit is not None and hit[0]() is param and hit[1] == param._version:
+            return hit[2]
+        value = compute()
+        self._items[key] = (weakref.ref(param, lambda _, key=key: self._items.pop(key, None)), param._version, value)
+        return value
+
+
+derived = DerivedFromParameters()
+
+RELAYOUT_PIECE_BYTES = 1 << 19  # a piece of a layout change that stays in cache
+
+
+def relayout(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    """`x.contiguous(memory_format=...)`, done piece by piece (rows of one sample) when large.
+
+    Turning a channels-last tensor into NCHW (or back) in one pass reads one layout and
+    writes the other with strides that defeat the caches; piece by piece, each piece's
+    reads and writes stay in cache: 2.5 times faster for a 33 MB tensor here. A copy, so
+    the numbers are the same; without autograd only.
+    """
+    if x.is_contiguous(memory_format=memory_format):
+        return x
+    if torch.is_grad_enabled() or x.ndim != 4 or x.numel() * x.element_size() < 4 * RELAYOUT_PIECE_BYTES:
+        return x.contiguous(memory_format=memory_format)
+    out = torch.empty_like(x, memory_format=memory_format)
+    N, C, H, W = x.shape
+    rows = max(1, RELAYOUT_PIECE_BYTES // (C * W * x.element_size()))
+    for n in range(N):
+        for top in range(0, H, rows):
+            out[n, :, top : top + rows].copy_(x[n, :, top : top + rows])
+    return out
+
+
+# ---------------------------------------------------------------------------------------
 # Resampling convolutions (`torch_utils/ops/conv2d_resample.py`)
 
 
@@ -300,20 +357,21 @@ def conv2d_resample(
     if up == 2:
         if kh == 1 and kw == 1:
             return conv2d_resample(upsample2d(x, f), w, groups=groups, flip_weight=flip_weight)
-        O, I = w.shape[0], w.shape[1]  # noqa: E741 -- conv_transpose2d wants [in, out/groups, k, k]
-        wt = w.reshape(groups, O // groups, I, kh, kw).transpose(1, 2).reshape(groups * I, O // groups, kh, kw)
-        if flip_weight:
-            wt = wt.flip([2, 3])
         # oneDNN's strided transposed convolution and the depthwise FIR passes run two to
         # three times faster on channels-last tensors (its native layout on CPUs: no
         # reordering into and out of blocked layouts around every call); the result goes
         # back to the usual layout for the rest of the network.
         layout = torch.channels_last if x.device.type == "cpu" else torch.contiguous_format
-        x = F.conv_transpose2d(
-            x.contiguous(memory_format=layout), wt.contiguous(memory_format=layout), stride=2, groups=groups
-        )
+
+        def transposed_weight() -> torch.Tensor:
+            O, I = w.shape[0], w.shape[1]  # noqa: E741 -- conv_transpose2d wants [in, out/groups, k, k]
+            wt = w.reshape(groups, O // groups, I, kh, kw).transpose(1, 2).reshape(groups * I, O // groups, kh, kw)
+            return (wt.flip([2, 3]) if flip_weight else wt).contiguous(memory_format=layout)
+
+        wt = derived.get(w, ("up", groups, flip_weight, layout), transposed_weight)
+        x = F.conv_transpose2d(relayout(x, layout), wt, stride=2, groups=groups)
         x = upfirdn2d(x, f, padding=_up_fir_padding(kw, f.shape[-1], padding), gain=4)
-        return x.contiguous()
+        return relayout(x, torch.contiguous_format)
     if not flip_weight:
         w = w.flip([2, 3])
     if down == 2:
