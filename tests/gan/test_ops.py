@@ -161,9 +161,14 @@ def test_the_in_place_epilogue_is_bit_identical_to_the_steps_it_joins(monkeypatc
     scaled = x * dcoefs.reshape(3, 5, 1, 1) if noise is None else torch.addcmul(noise, x, dcoefs.reshape(3, 5, 1, 1))
     expected = bias_act(scaled, bias, act="lrelu", gain=1.3, clamp=256)
     with torch.no_grad():
-        got = ops.modconv_epilogue_(x, dcoefs, noise, bias, act="lrelu", gain=1.3, clamp=256)
-    assert got.data_ptr() == x.data_ptr()  # in place: no second copy of the largest tensors
-    assert torch.equal(got, expected)
+        got = ops.modconv_epilogue_(x.clone(memory_format=torch.preserve_format), dcoefs, noise, bias,
+                                    act="lrelu", gain=1.3, clamp=256)  # fmt: skip
+        styles = torch.randn(3, 5, generator=gen)
+        source = x.clone(memory_format=torch.preserve_format)
+        then = ops.modconv_epilogue_(source, dcoefs, noise, bias, act="lrelu", gain=1.3, clamp=256, then_scale=styles)
+    assert got.is_contiguous() and torch.equal(got, expected)  # NCHW out, whatever came in
+    assert (then.data_ptr() == source.data_ptr()) == (not channels_last)  # in place when it can be
+    assert torch.equal(then, expected * styles.reshape(3, 5, 1, 1))  # the next layer's modulation, bit for bit
     assert (expected.abs() == 256).any()  # the clamp was exercised
 
 

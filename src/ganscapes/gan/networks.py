@@ -197,6 +197,7 @@ def modulated_conv2d(
     flip_weight=True,
     fused_modconv=True,
     epilogue=None,
+    modulated=False,
 ):
     """Modulate the weight per sample by its styles, demodulate, convolve (StyleGAN2 §2.2; `training/networks.py`).
 
@@ -207,7 +208,8 @@ def modulated_conv2d(
     `epilogue`: the keyword arguments of the `bias_act` that follows (bias, act, gain,
     clamp). Given (only without autograd, unfused, demodulated), it is applied here, in
     place and piece by piece with demodulation and noise (`ops.modconv_epilogue_`), and
-    the result is the layer's output.
+    the result is the layer's output. `modulated`: `x` already holds `x · styles` (the
+    previous layer's epilogue applied it; unfused float32 only).
     """
     N = x.shape[0]
     O, I, kh, kw = weight.shape  # noqa: E741 (out, in: the paper's names)
@@ -221,9 +223,15 @@ def modulated_conv2d(
         # of squaring the [N, O, I, k, k] modulated weight.
         square_sums = derived.get(weight, "square-sums", lambda: weight.square().sum(dim=[2, 3]).t())  # [I, O]
         dcoefs = (styles.square() @ square_sums + 1e-8).rsqrt()  # [N, O]
+    if modulated and (fused_modconv or x.dtype != torch.float32):
+        raise ValueError("a modulated input is for the unfused float32 path")
     if not fused_modconv:
-        x = x * styles.to(x.dtype).reshape(N, -1, 1, 1)
-        x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding, flip_weight=flip_weight)
+        if not modulated:
+            x = x * styles.to(x.dtype).reshape(N, -1, 1, 1)
+        x = conv2d_resample(
+            x, weight.to(x.dtype), resample_filter, up=up, padding=padding, flip_weight=flip_weight,
+            keep_layout=epilogue is not None,
+        )  # fmt: skip
         if epilogue is not None:
             if not demodulate or torch.is_grad_enabled():
                 raise ValueError("the in-place epilogue is for demodulated layers without autograd")
@@ -283,10 +291,15 @@ class SynthesisLayer(nn.Module):
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
 
-    def forward(self, x, w, noise_mode="random", fused_modconv=True, gain=1):
+    def forward(self, x, w, noise_mode="random", fused_modconv=True, gain=1, styles=None, then_scale=None):
+        """`styles`: this layer's `affine(w)` when the caller computed it already; with it, a
+        generating (no autograd, unfused, float32) caller may pass `x` already multiplied by
+        it. `then_scale`: the next layer's styles, which this layer's epilogue applies to its
+        output (generating only); the two together save one pass over the largest tensors."""
         if noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be random, const or none, not {noise_mode!r}")
-        styles = self.affine(w)
+        modulated = styles is not None and not fused_modconv and not torch.is_grad_enabled()
+        styles = self.affine(w) if styles is None else styles
         noise = None
         if self.use_noise and noise_mode == "random":
             out_res = self.resolution
@@ -297,7 +310,13 @@ class SynthesisLayer(nn.Module):
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         # Generating (no autograd, unfused): bias and activation join demodulation in place.
         in_place = not fused_modconv and not torch.is_grad_enabled()
-        epilogue = dict(bias=self.bias, act=self.activation, gain=act_gain, clamp=act_clamp) if in_place else None
+        epilogue = (
+            dict(bias=self.bias, act=self.activation, gain=act_gain, clamp=act_clamp, then_scale=then_scale)
+            if in_place
+            else None
+        )
+        if then_scale is not None and not in_place:
+            raise ValueError("then_scale is for generating without autograd, unfused")
         x = modulated_conv2d(
             x,
             self.weight,
@@ -309,6 +328,7 @@ class SynthesisLayer(nn.Module):
             flip_weight=(self.up == 1),
             fused_modconv=fused_modconv,
             epilogue=epilogue,
+            modulated=modulated,
         )
         if in_place:
             return x
@@ -431,6 +451,12 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
             x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, gain=np.sqrt(0.5), **layer_kwargs)
             x = y.add_(x)
+        elif not fused_modconv and not torch.is_grad_enabled() and dtype == torch.float32:
+            # Generating: conv0's epilogue applies conv1's modulation while its pieces are in cache.
+            w0, w1 = next(w_iter), next(w_iter)
+            styles1 = self.conv1.affine(w1)
+            x = self.conv0(x, w0, fused_modconv=False, then_scale=styles1, **layer_kwargs)
+            x = self.conv1(x, w1, fused_modconv=False, styles=styles1, **layer_kwargs)
         else:
             x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
             x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)

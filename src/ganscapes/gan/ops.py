@@ -232,8 +232,9 @@ def modconv_epilogue_(
     alpha: float = 0.2,
     gain: float = 1.0,
     clamp: float | None = None,
+    then_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """In place, without autograd: demodulate, add noise, then `bias_act`, piece by piece.
+    """Without autograd: demodulate, add noise, then `bias_act`, piece by piece; returns NCHW.
 
     After a synthesis layer's convolution there are five element-wise steps (demodulation
     with noise, bias, activation, gain, clamp). Applied to the whole tensor, each reads and
@@ -242,20 +243,27 @@ def modconv_epilogue_(
     the first step to the last. Every step is the same PyTorch kernel with the same
     operands as in `modulated_conv2d` followed by `bias_act`, so the result is identical
     to the bit; only the order in which elements are visited changes.
-    x: [N, C, H, W] (any memory format); dcoefs: [N, C]; noise: broadcastable to [N, 1, H, W].
+
+    In place when `x` is NCHW; a channels-last `x` (an up-sampling layer's) is read once
+    and the first step writes NCHW, so the change of layout costs no pass of its own.
+    `then_scale` ([N, C]): the next layer's modulation `x · styles`, applied last while
+    the piece is still in cache (that layer is then told its input is modulated).
+    x: [N, C, H, W]; dcoefs: [N, C]; noise: broadcastable to [N, 1, H, W].
     """
     N, C, H, W = x.shape
+    out = x if x.is_contiguous() else torch.empty_like(x, memory_format=torch.contiguous_format)
     scale = dcoefs.to(x.dtype).reshape(N, C, 1, 1)
     noise = None if noise is None else noise.to(x.dtype).expand(N, 1, H, W)
     b = bias.to(x.dtype).reshape(1, C, 1, 1)
+    then = None if then_scale is None else then_scale.to(x.dtype).reshape(N, C, 1, 1)
     rows = max(1, EPILOGUE_PIECE_BYTES // (C * W * x.element_size()))
     for n in range(N):
         for top in range(0, H, rows):
-            piece = x[n : n + 1, :, top : top + rows]
+            source, piece = x[n : n + 1, :, top : top + rows], out[n : n + 1, :, top : top + rows]
             if noise is None:
-                piece.mul_(scale[n : n + 1])
+                torch.mul(source, scale[n : n + 1], out=piece)
             else:
-                torch.addcmul(noise[n : n + 1, :, top : top + rows], piece, scale[n : n + 1], out=piece)
+                torch.addcmul(noise[n : n + 1, :, top : top + rows], source, scale[n : n + 1], out=piece)
             piece.add_(b)
             if act == "lrelu":
                 F.leaky_relu_(piece, alpha)
@@ -265,7 +273,9 @@ def modconv_epilogue_(
                 piece.mul_(gain)
             if clamp is not None and clamp >= 0:
                 piece.clamp_(-clamp, clamp)
-    return x
+            if then is not None:
+                piece.mul_(then[n : n + 1])
+    return out
 
 
 def to_uint8(img: torch.Tensor) -> torch.Tensor:
@@ -345,8 +355,12 @@ def conv2d_resample(
     padding: int = 0,
     groups: int = 1,
     flip_weight: bool = True,
+    keep_layout: bool = False,
 ) -> torch.Tensor:
     """Convolution with optional 2× FIR up- or downsampling (`torch_utils/ops/conv2d_resample.py`).
+
+    `keep_layout`: return an up-sampled result in the layout it was computed in (channels-last
+    on CPUs), for a caller that changes the layout in a pass it makes anyway.
 
     `flip_weight=True` is a plain `F.conv2d` (a correlation); False flips the kernel (a
     true convolution). Up layers are true convolutions (NVIDIA's layers in
@@ -371,7 +385,7 @@ def conv2d_resample(
         wt = derived.get(w, ("up", groups, flip_weight, layout), transposed_weight)
         x = F.conv_transpose2d(relayout(x, layout), wt, stride=2, groups=groups)
         x = upfirdn2d(x, f, padding=_up_fir_padding(kw, f.shape[-1], padding), gain=4)
-        return relayout(x, torch.contiguous_format)
+        return x if keep_layout else relayout(x, torch.contiguous_format)
     if not flip_weight:
         w = w.flip([2, 3])
     if down == 2:
