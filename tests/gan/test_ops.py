@@ -243,3 +243,14 @@ def test_relayout_in_pieces_is_an_exact_copy(monkeypatch, target):
     with torch.no_grad():
         y = ops.relayout(x, target)
     assert y.is_contiguous(memory_format=target) and torch.equal(y, x) and y.data_ptr() != x.data_ptr()
+
+
+def test_modulating_into_channels_last_is_the_plain_product(monkeypatch):
+    from ganscapes.gan import ops
+
+    monkeypatch.setattr(ops, "RELAYOUT_PIECE_BYTES", 6 * 10 * 4 * 4)  # four rows a piece, and a remainder
+    x, styles = torch.randn(2, 6, 11, 10), torch.randn(2, 6)
+    with torch.no_grad():
+        y = ops.modulate_into(x, styles, torch.channels_last)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(y, x * styles.reshape(2, 6, 1, 1))

@@ -21,6 +21,7 @@ from ganscapes.gan.ops import (
     derived,
     downsample2d,
     modconv_epilogue_,
+    modulate_into,
     normalize_2nd_moment,
     setup_filter,
     upsample2d,
@@ -226,7 +227,11 @@ def modulated_conv2d(
     if modulated and (fused_modconv or x.dtype != torch.float32):
         raise ValueError("a modulated input is for the unfused float32 path")
     if not fused_modconv:
-        if not modulated:
+        if not modulated and epilogue is not None and up == 2 and x.device.type == "cpu":
+            # Generating, up-sampling: the modulation writes the channels-last copy the
+            # up-sampling convolution reads (`ops.conv2d_resample`): one pass, not two.
+            x = modulate_into(x, styles.to(x.dtype), torch.channels_last)
+        elif not modulated:
             x = x * styles.to(x.dtype).reshape(N, -1, 1, 1)
         x = conv2d_resample(
             x, weight.to(x.dtype), resample_filter, up=up, padding=padding, flip_weight=flip_weight,

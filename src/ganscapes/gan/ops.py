@@ -342,6 +342,22 @@ def relayout(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tenso
     return out
 
 
+def modulate_into(x: torch.Tensor, styles: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    """`x · styles` ([N, C, H, W] · [N, C]) written straight into `memory_format`, piece by piece.
+
+    The same multiplication as `x * styles.reshape(N, C, 1, 1)` (identical numbers); what
+    it saves is the separate pass that would change the layout afterwards. Without autograd.
+    """
+    N, C, H, W = x.shape
+    out = torch.empty_like(x, memory_format=memory_format)
+    scale = styles.reshape(N, C, 1, 1)
+    rows = max(1, RELAYOUT_PIECE_BYTES // (C * W * x.element_size()))
+    for n in range(N):
+        for top in range(0, H, rows):
+            torch.mul(x[n : n + 1, :, top : top + rows], scale[n : n + 1], out=out[n : n + 1, :, top : top + rows])
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # Resampling convolutions (`torch_utils/ops/conv2d_resample.py`)
 
