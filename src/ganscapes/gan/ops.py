@@ -200,15 +200,7 @@ def bias_act(
         x = x.clone()
     if not (x.requires_grad or torch.is_grad_enabled()):
         # Inference: work in place on the fresh tensor, saving allocations and passes.
-        if act == "lrelu":
-            F.leaky_relu_(x, alpha)
-        elif act == "relu":
-            x.relu_()
-        if gain != 1:
-            x.mul_(gain)
-        if clamp is not None and clamp >= 0:
-            x.clamp_(-clamp, clamp)
-        return x
+        return _activate_(x, act, alpha, gain, clamp)
     if act == "lrelu":
         x = F.leaky_relu(x, alpha)
     elif act == "relu":
@@ -218,6 +210,30 @@ def bias_act(
     if clamp is not None and clamp >= 0:
         x = x.clamp(-clamp, clamp)
     return x
+
+
+def _activate_(x: torch.Tensor, act: str, alpha: float, gain: float, clamp: float | None) -> torch.Tensor:
+    """`bias_act`'s steps after the bias, in place and in its order: activation, gain, clamp."""
+    if act == "lrelu":
+        F.leaky_relu_(x, alpha)
+    elif act == "relu":
+        x.relu_()
+    if gain != 1:
+        x.mul_(gain)
+    if clamp is not None and clamp >= 0:
+        x.clamp_(-clamp, clamp)
+    return x
+
+
+def _pieces(x: torch.Tensor, piece_bytes: int):
+    """Indices cutting an [N, C, H, W] tensor into pieces of about `piece_bytes`: one sample,
+    all channels, a band of rows. Yields (sample slice, band index) for `scale[n]` and `x[band]`."""
+    N, C, H, W = x.shape
+    rows = max(1, piece_bytes // (C * W * x.element_size()))
+    for n in range(N):
+        for top in range(0, H, rows):
+            sample = slice(n, n + 1)
+            yield sample, (sample, slice(None), slice(top, top + rows))
 
 
 EPILOGUE_PIECE_BYTES = 1 << 20  # a piece of the tensor that stays in a core's L2 cache through every step
@@ -256,25 +272,15 @@ def modconv_epilogue_(
     noise = None if noise is None else noise.to(x.dtype).expand(N, 1, H, W)
     b = bias.to(x.dtype).reshape(1, C, 1, 1)
     then = None if then_scale is None else then_scale.to(x.dtype).reshape(N, C, 1, 1)
-    rows = max(1, EPILOGUE_PIECE_BYTES // (C * W * x.element_size()))
-    for n in range(N):
-        for top in range(0, H, rows):
-            source, piece = x[n : n + 1, :, top : top + rows], out[n : n + 1, :, top : top + rows]
-            if noise is None:
-                torch.mul(source, scale[n : n + 1], out=piece)
-            else:
-                torch.addcmul(noise[n : n + 1, :, top : top + rows], source, scale[n : n + 1], out=piece)
-            piece.add_(b)
-            if act == "lrelu":
-                F.leaky_relu_(piece, alpha)
-            elif act == "relu":
-                piece.relu_()
-            if gain != 1:
-                piece.mul_(gain)
-            if clamp is not None and clamp >= 0:
-                piece.clamp_(-clamp, clamp)
-            if then is not None:
-                piece.mul_(then[n : n + 1])
+    for sample, band in _pieces(x, EPILOGUE_PIECE_BYTES):
+        source, piece = x[band], out[band]
+        if noise is None:
+            torch.mul(source, scale[sample], out=piece)
+        else:
+            torch.addcmul(noise[band], source, scale[sample], out=piece)
+        _activate_(piece.add_(b), act, alpha, gain, clamp)
+        if then is not None:
+            piece.mul_(then[sample])
     return out
 
 
@@ -334,11 +340,8 @@ def relayout(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tenso
     if torch.is_grad_enabled() or x.ndim != 4 or x.numel() * x.element_size() < 4 * RELAYOUT_PIECE_BYTES:
         return x.contiguous(memory_format=memory_format)
     out = torch.empty_like(x, memory_format=memory_format)
-    N, C, H, W = x.shape
-    rows = max(1, RELAYOUT_PIECE_BYTES // (C * W * x.element_size()))
-    for n in range(N):
-        for top in range(0, H, rows):
-            out[n, :, top : top + rows].copy_(x[n, :, top : top + rows])
+    for _, band in _pieces(x, RELAYOUT_PIECE_BYTES):
+        out[band].copy_(x[band])
     return out
 
 
@@ -348,13 +351,10 @@ def modulate_into(x: torch.Tensor, styles: torch.Tensor, memory_format: torch.me
     The same multiplication as `x * styles.reshape(N, C, 1, 1)` (identical numbers); what
     it saves is the separate pass that would change the layout afterwards. Without autograd.
     """
-    N, C, H, W = x.shape
     out = torch.empty_like(x, memory_format=memory_format)
-    scale = styles.reshape(N, C, 1, 1)
-    rows = max(1, RELAYOUT_PIECE_BYTES // (C * W * x.element_size()))
-    for n in range(N):
-        for top in range(0, H, rows):
-            torch.mul(x[n : n + 1, :, top : top + rows], scale[n : n + 1], out=out[n : n + 1, :, top : top + rows])
+    scale = styles.reshape(*styles.shape, 1, 1)
+    for sample, band in _pieces(x, RELAYOUT_PIECE_BYTES):
+        torch.mul(x[band], scale[sample], out=out[band])
     return out
 
 
