@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ganscapes.gan.ops import (
+    ACTIVATION_GAINS,
     bias_act,
     conv2d_resample,
     downsample2d,
@@ -137,6 +138,59 @@ def test_bias_act_order_gain_and_clamp():
     xg = x.clone().requires_grad_(True)
     torch.testing.assert_close(bias_act(xg, b, act="lrelu", clamp=256), expected)
     assert torch.equal(bias_act(x, None, act="linear"), x)
+
+
+def _step_by_step_bias_act(x, b, act, gain, clamp):
+    """NVIDIA's reference form of bias_act, one autograd op per step."""
+    y = x if b is None else x + b.reshape(1, -1, 1, 1)
+    y = {"lrelu": lambda t: F.leaky_relu(t, 0.2), "relu": F.relu, "linear": lambda t: t}[act](y)
+    y = y * gain if gain != 1 else y
+    return y.clamp(-clamp, clamp) if clamp is not None else y
+
+
+@pytest.mark.parametrize(
+    "act, with_bias, clamp", [("lrelu", True, 1.5), ("lrelu", True, None), ("relu", True, 1.5), ("linear", True, 1.5),
+                              ("linear", False, None)],
+)  # fmt: skip
+def test_bias_act_gradients_first_and_second_order_match_the_step_by_step_form(act, with_bias, clamp):
+    """Training keeps only bias_act's output; its gradients, and R1's gradient of a gradient, must not change."""
+    gen = torch.Generator().manual_seed(3)
+    x0, w = torch.randn(2, 4, 5, 5, generator=gen) * 2, torch.randn(2, 4, 5, 5, generator=gen)
+    b0 = torch.randn(4, generator=gen) if with_bias else None
+    gain = ACTIVATION_GAINS[act]
+    results = []
+    for form in (
+        lambda x, b: bias_act(x, b, act=act, clamp=clamp),
+        lambda x, b: _step_by_step_bias_act(x, b, act, gain, clamp),
+    ):
+        x = x0.clone().requires_grad_(True)
+        b = None if b0 is None else b0.clone().requires_grad_(True)
+        inputs = [x] if b is None else [x, b]
+        y = form(x, b)
+        first = torch.autograd.grad((y * w).square().sum(), inputs, create_graph=True)
+        second = torch.autograd.grad(first[0].square().sum(), inputs, allow_unused=True)
+        results.append((y.detach(), first, second))
+    (y, first, second), (y_ref, first_ref, second_ref) = results
+    assert torch.equal(y, y_ref)
+    if clamp is not None:
+        assert (y.abs() == clamp).any() and (y.abs() < clamp).any()  # both sides of the bound exercised
+    for got, ref in zip(first, first_ref):
+        torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-6)
+    for got, ref in zip(second, second_ref):
+        # Piecewise linear: the second derivative flows only through the first-order gradient's weights.
+        torch.testing.assert_close(got if got is not None else torch.zeros_like(ref), ref, rtol=1e-6, atol=1e-6)
+
+
+def test_bias_act_keeps_only_its_output_for_the_backward_pass():
+    """The step-by-step form saves the biased input and the pre-clamp values: two tensors per layer."""
+    x = torch.randn(2, 4, 5, 5, requires_grad=True)
+    b = torch.randn(4, requires_grad=True)
+    for form, expected in ((lambda: bias_act(x, b, act="lrelu", clamp=1.0), 1),
+                           (lambda: _step_by_step_bias_act(x, b, "lrelu", 2**0.5, 1.0), 2)):  # fmt: skip
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(saved.append, lambda _: None):
+            form()
+        assert len({t.data_ptr() for t in saved if t.numel() == x.numel()}) == expected
 
 
 def test_normalize_2nd_moment():

@@ -188,28 +188,79 @@ def bias_act(
     """Add bias along `dim`, activate, scale by gain (default: the activation's), clamp.
 
     The order and default gains of `bias_act` in NVIDIA's `torch_utils/ops/bias_act.py`.
+    With autograd, `_BiasAct` keeps only the output for the backward pass, as NVIDIA's
+    CUDA kernel does; the step-by-step reference form would keep two tensors per layer.
     """
     if act not in ACTIVATION_GAINS:
         raise ValueError(f"unknown activation {act!r}")
     gain = ACTIVATION_GAINS[act] if gain is None else gain
-    if b is not None:
-        shape = [1] * x.ndim
-        shape[dim] = -1
-        x = x + b.reshape(shape)
-    elif not (x.requires_grad or torch.is_grad_enabled()):
-        x = x.clone()
-    if not (x.requires_grad or torch.is_grad_enabled()):
-        # Inference: work in place on the fresh tensor, saving allocations and passes.
-        return _activate_(x, act, alpha, gain, clamp)
-    if act == "lrelu":
-        x = F.leaky_relu(x, alpha)
-    elif act == "relu":
-        x = F.relu(x)
+    clamp = clamp if clamp is not None and clamp >= 0 else None
+    if x.requires_grad or (b is not None and b.requires_grad):
+        if torch.is_grad_enabled():
+            return _BiasAct.apply(x, b, dim, act, alpha, gain, clamp)
+    return _bias_act_into(torch.empty_like(x), x, b, dim, act, alpha, gain, clamp)
+
+
+def _bias_shape(x: torch.Tensor, dim: int) -> list[int]:
+    shape = [1] * x.ndim
+    shape[dim] = -1
+    return shape
+
+
+def _bias_act_into(out, x, b, dim, act, alpha, gain, clamp) -> torch.Tensor:
+    """`out` = bias_act(x) without autograd: the first step writes `out`, the others work in place.
+
+    Each step is the kernel the step-by-step form would run on the same operands, so the
+    bits are the same, with one new tensor instead of four.
+    """
+    if b is None:
+        out.copy_(x)
+    else:
+        torch.add(x, b.to(x.dtype).reshape(_bias_shape(x, dim)), out=out)
+    return _activate_(out, act, alpha, gain, clamp)
+
+
+def _bias_act_grad(dy: torch.Tensor, y: torch.Tensor | None, act: str, alpha: float, gain: float, clamp):
+    """The gradient of `bias_act` from its output, in the order autograd takes the steps back.
+
+    Clamp (zero where the output sits on a bound: NVIDIA's CUDA kernel decides from the
+    output too), gain, then the activation's slope (the output has the input's sign).
+    Differentiable ATen ops, so R1's double backward goes through them; without a double
+    backward the later steps work in place.
+    """
+    dx = dy
+    if clamp is not None:
+        dx = torch.ops.aten.hardtanh_backward(dx, y, -clamp, clamp)
     if gain != 1:
-        x = x * gain
-    if clamp is not None and clamp >= 0:
-        x = x.clamp(-clamp, clamp)
-    return x
+        dx = dx * gain if dx is dy or torch.is_grad_enabled() else dx.mul_(gain)
+    if act == "lrelu":
+        dx = torch.ops.aten.leaky_relu_backward(dx, y, alpha, True)
+    elif act == "relu":
+        dx = torch.ops.aten.threshold_backward(dx, y, 0)
+    return dx
+
+
+class _BiasAct(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, b, dim, act, alpha, gain, clamp):
+        y = _bias_act_into(torch.empty_like(x), x, b, dim, act, alpha, gain, clamp)
+        ctx.settings = (dim, act, alpha, gain, clamp)
+        ctx.bias_shape = None if b is None else b.shape
+        needs_y = act != "linear" or clamp is not None
+        ctx.save_for_backward(y if needs_y else None)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        (y,) = ctx.saved_tensors
+        y = None if y is None else y.detach()  # the slope and the bounds are constants to a double backward
+        dim, act, alpha, gain, clamp = ctx.settings
+        dx = _bias_act_grad(dy, y, act, alpha, gain, clamp)
+        db = None
+        if ctx.bias_shape is not None and ctx.needs_input_grad[1]:
+            dims = [d for d in range(dx.ndim) if d != dim % dx.ndim]
+            db = dx.sum(dim=dims).reshape(ctx.bias_shape)
+        return dx, db, None, None, None, None, None
 
 
 def _activate_(x: torch.Tensor, act: str, alpha: float, gain: float, clamp: float | None) -> torch.Tensor:
