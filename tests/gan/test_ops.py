@@ -308,3 +308,20 @@ def test_modulating_into_channels_last_is_the_plain_product(monkeypatch):
         y = ops.modulate_into(x, styles, torch.channels_last)
     assert y.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(y, x * styles.reshape(2, 6, 1, 1))
+
+
+def test_relayout_with_autograd_returns_the_gradient_in_the_inputs_layout(monkeypatch):
+    """Training's up-sampling layers change layout twice; the gradient must come back unchanged, in the
+    layout the layer before works in, and a double backward (path length) must go through it."""
+    from ganscapes.gan import ops
+
+    monkeypatch.setattr(ops, "RELAYOUT_PIECE_BYTES", 5 * 11 * 4 * 3)  # pieces and a remainder
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 5, 13, 11, generator=gen).requires_grad_(True)
+    w = torch.randn(3, 5, 13, 11, generator=gen)
+    y = ops.relayout(x, torch.channels_last)
+    assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous() and torch.equal(y, x)
+    (grad,) = torch.autograd.grad((y * y * w).sum(), x, create_graph=True)
+    assert grad.is_contiguous() and torch.equal(grad, 2 * x * w)
+    (second,) = torch.autograd.grad(grad.sum(), x)
+    assert torch.equal(second, 2 * w)

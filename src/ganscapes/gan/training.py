@@ -625,7 +625,7 @@ def _update_ema(G, G_ema, cfg: ResolvedConfig, cur_nimg: int) -> None:
     beta = 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
     with torch.no_grad():
         for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-            p_ema.copy_(p.lerp(p_ema, beta))
+            torch.lerp(p, p_ema, beta, out=p_ema)  # NVIDIA's p.lerp(p_ema, beta), written in place
         for b_ema, b in zip(G_ema.buffers(), G.buffers()):
             b_ema.copy_(b)
 

@@ -19,6 +19,7 @@ distribution, not its training images. Two protocols:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
@@ -82,8 +83,12 @@ def fresh_swd(
     `keep`: a folder where the fresh set is kept between measurements (one subfolder per protocol and seed).
     """
     model = load_model(model_path)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = kept_folder(keep, protocol, seed) if keep is not None else Path(tmp)
+    with contextlib.ExitStack() as stack:
+        folder = (
+            kept_folder(keep, protocol, seed)
+            if keep is not None
+            else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        )
         data = fresh_dataset(protocol, seed, model.resolution, folder)
         result = compute_metrics(model, data, metrics=("swd",), num_images=protocol.images, device=device, seed=0)
     return float(result["SWDx1e3_avg"])
@@ -117,7 +122,7 @@ def measure(snapshot: Path, full: bool = True, device: str = "cpu", keep: Path |
     path = bundled_model("starter")
     facts = training_facts(snapshot)  # refuses before an hour of measuring
     started = time.time()
-    quick = [fresh_swd(path, QUICK, s, device) for s in QUICK_SEEDS]
+    quick = [fresh_swd(path, QUICK, s, device, keep) for s in QUICK_SEEDS]
     record = {
         "model_hash": load_model(path).model_hash,
         "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
@@ -163,14 +168,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-full", action="store_true", help="skip the 16,384-image SWD (an hour on a laptop)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--keep", type=Path, help="a folder that keeps the fresh paintings between measurements")
-    parser.add_argument("--fresh-only", action="store_true", help="only build the full fresh set in --keep")
+    parser.add_argument(
+        "--fresh-only", action="store_true", help="only build the fresh sets (quick and full) in --keep"
+    )
     args = parser.parse_args(argv)
     out = model_card("starter").with_name(RECORD)
     if args.fresh_only:
         if args.keep is None:
             parser.error("--fresh-only needs --keep FOLDER")
         res = load_model(args.snapshot).resolution
-        print(fresh_dataset(FULL, FULL_SEED, res, kept_folder(args.keep, FULL, FULL_SEED)))
+        for protocol, seed in [(QUICK, s) for s in QUICK_SEEDS] + [(FULL, FULL_SEED)]:
+            print(fresh_dataset(protocol, seed, res, kept_folder(args.keep, protocol, seed)), flush=True)
         return
     if args.facts_only:
         record = {**json.loads(out.read_text()), **training_facts(args.snapshot)}
