@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 
 # Lint and format are checked first, so CI enforces them with the tests.
 lint: venv
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 test: lint
 	$(BIN)/python -m pytest
