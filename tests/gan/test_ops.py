@@ -220,8 +220,9 @@ def test_the_in_place_epilogue_is_bit_identical_to_the_steps_it_joins(monkeypatc
         styles = torch.randn(3, 5, generator=gen)
         source = x.clone(memory_format=torch.preserve_format)
         then = ops.modconv_epilogue_(source, dcoefs, noise, bias, act="lrelu", gain=1.3, clamp=256, then_scale=styles)
-    assert got.is_contiguous() and torch.equal(got, expected)  # NCHW out, whatever came in
-    assert (then.data_ptr() == source.data_ptr()) == (not channels_last)  # in place when it can be
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    assert got.is_contiguous(memory_format=layout) and torch.equal(got, expected)  # in the layout that came in
+    assert then.data_ptr() == source.data_ptr()  # in place
     assert torch.equal(then, expected * styles.reshape(3, 5, 1, 1))  # the next layer's modulation, bit for bit
     assert (expected.abs() == 256).any()  # the clamp was exercised
 
@@ -297,17 +298,6 @@ def test_relayout_in_pieces_is_an_exact_copy(monkeypatch, target):
     with torch.no_grad():
         y = ops.relayout(x, target)
     assert y.is_contiguous(memory_format=target) and torch.equal(y, x) and y.data_ptr() != x.data_ptr()
-
-
-def test_modulating_into_channels_last_is_the_plain_product(monkeypatch):
-    from ganscapes.gan import ops
-
-    monkeypatch.setattr(ops, "RELAYOUT_PIECE_BYTES", 6 * 10 * 4 * 4)  # four rows a piece, and a remainder
-    x, styles = torch.randn(2, 6, 11, 10), torch.randn(2, 6)
-    with torch.no_grad():
-        y = ops.modulate_into(x, styles, torch.channels_last)
-    assert y.is_contiguous(memory_format=torch.channels_last)
-    assert torch.equal(y, x * styles.reshape(2, 6, 1, 1))
 
 
 def test_relayout_with_autograd_returns_the_gradient_in_the_inputs_layout(monkeypatch):

@@ -304,7 +304,7 @@ def modconv_epilogue_(
     clamp: float | None = None,
     then_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Without autograd: demodulate, add noise, then `bias_act`, piece by piece; returns NCHW.
+    """Without autograd: demodulate, add noise, then `bias_act`, piece by piece, in place.
 
     After a synthesis layer's convolution there are five element-wise steps (demodulation
     with noise, bias, activation, gain, clamp). Applied to the whole tensor, each reads and
@@ -314,14 +314,15 @@ def modconv_epilogue_(
     operands as in `modulated_conv2d` followed by `bias_act`, so the result is identical
     to the bit; only the order in which elements are visited changes.
 
-    In place when `x` is NCHW; a channels-last `x` (an up-sampling layer's) is read once
-    and the first step writes NCHW, so the change of layout costs no pass of its own.
+    In place when `x` is dense (NCHW, or channels-last as the CPU's synthesis blocks run);
+    a piece (one sample, a band of rows) is then one block of memory in either layout.
     `then_scale` ([N, C]): the next layer's modulation `x · styles`, applied last while
     the piece is still in cache (that layer is then told its input is modulated).
     x: [N, C, H, W]; dcoefs: [N, C]; noise: broadcastable to [N, 1, H, W].
     """
     N, C, H, W = x.shape
-    out = x if x.is_contiguous() else torch.empty_like(x, memory_format=torch.contiguous_format)
+    dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
+    out = x if dense else torch.empty_like(x, memory_format=torch.contiguous_format)
     scale = dcoefs.to(x.dtype).reshape(N, C, 1, 1)
     noise = None if noise is None else noise.to(x.dtype).expand(N, 1, H, W)
     b = bias.to(x.dtype).reshape(1, C, 1, 1)
@@ -428,19 +429,6 @@ class _Relayout(torch.autograd.Function):
         return relayout(grad, ctx.input_format), None
 
 
-def modulate_into(x: torch.Tensor, styles: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
-    """`x · styles` ([N, C, H, W] · [N, C]) written straight into `memory_format`, piece by piece.
-
-    The same multiplication as `x * styles.reshape(N, C, 1, 1)` (identical numbers); what
-    it saves is the separate pass that would change the layout afterwards. Without autograd.
-    """
-    out = torch.empty_like(x, memory_format=memory_format)
-    scale = styles.reshape(*styles.shape, 1, 1)
-    for sample, band in _pieces(x, RELAYOUT_PIECE_BYTES):
-        torch.mul(x[band], scale[sample], out=out[band])
-    return out
-
-
 # ---------------------------------------------------------------------------------------
 # Resampling convolutions (`torch_utils/ops/conv2d_resample.py`)
 
@@ -454,12 +442,12 @@ def conv2d_resample(
     padding: int = 0,
     groups: int = 1,
     flip_weight: bool = True,
-    keep_layout: bool = False,
 ) -> torch.Tensor:
     """Convolution with optional 2× FIR up- or downsampling (`torch_utils/ops/conv2d_resample.py`).
 
-    `keep_layout`: return an up-sampled result in the layout it was computed in (channels-last
-    on CPUs), for a caller that changes the layout in a pass it makes anyway.
+    An up-sampled result stays in the layout it was computed in (channels-last on CPUs,
+    the layout the synthesis blocks run in there); a grouped one goes back to NCHW for the
+    caller's reshape.
 
     `flip_weight=True` is a plain `F.conv2d` (a correlation); False flips the kernel (a
     true convolution). Up layers are true convolutions (NVIDIA's layers in
@@ -472,8 +460,7 @@ def conv2d_resample(
             return conv2d_resample(upsample2d(x, f), w, groups=groups, flip_weight=flip_weight)
         # oneDNN's strided transposed convolution and the depthwise FIR passes run two to
         # three times faster on channels-last tensors (its native layout on CPUs: no
-        # reordering into and out of blocked layouts around every call); the result goes
-        # back to the usual layout for the rest of the network.
+        # reordering into and out of blocked layouts around every call).
         layout = torch.channels_last if x.device.type == "cpu" else torch.contiguous_format
 
         def transposed_weight() -> torch.Tensor:
@@ -484,7 +471,7 @@ def conv2d_resample(
         wt = derived.get(w, ("up", groups, flip_weight, layout), transposed_weight)
         x = F.conv_transpose2d(relayout(x, layout), wt, stride=2, groups=groups)
         x = upfirdn2d(x, f, padding=_up_fir_padding(kw, f.shape[-1], padding), gain=4)
-        return x if keep_layout else relayout(x, torch.contiguous_format)
+        return x if groups == 1 else relayout(x, torch.contiguous_format)
     if not flip_weight:
         w = w.flip([2, 3])
     if down == 2:
