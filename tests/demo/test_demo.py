@@ -119,6 +119,8 @@ def test_report_links_resolve_and_show_what_was_made(offline_demo):
         "ganscapes post",
     ):
         assert command in text
+    (note,) = re.findall(r'<p class="note">CLIP steps.*?</p>', text, flags=re.S)
+    assert note.count("--clip-weights") == 1 and "--out" in note  # what to do, said once
 
 
 def test_a_rerun_resumes_without_redoing_anything(offline_demo):

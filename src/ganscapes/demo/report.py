@@ -35,11 +35,15 @@ def write_report(demo: DemoState) -> Path:
 
     parts = [_HEAD.format(version=html.escape(__version__))]
     if demo.clip_skipped:
-        parts.append(
-            '<p class="note">CLIP steps (curate, rank) were skipped: '
-            f"{html.escape(demo.clip_skipped.rstrip('.'))}. To include them, pass <code>--clip-weights PATH</code> "
-            "(or set <code>GANSCAPES_CLIP_WEIGHTS</code>) and rerun the demo with a new <code>--out</code>.</p>"
-        )
+        reason = html.escape(demo.clip_skipped.rstrip("."))
+        if "--clip-weights" in demo.clip_skipped:  # the reason says what to do already: say it once
+            fix = "Then rerun the demo with a new <code>--out</code>."
+        else:
+            fix = (
+                "To include them, pass <code>--clip-weights PATH</code> (or set <code>GANSCAPES_CLIP_WEIGHTS</code>) "
+                "and rerun the demo with a new <code>--out</code>."
+            )
+        parts.append(f'<p class="note">CLIP steps (curate, rank) were skipped: {reason}. {fix}</p>')
     parts.append("<h2>Key figures</h2>" + _figures_table(steps))
     if train.get("slow_warning"):
         parts.append(f'<p class="note">{html.escape(train["slow_warning"])}</p>')
