@@ -131,14 +131,17 @@ STEPS = {"seeds": seeds, "walk": walk, "directions": directions, "project": proj
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("steps", nargs="*", metavar="STEP", help=", ".join(STEPS))
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it (the demo, the notebook's run)")
     args = parser.parse_args()
     unknown = [s for s in args.steps if s not in STEPS]
     if unknown:
         parser.error(f"unknown step {unknown[0]!r}; the steps are {', '.join(STEPS)}")
     with tempfile.TemporaryDirectory(prefix="readme-pictures-") as tmp:
+        work = Path(tmp) if args.keep is None else args.keep.resolve()
+        work.mkdir(parents=True, exist_ok=True)
         for name in args.steps or STEPS:
             print(f"== {name}", flush=True)
-            STEPS[name](Path(tmp))
+            STEPS[name](work)
 
 
 if __name__ == "__main__":
