@@ -152,6 +152,10 @@ def test_a_slow_machine_is_told_what_that_means_for_the_pictures():
     assert f"about {600 / (4 * expected):.1f} kimg instead of {600 / expected:.1f}" in slow
     assert "stay close to the starter model's" in slow
     assert "soft colour fields" in speed_warning(4 * expected, 600, 64, from_starter=False)
+    # Too slow to reach the tick where speed is judged: said after training, in the past tense.
+    after = speed_warning(20 * expected, 600, 64, from_starter=True, done=True)
+    assert f"the demo trained about {600 / (20 * expected):.1f} kimg instead of {600 / expected:.1f}" in after
+    assert "are close to the starter model's" in after
 
 
 def test_the_report_shows_the_newest_fakes_by_number_not_by_text():

@@ -239,20 +239,36 @@ def train_config(demo: DemoState, seconds: float, resume: str | None) -> TrainCo
     )
 
 
-def speed_warning(sec_per_kimg: float, seconds_left: float, res: int, from_starter: bool) -> str | None:
-    """What a slow machine means for the pictures, or None when training runs about as fast as expected."""
+def speed_warning(sec_per_kimg: float, seconds: float, res: int, from_starter: bool, done: bool = False) -> str | None:
+    """What a slow machine means for the pictures, or None when training runs about as fast as expected.
+
+    `seconds`: the training time left (`done`: the time it took, for a run too slow to reach
+    the tick where speed is first judged)."""
     expected = expected_sec_per_kimg(res)
     if sec_per_kimg <= SLOW_FACTOR * expected:
         return None
-    planned, likely = seconds_left / expected, seconds_left / sec_per_kimg
-    consequence = (
-        "the pictures will stay close to the starter model's: fine-tuning has barely begun"
-        if from_starter
-        else "the pictures will be soft colour fields, not landscapes"
-    )
+    planned, likely = seconds / expected, seconds / sec_per_kimg
+    if done:
+        will, consequence = (
+            "trained",
+            (
+                "the pictures are close to the starter model's: fine-tuning had barely begun"
+                if from_starter
+                else "the pictures are soft colour fields, not landscapes"
+            ),
+        )
+    else:
+        will, consequence = (
+            "will train",
+            (
+                "the pictures will stay close to the starter model's: fine-tuning has barely begun"
+                if from_starter
+                else "the pictures will be soft colour fields, not landscapes"
+            ),
+        )
     return (
         f"This machine trains at {sec_per_kimg:.0f} s/kimg, {sec_per_kimg / expected:.1f}x slower than a quiet "
-        f"2-core laptop ({expected:.0f} s/kimg; other programs are probably busy): the demo will train about "
+        f"2-core laptop ({expected:.0f} s/kimg; other programs are probably busy): the demo {will} about "
         f"{likely:.1f} kimg instead of {planned:.1f}, so {consequence}. Rerun the demo later to train on "
         "within a larger --minutes budget."
     )
@@ -300,6 +316,13 @@ def train(run: StepRun) -> bool:
 
         start[0] = time.time()
         result = train_loop(config, log=without_resume_hint(demo.log), on_tick=on_tick)
+        elapsed = time.time() - start[0]
+        trained = result.kimg - (float(previous.get("kimg", 0.0)) if snaps else 0.0)
+        if not warned and elapsed > 0:  # too slow to reach the speed tick: judge the whole session
+            message = speed_warning(elapsed / max(trained, 1e-3), elapsed, c.res, from_starter, done=True)
+            if message:
+                warned.append(message)
+                demo.log(f"warning: {message}")
         model = load_model(result.snapshot)
         return {
             "run": str(result.run_dir),
