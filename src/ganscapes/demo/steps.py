@@ -248,24 +248,14 @@ def speed_warning(sec_per_kimg: float, seconds: float, res: int, from_starter: b
     if sec_per_kimg <= SLOW_FACTOR * expected:
         return None
     planned, likely = seconds / expected, seconds / sec_per_kimg
-    if done:
-        will, consequence = (
-            "trained",
-            (
-                "the pictures are close to the starter model's: fine-tuning had barely begun"
-                if from_starter
-                else "the pictures are soft colour fields, not landscapes"
-            ),
-        )
-    else:
-        will, consequence = (
-            "will train",
-            (
-                "the pictures will stay close to the starter model's: fine-tuning has barely begun"
-                if from_starter
-                else "the pictures will be soft colour fields, not landscapes"
-            ),
-        )
+    will, stay, are, has = (
+        ("trained", "are close to", "are", "had") if done else ("will train", "will stay close to", "will be", "has")
+    )
+    consequence = (
+        f"the pictures {stay} the starter model's: fine-tuning {has} barely begun"
+        if from_starter
+        else f"the pictures {are} soft colour fields, not landscapes"
+    )
     return (
         f"This machine trains at {sec_per_kimg:.0f} s/kimg, {sec_per_kimg / expected:.1f}x slower than a quiet "
         f"2-core laptop ({expected:.0f} s/kimg; other programs are probably busy): the demo {will} about "

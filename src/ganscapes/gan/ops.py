@@ -195,9 +195,8 @@ def bias_act(
         raise ValueError(f"unknown activation {act!r}")
     gain = ACTIVATION_GAINS[act] if gain is None else gain
     clamp = clamp if clamp is not None and clamp >= 0 else None
-    if x.requires_grad or (b is not None and b.requires_grad):
-        if torch.is_grad_enabled():
-            return _BiasAct.apply(x, b, dim, act, alpha, gain, clamp)
+    if torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad)):
+        return _BiasAct.apply(x, b, dim, act, alpha, gain, clamp)
     return _bias_act_into(torch.empty_like(x), x, b, dim, act, alpha, gain, clamp)
 
 
