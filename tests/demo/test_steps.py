@@ -158,6 +158,38 @@ def test_a_slow_machine_is_told_what_that_means_for_the_pictures():
     assert "are close to the starter model's" in after
 
 
+def test_a_machine_busy_only_at_the_start_is_warned_early_and_cleared_at_the_end():
+    from ganscapes.demo.steps import SPEED_TICK, SpeedWatch, expected_sec_per_kimg
+
+    expected = expected_sec_per_kimg(64)
+    lines = []
+    watch = SpeedWatch(600, 64, from_starter=True, log=lines.append)
+    for tick in range(SPEED_TICK + 1):  # tick 0 is start-up; the steady ticks are 3x too slow
+        watch.tick({"tick": tick, "sec_per_kimg": 3 * expected}, elapsed=30.0 * tick)
+    assert len(lines) == 1 and lines[0].startswith("warning: This machine trains at 150 s/kimg, 3.0x slower")
+    assert "will train about" in lines[0]
+    # The other program stopped: the session as a whole trained about as planned.
+    assert watch.verdict(elapsed=600, trained_kimg=10.5) is None
+    assert lines[1] == (
+        "The machine caught up: the session trained 10.5 kimg in 10.0 minutes (57 s/kimg), "
+        "so the slow-machine warning above no longer holds."
+    )
+
+
+def test_a_machine_slow_throughout_gets_the_verdict_the_report_keeps():
+    from ganscapes.demo.steps import SPEED_TICK, SpeedWatch, expected_sec_per_kimg
+
+    expected = expected_sec_per_kimg(64)
+    lines = []
+    watch = SpeedWatch(600, 64, from_starter=False, log=lines.append)
+    for tick in range(SPEED_TICK + 1):
+        watch.tick({"tick": tick, "sec_per_kimg": 4 * expected}, elapsed=30.0 * tick)
+    verdict = watch.verdict(elapsed=600, trained_kimg=600 / (4 * expected))
+    assert verdict is not None and "the demo trained about 3.0 kimg instead of 12.0" in verdict
+    assert "are soft colour fields" in verdict
+    assert lines == [lines[0], f"warning: {verdict}"]
+
+
 def test_the_report_shows_the_newest_fakes_by_number_not_by_text():
     from ganscapes.demo.report import _kimg_of
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import shlex
 import shutil
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -242,8 +243,7 @@ def train_config(demo: DemoState, seconds: float, resume: str | None) -> TrainCo
 def speed_warning(sec_per_kimg: float, seconds: float, res: int, from_starter: bool, done: bool = False) -> str | None:
     """What a slow machine means for the pictures, or None when training runs about as fast as expected.
 
-    `seconds`: the training time left (`done`: the time it took, for a run too slow to reach
-    the tick where speed is first judged)."""
+    `seconds`: the training time left (`done`: the time the session took)."""
     expected = expected_sec_per_kimg(res)
     if sec_per_kimg <= SLOW_FACTOR * expected:
         return None
@@ -262,6 +262,48 @@ def speed_warning(sec_per_kimg: float, seconds: float, res: int, from_starter: b
         f"{likely:.1f} kimg instead of {planned:.1f}, so {consequence}. Rerun the demo later to train on "
         "within a larger --minutes budget."
     )
+
+
+class SpeedWatch:
+    """One judgement of a training session's speed: an early notice, then the verdict.
+
+    Early (at tick `SPEED_TICK`, from the median of the steady ticks so far) the user is told
+    what a slow machine means while there is time to stop; a machine is often busy only for
+    a while (another program starting), so the verdict the report keeps is made at the end,
+    over the whole session. When the early notice proves wrong, the log says so.
+    """
+
+    def __init__(self, seconds: float, res: int, from_starter: bool, log: Callable[[str], None]):
+        self.seconds, self.res, self.from_starter, self.log = seconds, res, from_starter, log
+        self.first_tick: int | None = None
+        self.steady: list[float] = []  # s/kimg of the ticks after the first (start-up) one
+        self.notice: str | None = None
+
+    def tick(self, row: dict, elapsed: float) -> None:
+        if self.first_tick is None:
+            self.first_tick = row["tick"]
+            return
+        self.steady.append(row["sec_per_kimg"])
+        if row["tick"] - self.first_tick == SPEED_TICK:
+            rate = statistics.median(self.steady)
+            self.notice = speed_warning(rate, self.seconds - elapsed, self.res, self.from_starter)
+            if self.notice:
+                self.log(f"warning: {self.notice}")
+
+    def verdict(self, elapsed: float, trained_kimg: float) -> str | None:
+        """The session judged as a whole (`trained_kimg` in `elapsed` seconds): the report's note, or None."""
+        if elapsed <= 0:
+            return None
+        rate = elapsed / max(trained_kimg, 1e-3)
+        message = speed_warning(rate, elapsed, self.res, self.from_starter, done=True)
+        if message:
+            self.log(f"warning: {message}")
+        elif self.notice:
+            self.log(
+                f"The machine caught up: the session trained {trained_kimg:.1f} kimg in {elapsed / 60:.1f} minutes "
+                f"({rate:.0f} s/kimg), so the slow-machine warning above no longer holds."
+            )
+        return message
 
 
 def train(run: StepRun) -> bool:
@@ -285,34 +327,18 @@ def train(run: StepRun) -> bool:
     run.announce(f"{what} (tiny preset, ADA) for {left / 60:.1f} more minute(s) ({c.device})")
     config = train_config(demo, left, resume=resume)
     train_line = shlex.join(train_command(config))
-    warned: list[str] = []
-
-    def watch_speed(row: dict) -> None:
-        if row["tick"] - first_tick[0] == SPEED_TICK and not warned:
-            seconds_left = left - (time.time() - start[0])
-            message = speed_warning(row["sec_per_kimg"], seconds_left, c.res, from_starter)
-            if message:
-                warned.append(message)
-                demo.log(f"warning: {message}")
-
-    first_tick, start = [None], [0.0]
-
-    def on_tick(row: dict) -> None:
-        if first_tick[0] is None:
-            first_tick[0] = row["tick"]
-        watch_speed(row)
+    watch = SpeedWatch(left, c.res, from_starter, demo.log)
+    start = [0.0]
 
     def work():
 
         start[0] = time.time()
-        result = train_loop(config, log=without_resume_hint(demo.log), on_tick=on_tick)
+        result = train_loop(
+            config, log=without_resume_hint(demo.log), on_tick=lambda row: watch.tick(row, time.time() - start[0])
+        )
         elapsed = time.time() - start[0]
         trained = result.kimg - (float(previous.get("kimg", 0.0)) if snaps else 0.0)
-        if not warned and elapsed > 0:  # too slow to reach the speed tick: judge the whole session
-            message = speed_warning(elapsed / max(trained, 1e-3), elapsed, c.res, from_starter, done=True)
-            if message:
-                warned.append(message)
-                demo.log(f"warning: {message}")
+        slow_warning = watch.verdict(elapsed, trained)
         model = load_model(result.snapshot)
         return {
             "run": str(result.run_dir),
@@ -321,7 +347,7 @@ def train(run: StepRun) -> bool:
             "augment_p": result.augment_p,
             "stopped_by": "time budget" if result.stopped_by == "max-hours" else result.stopped_by,
             "from_starter": previous.get("from_starter", from_starter and not snaps),
-            "slow_warning": warned[0] if warned else previous.get("slow_warning"),
+            "slow_warning": slow_warning,  # this session's verdict: the pictures the report shows come from it
             "model_hash": model.model_hash,
             "swd": _last_swd(result.run_dir),
             "train_seconds": spent + (time.time() - start[0]),
