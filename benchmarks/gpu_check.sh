@@ -44,7 +44,7 @@ if [ -n "$OFFICIAL" ]; then  # the same ratios as on the CPU, NVIDIA's code with
     step side-by-side-generate 300 $PY benchmarks/generate.py --official "$OFFICIAL" --device cuda --res 64,256 \
         --batch 8 --rounds 5 --seconds 3 --json "$OUT/side-by-side-generate.json"
     step side-by-side-train 600 $PY benchmarks/train.py --official "$OFFICIAL" --device cuda --res 64,128 \
-        --batch 8 --iters 8 --rounds 5
+        --batch 8 --iters 8 --rounds 5 --json "$OUT/side-by-side-train.json"
 fi
 step generate-256-1024 150 $PY benchmarks/generate.py --device cuda --res 256,1024 --batch 8,32 --modes eager --seconds 5
 step train-256 120 $PY benchmarks/train.py --device cuda --res 256 --batch 16 --iters 12

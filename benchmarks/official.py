@@ -109,7 +109,18 @@ def machine_line(threads: int) -> str:
 def ratio_row(name: str, unit: str, r: dict) -> str:
     o, t, q = r["ours"], r["theirs"], r["ratio"]
     return (
-        f"| {name} | {o['median']:.2f} ({o['min']:.2f}–{o['max']:.2f}) {unit} | "
-        f"{t['median']:.2f} ({t['min']:.2f}–{t['max']:.2f}) {unit} | "
+        f"| {name} | {o['median']:.3g} ({o['min']:.3g}–{o['max']:.3g}) {unit} | "
+        f"{t['median']:.3g} ({t['min']:.3g}–{t['max']:.3g}) {unit} | "
+        f"**{q['median']:.2f}×** ({q['min']:.2f}–{q['max']:.2f}) |"
+    )
+
+
+def seconds_row(name: str, unit: str, r: dict) -> str:
+    """`ratio_row` for rates of slow units (training iterations): each side as seconds per
+    unit, the reciprocal of its rates (median, then the range), the ratio still of speeds."""
+    o, t, q = r["ours"], r["theirs"], r["ratio"]
+    return (
+        f"| {name} | {1 / o['median']:.3g} ({1 / o['max']:.3g}–{1 / o['min']:.3g}) s/{unit} | "
+        f"{1 / t['median']:.3g} ({1 / t['max']:.3g}–{1 / t['min']:.3g}) s/{unit} | "
         f"**{q['median']:.2f}×** ({q['min']:.2f}–{q['max']:.2f}) |"
     )

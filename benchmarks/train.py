@@ -16,7 +16,8 @@ side's time per iteration comes from a tick of `--iters` iterations after a firs
 one-iteration tick (start-up excluded); peak memory is the process's resident maximum
 (on CUDA, the most GPU memory PyTorch allocated).
 
-    .venv/bin/python benchmarks/train.py --official ~/src/stylegan2-ada-pytorch --res 64,128 --iters 4 --rounds 5
+    .venv/bin/python benchmarks/train.py --official ~/src/stylegan2-ada-pytorch --res 64,128 --iters 4 --rounds 5 \
+        --json benchmarks/results/side-by-side-train.json
 """
 
 from __future__ import annotations
@@ -138,13 +139,15 @@ def _round(name: str, data: Path, root: Path, res: int, args, threads: int, memo
 
 
 def side_by_side(args) -> None:
-    from official import interleave, machine_line, ratio_row
+    from official import interleave, machine_line, seconds_row
 
     threads = args.threads or torch.get_num_threads()
     precision = "fp32" if args.device == "cpu" else "mixed precision as each trains by default"
-    print(machine_line(threads) + f"; {args.device}, auto preset, {precision}, augmentation bgc at fixed p 0.2")
+    machine = machine_line(threads) + f"; {args.device}, auto preset, {precision}, augmentation bgc at fixed p 0.2"
+    print(machine)
     print("| measured | ours | NVIDIA's | ours / NVIDIA's (speed) |")
     print("|---|---|---|---|")
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for res in [int(r) for r in args.res.split(",")]:
@@ -156,12 +159,15 @@ def side_by_side(args) -> None:
             memory = {"ours": [], "theirs": []}
             sides = [functools.partial(_round, name, data, root, res, args, threads, memory) for name in memory]
             r = interleave(*sides, args.rounds)
-            print(ratio_row(f"{res}², batch {args.batch}: iterations", "it/s", r), flush=True)
+            results.append({"res": res, "batch": args.batch, "iterations_per_second": r, "peak_memory_mb": memory})
+            print(seconds_row(f"{res}², batch {args.batch}: one iteration", "iteration", r), flush=True)
             print(
                 f"| {res}²: peak memory | {max(memory['ours']):,.0f} MB | {max(memory['theirs']):,.0f} MB | "
                 f"{max(memory['ours']) / max(memory['theirs']):.2f} |",
                 flush=True,
             )
+            if args.json:
+                args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=1))
 
 
 def main() -> None:
@@ -174,6 +180,7 @@ def main() -> None:
     parser.add_argument("--official", type=Path, help="NVIDIA's checkout: measure side by side with it")
     parser.add_argument("--rounds", type=int, default=5, help="--official: interleaved rounds per side")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--json", type=Path, help="--official: also write the results here (after each resolution)")
     parser.add_argument("--side", choices=["ours", "theirs"], help=argparse.SUPPRESS)  # internal: one round
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
