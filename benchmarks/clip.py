@@ -136,7 +136,10 @@ def main() -> None:
             f"model: {encoder.model_id} (loaded in {load_s:.1f} s); batch {args.batch}, {args.workers} decoding workers"
         )
         print(f"images: {source}")
-        print(f"load average before the run: {load_before:.2f} (other work on the machine skews every figure)")
+        print(
+            f"{time.strftime('%Y-%m-%d %H:%M')}, load average before the run: {load_before:.2f} "
+            "(other work on the machine skews every figure)"
+        )
         print()
 
         # (a) end to end, fresh cache

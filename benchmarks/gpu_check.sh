@@ -8,16 +8,26 @@
 # on CUDA when a checkout of NVlabs/stylegan2-ada-pytorch is given (or in $OFFICIAL), and
 # the generate and train benchmarks at 256² and 1024², and with the checkout the
 # side-by-side ratios of generate.py/train.py --official. About 15 minutes on one modern GPU.
+#
+# STEPS="cuda-tests side-by-side-generate" runs only the steps named (all by default), for a
+# machine lent for a few minutes; ROUNDS (default 5) sets the side-by-side rounds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OFFICIAL=${1:-${OFFICIAL:-}}
 OUT=${OUT:-gpu-check}
+STEPS=${STEPS:-all}
+ROUNDS=${ROUNDS:-5}
 mkdir -p "$OUT"
 declare -a ROWS
 
 step() {  # step NAME LIMIT_SECONDS COMMAND...: run, time, keep the log, add a row
     local name=$1 limit=$2; shift 2
+    if [ "$STEPS" != all ] && [[ " $STEPS " != *" $name "* ]]; then
+        ROWS+=("$(printf '| %-22s | %-22s | %5ss | %s |' "$name" "not asked for" 0 "STEPS=$STEPS")")
+        return
+    fi
+    echo "$(date +%H:%M:%S) $name ..."
     local start=$SECONDS
     timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
     local rc=$?
@@ -42,9 +52,9 @@ else
 fi
 if [ -n "$OFFICIAL" ]; then  # the same ratios as on the CPU, NVIDIA's code with its own CUDA kernels
     step side-by-side-generate 300 $PY benchmarks/generate.py --official "$OFFICIAL" --device cuda --res 64,256 \
-        --batch 8 --rounds 5 --seconds 3 --json "$OUT/side-by-side-generate.json"
+        --batch 8 --rounds "$ROUNDS" --seconds 3 --json "$OUT/side-by-side-generate.json"
     step side-by-side-train 600 $PY benchmarks/train.py --official "$OFFICIAL" --device cuda --res 64,128 \
-        --batch 8 --iters 8 --rounds 5 --json "$OUT/side-by-side-train.json"
+        --batch 8 --iters 8 --rounds "$ROUNDS" --json "$OUT/side-by-side-train.json"
 fi
 step generate-256-1024 150 $PY benchmarks/generate.py --device cuda --res 256,1024 --batch 8,32 --modes eager --seconds 5
 step train-256 120 $PY benchmarks/train.py --device cuda --res 256 --batch 16 --iters 12

@@ -29,11 +29,59 @@ def import_official(official: Path):
         sys.exit(f"{official} is not a checkout of NVlabs/stylegan2-ada-pytorch (no training/networks.py).")
     if str(official) not in sys.path:
         sys.path.insert(0, str(official))
+    run_on_current_torch()
     import dnnlib  # noqa: F401  (NVIDIA's)
     import legacy
     from training import networks
 
     return networks, legacy
+
+
+def run_on_current_torch() -> None:
+    """Let NVIDIA's CUDA code (written for torch 1.7 to 1.9) run on today's PyTorch, unchanged.
+
+    Two things of the checkout's `torch_utils` no longer work there; both are fixed from
+    outside, by wrapping the torch functions they call, so that their own CUDA kernels
+    and gradient fixes run as published:
+
+    - `custom_ops.get_plugin` builds its kernels with `torch.utils.cpp_extension.load` and
+      then imports the module by name, but PyTorch no longer puts the module it built into
+      `sys.modules`; without this, NVIDIA's code falls back to its slow reference ops;
+    - `grid_sample_gradfix` enables itself only for torch 1.7 to 1.9 and calls
+      `aten::grid_sampler_2d_backward` without the output mask that op has taken since;
+      without it, R1 through the augmentation has no double backward on CUDA.
+    """
+    import torch
+    import torch.utils.cpp_extension as cpp_extension
+
+    if not getattr(cpp_extension.load, "_registers_module", False):
+        build = cpp_extension.load
+
+        def load(name, *args, **kwargs):
+            module = build(name, *args, **kwargs)
+            sys.modules.setdefault(name, module)
+            return module
+
+        load._registers_module = True
+        cpp_extension.load = load
+
+    try:
+        from torch_utils.ops import grid_sample_gradfix
+    except ImportError:
+        return
+    if getattr(grid_sample_gradfix, "_runs_on_current_torch", False):
+        return
+
+    def backward_of_sampling(ctx, grad_output, input, grid):
+        grad_input, grad_grid = torch.ops.aten.grid_sampler_2d_backward(
+            grad_output, input, grid, 0, 0, False, [True, True]
+        )  # bilinear, zeros, align_corners False, as their call
+        ctx.save_for_backward(grid)
+        return grad_input, grad_grid
+
+    grid_sample_gradfix._should_use_custom_op = lambda: grid_sample_gradfix.enabled
+    grid_sample_gradfix._GridSample2dBackward.forward = staticmethod(backward_of_sampling)
+    grid_sample_gradfix._runs_on_current_torch = True
 
 
 def official_snapshot(official: Path, res: int, path: Path, seed: int = 0) -> Path:

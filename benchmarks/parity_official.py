@@ -123,6 +123,10 @@ def load_official_loop(official: Path, lockstep_hooks: dict | None, device: str 
             sys.exit(f"Cannot patch NVIDIA's training_loop.py ({why}): expected one {old!r}; is it commit d72cc7d?")
         source = source.replace(old, new)
     _accept_old_sampler_init()
+    if device != "cpu":
+        from official import run_on_current_torch  # benchmarks/official.py
+
+        run_on_current_torch()
     module = types.ModuleType("official_training_loop")
     module.__file__ = str(official / "training" / "training_loop.py")
     module.__dict__.update(lockstep_hooks or {})

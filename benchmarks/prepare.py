@@ -68,10 +68,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "raw", Path(tmp) / "dataset"
         src.mkdir()
+        load_before = os.getloadavg()[0]  # before making the sources, which loads a core
         make_sources(src, args.count, args.width, args.height)
         mb = sum(f.stat().st_size for f in src.iterdir()) / len(list(src.iterdir())) / 1e6
         print(
-            f"machine: {platform.processor() or platform.machine()}, {cores} cores, Python {platform.python_version()}"
+            f"machine: {platform.processor() or platform.machine()}, {cores} cores, "
+            f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, "
+            f"load average {load_before:.2f} at the start"
         )
         print(
             f"sources: {args.count} JPEGs {args.width}x{args.height}, {mb:.1f} MB each; "

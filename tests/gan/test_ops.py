@@ -199,13 +199,16 @@ def test_normalize_2nd_moment():
     torch.testing.assert_close(n.square().mean(dim=1), torch.ones(4), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("pieces", ["pieces", "whole"])  # "whole": as on GPUs
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("noise_shape", [None, (13, 11), (3, 1, 13, 11)])
-def test_the_in_place_epilogue_is_bit_identical_to_the_steps_it_joins(monkeypatch, channels_last, noise_shape):
+def test_the_in_place_epilogue_is_bit_identical_to_the_steps_it_joins(monkeypatch, channels_last, noise_shape, pieces):
     """Generation applies demodulation, noise and bias_act piece by piece; the pixels must not move by one bit."""
     from ganscapes.gan import ops
 
     monkeypatch.setattr(ops, "EPILOGUE_PIECE_BYTES", 5 * 11 * 4 * 3)  # three rows a piece: pieces and a remainder
+    if pieces == "whole":
+        monkeypatch.setattr(ops, "PIECEWISE_DEVICES", ())
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(3, 5, 13, 11, generator=gen) * 300
     if channels_last:
@@ -315,3 +318,44 @@ def test_relayout_with_autograd_returns_the_gradient_in_the_inputs_layout(monkey
     assert grad.is_contiguous() and torch.equal(grad, 2 * x * w)
     (second,) = torch.autograd.grad(grad.sum(), x)
     assert torch.equal(second, 2 * w)
+
+
+def test_grid_sample_double_backward_matches_pytorch():
+    """R1 through the augmentation: the gradient penalty's gradient must flow back through
+    the grid sampling. The function used on GPUs (where PyTorch's kernel has no double
+    backward) is run here on the CPU against PyTorch's own CPU double backward."""
+    from ganscapes.gan.ops import _GridSample
+
+    torch.manual_seed(0)
+    theta = torch.eye(2, 3).repeat(2, 1, 1) + 0.05 * torch.randn(2, 2, 3)
+    grid = F.affine_grid(theta, [2, 3, 12, 10], align_corners=False)
+    weights = torch.randn(3, requires_grad=True)
+
+    def penalty_grad(sample):
+        x = torch.randn(2, 3, 8, 9, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+        logits = (sample(x, grid) * weights[None, :, None, None]).square().sum()
+        (dx,) = torch.autograd.grad(logits, [x], create_graph=True)
+        (dw,) = torch.autograd.grad(dx.square().sum(), [weights])
+        return sample(x, grid), dx, dw
+
+    def builtin(x, g):
+        return F.grid_sample(x, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    ours, theirs = penalty_grad(_GridSample.apply), penalty_grad(builtin)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert theirs[2].abs().sum() > 0  # the second-order path really carries a gradient
+
+
+def test_grid_sample_gradient_with_respect_to_the_grid():
+    from ganscapes.gan.ops import _GridSample
+
+    theta = (torch.eye(2, 3).repeat(1, 1, 1) + 0.1).requires_grad_(True)
+    x = torch.randn(1, 2, 6, 6)
+    ours = torch.autograd.grad(
+        _GridSample.apply(x, F.affine_grid(theta, [1, 2, 5, 5], align_corners=False)).sum(), [theta]
+    )
+    ref = torch.autograd.grad(
+        F.grid_sample(x, F.affine_grid(theta, [1, 2, 5, 5], align_corners=False), align_corners=False).sum(), [theta]
+    )
+    torch.testing.assert_close(ours[0], ref[0])

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ganscapes.errors import UserError
-from ganscapes.gan.ops import setup_filter, upsample2d
+from ganscapes.gan.ops import grid_sample_bilinear, setup_filter, upsample2d
 
 # Wavelet taps (`wavelets` in `training/augment.py`). sym6 gives an orthogonal 2× up/down
 # pair, so the geometric resampling is an identity when the transform is; sym2 seeds the
@@ -427,7 +427,7 @@ class AugmentPipe(torch.nn.Module):
         in_h, in_w = images.shape[2], images.shape[3]
         G_inv = _mm(_mm(_scale2d(2 / in_w, 2 / in_h, N, device), G_inv), _scale2d(out_w / 2, out_h / 2, N, device))
         grid = F.affine_grid(G_inv[:, :2, :].to(images.dtype), [N, C, out_h, out_w], align_corners=False)
-        images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        images = grid_sample_bilinear(images, grid)  # differentiable twice on CUDA too (R1)
 
         # 7. Back to H×W.
         return downsample_geom(images, self.Hz_geom)

@@ -290,6 +290,9 @@ def _pieces(x: torch.Tensor, piece_bytes: int):
 
 
 EPILOGUE_PIECE_BYTES = 1 << 20  # a piece of the tensor that stays in a core's L2 cache through every step
+# Pieces are for CPU caches; on a GPU each piece would cost five kernel launches (hundreds
+# per layer at 256²), so there the whole tensor is one piece.
+PIECEWISE_DEVICES = ("cpu",)
 
 
 def modconv_epilogue_(
@@ -326,7 +329,8 @@ def modconv_epilogue_(
     noise = None if noise is None else noise.to(x.dtype).expand(N, 1, H, W)
     b = bias.to(x.dtype).reshape(1, C, 1, 1)
     then = None if then_scale is None else then_scale.to(x.dtype).reshape(N, C, 1, 1)
-    for sample, band in _pieces(x, EPILOGUE_PIECE_BYTES):
+    whole = [(slice(None), (slice(None),))]
+    for sample, band in _pieces(x, EPILOGUE_PIECE_BYTES) if x.device.type in PIECEWISE_DEVICES else whole:
         source, piece = x[band], out[band]
         if noise is None:
             torch.mul(source, scale[sample], out=piece)
@@ -336,6 +340,55 @@ def modconv_epilogue_(
         if then is not None:
             piece.mul_(then[sample])
     return out
+
+
+def grid_sample_bilinear(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """`F.grid_sample` (bilinear, zero padding, align_corners False) that R1 can differentiate twice.
+
+    R1 differentiates the discriminator's gradient with respect to the real images, and
+    that gradient passes back through the augmentation's grid sampling. PyTorch's CPU
+    kernel supports this double backward; its CUDA kernel does not ("derivative for
+    aten::grid_sampler_2d_backward is not implemented"), so training with the geometric
+    augmentations would stop at the first R1 step on a GPU. NVIDIA meets the same limit
+    in `torch_utils/ops/grid_sample_gradfix.py`: the input gradient of bilinear sampling
+    is linear in the output gradient, so its own derivative is the same sampling again,
+    and the grid (built from constants) needs no second derivative. On CPUs the built-in
+    op runs, so the CPU results stay those of PyTorch's own kernel.
+    """
+    if x.device.type == "cpu":
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return _GridSample.apply(x, grid)
+
+
+class _GridSample(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, grid):
+        ctx.save_for_backward(x, grid)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, grid = ctx.saved_tensors
+        dx, dgrid = _GridSampleBackward.apply(dy, x, grid, ctx.needs_input_grad[1])
+        return dx, (dgrid if ctx.needs_input_grad[1] else None)
+
+
+class _GridSampleBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, dy, x, grid, grid_grad: bool):
+        ctx.save_for_backward(grid)
+        # interpolation 0 = bilinear, padding 0 = zeros, align_corners False; output mask: [input, grid]
+        dx, dgrid = torch.ops.aten.grid_sampler_2d_backward(dy, x, grid, 0, 0, False, [True, grid_grad])
+        return dx, (dgrid if grid_grad else torch.zeros_like(grid))  # a tensor either way, for autograd
+
+    @staticmethod
+    def backward(ctx, ddx, _ddgrid):
+        (grid,) = ctx.saved_tensors
+        if ctx.needs_input_grad[2]:
+            raise RuntimeError("grid_sample_bilinear has no second derivative with respect to the grid")
+        # dx is linear in dy and independent of x: d(dx)/d(dy) applied to ddx is the sampling itself.
+        ddy = _GridSample.apply(ddx, grid) if ctx.needs_input_grad[0] and ddx is not None else None
+        return ddy, None, None, None
 
 
 def to_uint8(img: torch.Tensor) -> torch.Tensor:
