@@ -293,6 +293,7 @@ EPILOGUE_PIECE_BYTES = 1 << 20  # a piece of the tensor that stays in a core's L
 # Pieces are for CPU caches; on a GPU each piece would cost five kernel launches (hundreds
 # per layer at 256²), so there the whole tensor is one piece.
 PIECEWISE_DEVICES = ("cpu",)
+_WHOLE = ((slice(None), (slice(None),)),)  # one piece: (every sample, the whole tensor)
 
 
 def modconv_epilogue_(
@@ -329,8 +330,7 @@ def modconv_epilogue_(
     noise = None if noise is None else noise.to(x.dtype).expand(N, 1, H, W)
     b = bias.to(x.dtype).reshape(1, C, 1, 1)
     then = None if then_scale is None else then_scale.to(x.dtype).reshape(N, C, 1, 1)
-    whole = [(slice(None), (slice(None),))]
-    for sample, band in _pieces(x, EPILOGUE_PIECE_BYTES) if x.device.type in PIECEWISE_DEVICES else whole:
+    for sample, band in _pieces(x, EPILOGUE_PIECE_BYTES) if x.device.type in PIECEWISE_DEVICES else _WHOLE:
         source, piece = x[band], out[band]
         if noise is None:
             torch.mul(source, scale[sample], out=piece)
@@ -369,8 +369,7 @@ class _GridSample(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         x, grid = ctx.saved_tensors
-        dx, dgrid = _GridSampleBackward.apply(dy, x, grid, ctx.needs_input_grad[1])
-        return dx, (dgrid if ctx.needs_input_grad[1] else None)
+        return _GridSampleBackward.apply(dy, x, grid, ctx.needs_input_grad[1])
 
 
 class _GridSampleBackward(torch.autograd.Function):
@@ -379,7 +378,7 @@ class _GridSampleBackward(torch.autograd.Function):
         ctx.save_for_backward(grid)
         # interpolation 0 = bilinear, padding 0 = zeros, align_corners False; output mask: [input, grid]
         dx, dgrid = torch.ops.aten.grid_sampler_2d_backward(dy, x, grid, 0, 0, False, [True, grid_grad])
-        return dx, (dgrid if grid_grad else torch.zeros_like(grid))  # a tensor either way, for autograd
+        return dx, (dgrid if grid_grad else None)  # no grid-sized zeros on every R1 step
 
     @staticmethod
     def backward(ctx, ddx, _ddgrid):
