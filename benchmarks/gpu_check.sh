@@ -10,7 +10,8 @@
 # side-by-side ratios of generate.py/train.py --official. About 15 minutes on one modern GPU.
 #
 # STEPS="cuda-tests side-by-side-generate" runs only the steps named (all by default), for a
-# machine lent for a few minutes; ROUNDS (default 5) sets the side-by-side rounds.
+# machine lent for a few minutes; ROUNDS (default 5) sets the side-by-side rounds and TRAIN_RES
+# (default 64,128) the resolutions of the training side by side.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -18,6 +19,7 @@ OFFICIAL=${1:-${OFFICIAL:-}}
 OUT=${OUT:-gpu-check}
 STEPS=${STEPS:-all}
 ROUNDS=${ROUNDS:-5}
+TRAIN_RES=${TRAIN_RES:-64,128}
 mkdir -p "$OUT"
 declare -a ROWS
 
@@ -53,7 +55,7 @@ fi
 if [ -n "$OFFICIAL" ]; then  # the same ratios as on the CPU, NVIDIA's code with its own CUDA kernels
     step side-by-side-generate 300 $PY benchmarks/generate.py --official "$OFFICIAL" --device cuda --res 64,256 \
         --batch 8 --rounds "$ROUNDS" --seconds 3 --json "$OUT/side-by-side-generate.json"
-    step side-by-side-train 600 $PY benchmarks/train.py --official "$OFFICIAL" --device cuda --res 64,128 \
+    step side-by-side-train 600 $PY benchmarks/train.py --official "$OFFICIAL" --device cuda --res "$TRAIN_RES" \
         --batch 8 --iters 8 --rounds "$ROUNDS" --json "$OUT/side-by-side-train.json"
 fi
 step generate-256-1024 150 $PY benchmarks/generate.py --device cuda --res 256,1024 --batch 8,32 --modes eager --seconds 5

@@ -14,8 +14,8 @@ in fresh processes one after the other (A B, then B A), with the same networks (
 `auto` preset), batch, fp32, fixed augmentation (bgc, p 0.2), threads and data. Each
 side's time per iteration comes from a tick of `--iters` iterations after a first
 one-iteration tick (start-up excluded); peak memory is the process's resident maximum
-(on CUDA, the most GPU memory PyTorch allocated over the run, from each loop's own log:
-NVIDIA's resets the peak at every tick, so the largest tick's counts).
+(on CUDA, the most GPU memory PyTorch allocated during the measured tick, from each
+loop's own log: both reset the peak at every tick).
 
     .venv/bin/python benchmarks/train.py --official ~/src/stylegan2-ada-pytorch --res 64,128 --iters 4 --rounds 5 \
         --json benchmarks/results/side-by-side-train.json
@@ -100,7 +100,7 @@ def one_side(
         result = train(config, log=lambda _: None, progress=False)
         rows = read_jsonl(result.run_dir / "log.jsonl")
         seconds = [row["sec_per_tick"] for row in rows]
-        gpu_peak_mb = max(row.get("peak_mem_mb") or 0 for row in rows)  # never reset: the whole run's
+        gpu_peak_mb = rows[-1].get("peak_mem_mb") or 0  # the measured tick's (reset after each tick)
     else:
         from ganscapes.gan.training import resolve_training
 
@@ -115,8 +115,9 @@ def one_side(
         loop.training_loop(**kwargs)
         rows = read_jsonl(run_dir / "stats.jsonl")
         seconds = [po._stat(row, "Timing/sec_per_tick") for row in rows]
-        # NVIDIA's loop resets CUDA's peak after reporting each tick's: the run's peak is the largest tick's.
-        gpu_peak_mb = max(po._stat(row, "Resources/peak_gpu_mem_gb") or 0 for row in rows) * 1024
+        # NVIDIA's loop resets CUDA's peak after reporting each tick's, as ours does: both sides report the
+        # measured tick's (iterations 1 to `iters`), start-up, cuDNN's first autotuning and snapshots excluded.
+        gpu_peak_mb = (po._stat(rows[-1], "Resources/peak_gpu_mem_gb") or 0) * 1024
     return {
         "sec_per_iter": seconds[-1] / iters,
         "peak_rss_mb": gpu_peak_mb if device == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
