@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ganscapes.gan import ops
 from ganscapes.gan.ops import (
     ACTIVATION_GAINS,
     bias_act,
@@ -123,6 +124,62 @@ def test_down_conv_and_1x1_down(x):
     got1 = conv2d_resample(x, w1, f, down=2)
     ref1 = F.conv2d(upfirdn2d(x, f, down=2, padding=(1, 1, 1, 1)), w1)
     torch.testing.assert_close(got1, ref1)
+
+
+def test_stride_two_conv_gradients_are_exact_to_second_order():
+    # The phase-by-phase weight gradient (and the input gradient beside it) against finite
+    # differences, and their own gradients too: R1 differentiates the input gradient again.
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 9, 7, dtype=torch.float64, generator=g).requires_grad_()
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, generator=g).requires_grad_()
+    wt = torch.randn(3, 4, 3, 3, dtype=torch.float64, generator=g).requires_grad_()  # [in, out, k, k]
+    for weight, transposed in ((w, False), (wt, True)):
+        conv = lambda x, w, transposed=transposed: ops._StrideTwoConv.apply(x, w, transposed)  # noqa: E731
+        assert torch.autograd.gradcheck(conv, (x, weight))
+        assert torch.autograd.gradgradcheck(conv, (x, weight))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_down_conv_weight_gradient_by_phases_matches_onednns(layout):
+    f = setup_filter()
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 8, 64, 64, generator=g).to(memory_format=layout).requires_grad_()
+    w = (torch.randn(16, 8, 3, 3, generator=g) / 8).requires_grad_()
+    dy = torch.randn(2, 16, 32, 32, generator=g)
+    assert ops._weight_gradient_by_phases(upfirdn2d(x, f, padding=(2, 2, 2, 2)), w, 1, ops.PHASES_MIN_INPUT)
+    y = conv2d_resample(x, w, f, down=2, padding=1)
+    dx, dw = torch.autograd.grad(y, [x, w], dy)
+    ref_y = F.conv2d(upfirdn2d(x, f, padding=(2, 2, 2, 2)), w, stride=2)
+    ref_dx, ref_dw = torch.autograd.grad(ref_y, [x, w], dy)
+    assert torch.equal(y, ref_y) and torch.equal(dx, ref_dx)  # oneDNN's own forward and input gradient
+    torch.testing.assert_close(dw, ref_dw, rtol=1e-5, atol=1e-5)  # the same sums in another order
+
+
+@pytest.mark.parametrize("flip_weight", [True, False])
+def test_up_conv_weight_gradient_by_phases_matches_onednns(flip_weight):
+    f = setup_filter()
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 8, 64, 64, generator=g).to(memory_format=torch.channels_last).requires_grad_()
+    w = (torch.randn(6, 8, 3, 3, generator=g) / 8).requires_grad_()
+    dy = torch.randn(2, 6, 128, 128, generator=g)
+    y = conv2d_resample(x, w, f, up=2, padding=1, flip_weight=flip_weight)
+    dx, dw = torch.autograd.grad(y, [x, w], dy)
+    with torch.no_grad():  # the same layer through oneDNN's transposed convolution alone
+        ref_y = conv2d_resample(x, w, f, up=2, padding=1, flip_weight=flip_weight)
+    w2 = w.detach().clone().requires_grad_()
+    wt = w2.transpose(0, 1)
+    wt = (wt.flip([2, 3]) if flip_weight else wt).contiguous(memory_format=torch.channels_last)
+    ref = upfirdn2d(F.conv_transpose2d(x, wt, stride=2), f, padding=(1, 1, 1, 1), gain=4)
+    ref_dx, ref_dw = torch.autograd.grad(ref, [x, w2], dy)
+    assert torch.equal(y, ref_y) and torch.equal(y, ref) and torch.equal(dx, ref_dx)
+    # 32,768 products per weight, added in another order: both float32 sums against float64.
+    x64, w64 = x.detach().double(), w.detach().double().requires_grad_()
+    wt64 = w64.transpose(0, 1)
+    ref64 = upfirdn2d(F.conv_transpose2d(x64, wt64.flip([2, 3]) if flip_weight else wt64, stride=2), f.double(),
+                      padding=(1, 1, 1, 1), gain=4)  # fmt: skip
+    (exact,) = torch.autograd.grad(ref64, [w64], dy.double())
+    error = lambda d: ((d.double() - exact).norm() / exact.norm()).item()  # noqa: E731
+    assert error(dw) < 1e-5 and error(dw) < 3 * error(ref_dw) + 1e-7
 
 
 def test_bias_act_order_gain_and_clamp():

@@ -520,7 +520,11 @@ def conv2d_resample(
             return (wt.flip([2, 3]) if flip_weight else wt).contiguous(memory_format=layout)
 
         wt = derived.get(w, ("up", groups, flip_weight, layout), transposed_weight)
-        x = F.conv_transpose2d(relayout(x, layout), wt, stride=2, groups=groups)
+        x = relayout(x, layout)
+        if _weight_gradient_by_phases(x, wt, groups, PHASES_MIN_OUTPUT // 2):
+            x = _StrideTwoConv.apply(x, wt, True)
+        else:
+            x = F.conv_transpose2d(x, wt, stride=2, groups=groups)
         x = upfirdn2d(x, f, padding=_up_fir_padding(kw, f.shape[-1], padding), gain=4)
         return x if groups == 1 else relayout(x, torch.contiguous_format)
     if not flip_weight:
@@ -531,8 +535,91 @@ def conv2d_resample(
         fw = f.shape[-1]
         p0, p1 = padding + (fw - 1) // 2, padding + (fw - 2) // 2
         x = upfirdn2d(x, f, padding=(p0, p1, p0, p1))
+        if _weight_gradient_by_phases(x, w, groups, PHASES_MIN_INPUT):
+            return _StrideTwoConv.apply(x, w, False)
         return F.conv2d(x, w, stride=2, groups=groups)
     return F.conv2d(x, w, padding=padding, groups=groups)
+
+
+# Below these sizes oneDNN's own weight gradient was as fast (inputs of 33² for the strided
+# convolution, outputs of 65² for the transposed one, measured with batch 8 on one thread).
+PHASES_MIN_INPUT = 64
+PHASES_MIN_OUTPUT = 128
+
+
+def _weight_gradient_by_phases(x: torch.Tensor, w: torch.Tensor, groups: int, min_size: int) -> bool:
+    return (
+        x.device.type == "cpu"
+        and groups == 1
+        and w.shape[2:] == (3, 3)
+        and w.requires_grad
+        and torch.is_grad_enabled()
+        and min(x.shape[2], x.shape[3]) >= min_size
+    )
+
+
+class _StrideTwoConv(torch.autograd.Function):
+    """A 3×3 stride-2 convolution, or with `transposed` its transpose, whose weight gradient
+    is taken phase by phase.
+
+    On CPUs oneDNN computes the weight gradient of a strided convolution at a fraction of
+    its stride-1 rate (25 to 70 % on the discriminator's downsampling layers and the
+    generator's upsampling layers at 64² and 128²; `benchmarks/profile_ops.py` lists them).
+    Split the large side (the strided convolution's input, the transposed one's output) into
+    its four polyphase components (even or odd rows × even or odd columns): the 2×2, 2×1,
+    1×2 and 1×1 corners of the kernel then each see one component at stride 1, so the same
+    sums are four stride-1 weight gradients, which run at the full rate. The forward pass and
+    the input gradient are oneDNN's own (bit-identical); the weight gradient differs only in
+    the order of the additions. Both gradients are differentiable ATen ops, so a double
+    backward (R1, path length) goes through them.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, transposed: bool):
+        ctx.save_for_backward(x, w)
+        ctx.transposed = transposed
+        return F.conv_transpose2d(x, w, stride=2) if transposed else F.conv2d(x, w, stride=2)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        dx = dw = None
+        if ctx.needs_input_grad[0]:
+            dx = torch.ops.aten.convolution_backward(
+                dy, x, w, None, [2, 2], [0, 0], [1, 1], ctx.transposed, [0, 0], 1, [True, False, False]
+            )[0]
+        if ctx.needs_input_grad[1]:
+            dw = _stride_two_weight_gradient(dy, x) if ctx.transposed else _stride_two_weight_gradient(x, dy)
+        return dx, dw, None
+
+
+def _stride_two_weight_gradient(big: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
+    """Σ_{n,a,b} small[n,s,a,b] · big[n,t,2a+i,2b+j] for i, j < 3, as [S, T, 3, 3]: the weight
+    gradient of a 3×3 stride-2 convolution (big: its input, small: the output's gradient) and
+    of a transposed one (big: the output's gradient, small: its input), as four stride-1 weight
+    gradients.
+
+    The taps i = 0 and 2 read the even rows big[2a], big[2a+2] (a 2-tap kernel over the even
+    rows), the tap i = 1 the odd row big[2a+1]; the same for columns.
+    """
+    Ho, Wo = small.shape[2], small.shape[3]
+    S, T = small.shape[1], big.shape[1]
+    layout = torch.channels_last if big.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+    def corner(row: int, col: int) -> torch.Tensor:  # the kernel taps that read one component
+        kh, kw = 2 - row, 2 - col
+        phase = big[:, :, row::2, col::2][:, :, : Ho + 1 - row, : Wo + 1 - col].contiguous(memory_format=layout)
+        shape_only = small.new_empty(1).expand(S, T, kh, kw)
+        mask = [False, True, False]
+        return torch.ops.aten.convolution_backward(
+            small, phase, shape_only, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, mask
+        )[1]
+
+    ee, eo, oe, oo = corner(0, 0), corner(0, 1), corner(1, 0), corner(1, 1)
+    top = torch.cat([ee[:, :, :1, :1], eo[:, :, :1], ee[:, :, :1, 1:]], dim=3)
+    middle = torch.cat([oe[:, :, :, :1], oo, oe[:, :, :, 1:]], dim=3)
+    bottom = torch.cat([ee[:, :, 1:, :1], eo[:, :, 1:], ee[:, :, 1:, 1:]], dim=3)
+    return torch.cat([top, middle, bottom], dim=2)
 
 
 def _up_fir_padding(k: int, fw: int, padding: int) -> tuple[int, int, int, int]:
