@@ -13,9 +13,12 @@ iterations and batches; a table then sets the two side by side, family by family
 Ops are grouped into families (convolutions, their backward passes, element-wise work,
 copies, the rest) with their time per unit; convolutions (forward and backward) also get
 their arithmetic rate in GFLOP/s, from PyTorch's FLOP counter over the next window of the
-same length, set against the rate this CPU reaches on one large matrix product with the
-same threads (the practical peak). What is far below the peak can still be made faster;
-what is near it can only be made faster by doing less arithmetic. Run by hand:
+same length, set against two practical peaks with the same threads: one large matrix
+product, and the most favourable convolution of these networks (oneDNN's convolutions can
+outrun MKL's matrix product: on AMD CPUs by a third). A table then lists the convolutions
+shape by shape (forward or backward, stride, transposed or depthwise) with their seconds,
+arithmetic (from the recorded shapes) and rate. What is far below the peak can still be
+made faster; what is near it can only be made faster by doing less arithmetic. Run by hand:
 
     .venv/bin/python benchmarks/profile_ops.py [--res 64,128,256] [--batch 8] [--threads 1] [--official PATH]
 """
