@@ -52,15 +52,20 @@ def family(name: str) -> str:
     return "element-wise and the rest"
 
 
+def _rate(fn, flop: float, repeat: int) -> float:
+    """GFLOP/s of `fn` (`flop` operations a call), after one call of warm-up."""
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return flop * repeat / (time.perf_counter() - start) / 1e9
+
+
 def peak_gflops(threads: int, size: int = 2048, repeat: int = 5) -> float:
     """GFLOP/s of one large float32 matrix product: the practical peak of this CPU and thread count."""
     torch.set_num_threads(threads)
     a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeat):
-        a @ b
-    return 2 * size**3 * repeat / (time.perf_counter() - start) / 1e9
+    return _rate(lambda: a @ b, 2 * size**3, repeat)
 
 
 def conv_peak_gflops(threads: int, repeat: int = 3) -> float:
@@ -71,22 +76,7 @@ def conv_peak_gflops(threads: int, repeat: int = 3) -> float:
     torch.set_num_threads(threads)
     x = torch.randn(8, 512, 32, 32).to(memory_format=torch.channels_last)
     w = torch.randn(512, 512, 3, 3).to(memory_format=torch.channels_last)
-    torch.nn.functional.conv2d(x, w, padding=1)
-    start = time.perf_counter()
-    for _ in range(repeat):
-        torch.nn.functional.conv2d(x, w, padding=1)
-    return 2 * 8 * 32 * 32 * 512 * 512 * 9 * repeat / (time.perf_counter() - start) / 1e9
-
-
-def conv_flops(fn) -> float:
-    """Floating-point operations of the convolutions (forward and backward) of one call of
-    `fn`, as PyTorch's own FLOP counter counts them from the real shapes and strides."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    ops = counter.get_flop_counts().get("Global", {})
-    return float(sum(v for k, v in ops.items() if "conv" in str(k)))
+    return _rate(lambda: torch.nn.functional.conv2d(x, w, padding=1), 2 * 8 * 32 * 32 * w.numel(), repeat)
 
 
 TOP_OPS = 12  # the slowest ops (self time) kept per row, for the JSON
@@ -117,6 +107,13 @@ CONV_OPS = (
 )
 
 
+def _output_positions(x, w, pad, stride, dilation) -> int:
+    """Output pixels of a convolution of input shape `x` with weight shape `w`."""
+    ho = (x[2] + 2 * pad[0] - dilation[0] * (w[2] - 1) - 1) // stride[0] + 1
+    wo = (x[3] + 2 * pad[1] - dilation[1] * (w[3] - 1) - 1) // stride[1] + 1
+    return ho * wo
+
+
 def _conv_call(ev) -> tuple[str, float] | None:
     """(description, floating-point operations) of one convolution event, from its recorded shapes.
 
@@ -136,10 +133,8 @@ def _conv_call(ev) -> tuple[str, float] | None:
             if transposed:
                 stride, positions = args[3], x[2] * x[3]
             else:  # (a double backward convolves with dilation: weight gradients of strided layers)
-                pad, stride, dilation = args[3], args[4], args[5]
-                ho = (x[2] + 2 * pad[0] - dilation[0] * (w[2] - 1) - 1) // stride[0] + 1
-                wo = (x[3] + 2 * pad[1] - dilation[1] * (w[3] - 1) - 1) // stride[1] + 1
-                positions = ho * wo
+                stride = args[4]
+                positions = _output_positions(x, w, args[3], stride, args[5])
         elif op == "convolution_backward":
             go, x, w = shapes[0], shapes[1], shapes[2]
             stride, transposed, mask = args[4], args[7], args[10]
@@ -147,9 +142,8 @@ def _conv_call(ev) -> tuple[str, float] | None:
             passes = int(bool(mask[0])) + int(bool(mask[1]))
         elif op == "_slow_conv2d_forward":
             x, w = shapes[0], shapes[1]
-            stride, pad = args[4], args[5]
-            ho = (x[2] + 2 * pad[0] - w[2]) // stride[0] + 1
-            positions, passes, transposed = ho * ((x[3] + 2 * pad[1] - w[3]) // stride[1] + 1), 1, False
+            stride, passes, transposed = args[4], 1, False
+            positions = _output_positions(x, w, args[5], stride, (1, 1))
         elif op == "_slow_conv2d_backward":
             go, x, w = shapes[0], shapes[1], shapes[2]
             stride, mask, transposed = args[4], args[6], False

@@ -521,7 +521,7 @@ def conv2d_resample(
 
         wt = derived.get(w, ("up", groups, flip_weight, layout), transposed_weight)
         x = relayout(x, layout)
-        if _weight_gradient_by_phases(x, wt, groups, PHASES_MIN_OUTPUT // 2):
+        if _weight_gradient_by_phases(x, wt, groups):
             x = _StrideTwoConv.apply(x, wt, True)
         else:
             x = F.conv_transpose2d(x, wt, stride=2, groups=groups)
@@ -535,26 +535,25 @@ def conv2d_resample(
         fw = f.shape[-1]
         p0, p1 = padding + (fw - 1) // 2, padding + (fw - 2) // 2
         x = upfirdn2d(x, f, padding=(p0, p1, p0, p1))
-        if _weight_gradient_by_phases(x, w, groups, PHASES_MIN_INPUT):
+        if _weight_gradient_by_phases(x, w, groups):
             return _StrideTwoConv.apply(x, w, False)
         return F.conv2d(x, w, stride=2, groups=groups)
     return F.conv2d(x, w, padding=padding, groups=groups)
 
 
-# Below these sizes oneDNN's own weight gradient was as fast (inputs of 33² for the strided
-# convolution, outputs of 65² for the transposed one, measured with batch 8 on one thread).
+# Below this input size oneDNN's own weight gradient was as fast (33² inputs of the strided
+# convolution, 32² inputs of the transposed one; measured with batch 8 on one thread).
 PHASES_MIN_INPUT = 64
-PHASES_MIN_OUTPUT = 128
 
 
-def _weight_gradient_by_phases(x: torch.Tensor, w: torch.Tensor, groups: int, min_size: int) -> bool:
+def _weight_gradient_by_phases(x: torch.Tensor, w: torch.Tensor, groups: int) -> bool:
     return (
         x.device.type == "cpu"
         and groups == 1
         and w.shape[2:] == (3, 3)
         and w.requires_grad
         and torch.is_grad_enabled()
-        and min(x.shape[2], x.shape[3]) >= min_size
+        and min(x.shape[2], x.shape[3]) >= PHASES_MIN_INPUT
     )
 
 
