@@ -67,6 +67,18 @@ def final_tensors(result) -> dict[str, torch.Tensor]:
     return load_file(str(result.snapshot))
 
 
+def test_cpu_training_keeps_its_freed_memory(dataset, tmp_path, monkeypatch):
+    # Every iteration allocates the same activations; on CPUs they reuse the process's memory
+    # (ganscapes.cpu_heap) instead of arriving as new pages from the kernel.
+    import ganscapes.gan.training as training
+
+    calls = []
+    monkeypatch.setattr(training, "keep_freed_memory", lambda: calls.append("kept") or True)
+    trainer = training.Trainer(config(dataset, tmp_path), log=lambda _: None, progress=False)
+    trainer.close()
+    assert calls == ["kept"]
+
+
 def test_dry_run_resolves_the_preset(dataset, tmp_path):
     cfg = resolve_training(config(dataset, tmp_path, batch=None, kimg=None))
     assert cfg.batch == 8 and cfg.preset == "tiny" and cfg.G_kwargs["z_dim"] == 32

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ganscapes import __version__
+from ganscapes.cpu_heap import keep_freed_memory
 from ganscapes.device import resolve_device
 from ganscapes.errors import SettingError, UserError
 from ganscapes.fileio import append_jsonl, write_json_atomic
@@ -219,6 +220,8 @@ class Trainer:
         # and 0.20 s without, and autotuning's trials raised the first iteration's peak from
         # 1.4 to 5.8 GB.
         torch.backends.cudnn.benchmark = False
+        if device.type == "cpu":
+            keep_freed_memory()  # the same activations every iteration: reuse their memory (cpu_heap.py)
         torch.backends.cuda.matmul.allow_tf32 = False  # as NVIDIA's train.py: TF32 would blur the p = 0 identity
         torch.backends.cudnn.allow_tf32 = False
         torch.manual_seed(cfg.seed)  # initial weights: the same for the same seed (rank 0's are broadcast)

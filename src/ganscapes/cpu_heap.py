@@ -1,0 +1,52 @@
+"""Large CPU tensors from a heap the process keeps, instead of fresh pages from the kernel.
+
+glibc's `malloc` serves every request above its mmap threshold with a new mapping and
+unmaps it on `free` (`mallopt(3)`: the threshold adapts but never exceeds 32 MB on
+64-bit systems). A CPU training iteration allocates and frees the same few hundred
+activations every time, and at 64² and above many are larger than that (an
+[8, 128, 128, 128] float32 activation at 128² holds 64 MB). Each then comes back from
+the kernel as untouched pages, which it zero-fills one page fault at a time on first
+write: adding a bias into a fresh 64 MB tensor took 38.7 ms on a 2-core VM, against
+5.2 ms into memory the process had used before. Over a training iteration at 128² that
+was 12 % of the time (`benchmarks/train.py`, README).
+
+`keep_freed_memory()` tells glibc to take large blocks from the heap too
+(`M_MMAP_MAX` 0) and never to give freed memory back (`M_TRIM_THRESHOLD` -1), which is
+what the allocators PyTorch's CPU performance guide recommends (jemalloc, tcmalloc) do
+by default. The cost: the process keeps the memory of its busiest moment until it ends,
+which for a training run is what it needs at every iteration anyway.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import platform
+
+M_TRIM_THRESHOLD = -1  # <malloc.h>
+M_MMAP_MAX = -4
+
+_applied = False
+
+
+def keep_freed_memory() -> bool:
+    """Make this process reuse its freed memory for large allocations (glibc only).
+
+    Process-wide and permanent, so call it from commands that compute on the CPU for a
+    long time (training). True when glibc accepted both settings; False elsewhere (macOS,
+    Windows, musl), where nothing changes.
+    """
+    global _applied
+    if _applied:
+        return True
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    # mallopt returns 1 on success; -1 for M_TRIM_THRESHOLD means "never trim".
+    _applied = mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, -1) == 1
+    return _applied

@@ -1,0 +1,49 @@
+"""`keep_freed_memory`: large CPU tensors reuse the process's freed memory instead of new pages."""
+
+import platform
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+# Page faults while writing a new 64 MB tensor, after a few rounds (glibc's aligned
+# allocations settle into reusing the same blocks after the first handful).
+_PROBE = textwrap.dedent(
+    """
+    import resource, sys, torch
+    from ganscapes.cpu_heap import keep_freed_memory
+
+    def faults():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        torch.empty(16 << 20).fill_(1)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    applied = keep_freed_memory() if sys.argv[1] == "keep" else False
+    counts = [faults() for _ in range(12)]
+    print(applied, max(counts[-4:]))
+    """
+)
+
+
+def _probe(mode: str) -> tuple[str, int]:
+    out = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True).stdout
+    applied, faults = out.split()
+    return applied, int(faults)
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's mallopt")
+def test_freed_memory_is_reused_for_large_tensors():
+    applied, faults = _probe("keep")
+    assert applied == "True"
+    assert faults < 200  # a 64 MB tensor is 16,384 pages: none of them new
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's mallopt")
+def test_by_default_every_large_tensor_comes_as_new_pages():
+    # The behaviour the setting changes: without it each 64 MB tensor is a fresh mapping.
+    applied, faults = _probe("default")
+    assert applied == "False"
+    assert faults > 10_000
