@@ -75,15 +75,12 @@ def bench(root: Path, res: int, batch: int, iters: int, cfg: str, device: str) -
     }
 
 
-def one_side(
-    side: str, data: Path, root: Path, res: int, batch: int, iters: int, official: Path | None, device: str = "cpu"
-) -> dict:
-    """Run one side for one round (in this process) and return its seconds per iteration and peak memory."""
-    import resource
-
-    config = TrainConfig(
+def side_config(data: Path, work: Path, batch: int, iters: int, device: str = "cpu") -> TrainConfig:
+    """The settings both loops train with: the `auto` preset, fixed bgc augmentation at p 0.2,
+    no snapshots or metrics, and `iters` iterations in one tick after a first one-iteration tick."""
+    return TrainConfig(
         data=str(data),
-        outdir=str(root / "ours"),
+        outdir=str(work / "ours"),
         cfg="auto",
         batch=batch,
         kimg=batch * (iters + 1) / 1000,
@@ -96,6 +93,15 @@ def one_side(
         workers=0,
         device=device,
     )
+
+
+def one_side(
+    side: str, data: Path, root: Path, res: int, batch: int, iters: int, official: Path | None, device: str = "cpu"
+) -> dict:
+    """Run one side for one round (in this process) and return its seconds per iteration and peak memory."""
+    import resource
+
+    config = side_config(data, root, batch, iters, device)
     if side == "ours":
         result = train(config, log=lambda _: None, progress=False)
         rows = read_jsonl(result.run_dir / "log.jsonl")
