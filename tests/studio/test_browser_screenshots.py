@@ -149,6 +149,9 @@ def fill_every_tab(page, painting: Path) -> None:
 
     page.get_by_role("tab", name="Walk").click()
     page.get_by_role("button", name="Walk the seed grid").click()
+    # The grid's numbers arrive from the server: on a busy machine, clicking Walk before
+    # they land would walk no keyframes.
+    expect(page.locator("#keyframes textarea")).to_have_value(re.compile(r"^#\d+"))
     page.locator("#walk-frames input").fill("8")
     page.get_by_role("button", name="Walk", exact=True).click()
     expect(page.locator("#walk-status p")).to_have_text(re.compile(r"^72 frames through"))
