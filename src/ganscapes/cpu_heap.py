@@ -8,7 +8,7 @@ activations every time, and at 64² and above many are larger than that (an
 the kernel as untouched pages, which it zero-fills one page fault at a time on first
 write: adding a bias into a fresh 64 MB tensor took 38.7 ms on a 2-core VM, against
 5.2 ms into memory the process had used before. Over a training iteration at 128² that
-was 12 % of the time (`benchmarks/train.py`, README).
+was about 15 % of the time (`benchmarks/train_phases.py`, README).
 
 `keep_freed_memory()` tells glibc to take large blocks from the heap too
 (`M_MMAP_MAX` 0) and never to give freed memory back (`M_TRIM_THRESHOLD` -1), which is
