@@ -16,9 +16,9 @@ On a CPU, keep to `--res 64` or `--res 64,256`: 1024² takes minutes per cell th
 Side by side with NVIDIA's code (`--official PATH`, a checkout of
 NVlabs/stylegan2-ada-pytorch): one official-format snapshot of the `auto` preset per
 resolution, written by NVIDIA's code and loaded by both sides (ours through its
-restricted unpickler), then `--rounds` interleaved rounds in this one process, same
-threads, batch, fp32 and const noise, of (a) the network alone — mapping, synthesis,
-8-bit conversion — and (b) end to end: `ganscapes generate` (PNGs and recipes written)
+restricted unpickler), then `--rounds` interleaved rounds (A B, B A, …), each side's
+round in a fresh process, same threads, batch, fp32 and const noise, of (a) the network
+alone — mapping, synthesis, 8-bit conversion — and (b) end to end: `ganscapes generate` (PNGs and recipes written)
 against NVIDIA's G at the same batch with the PNG writing of its `generate.py`
 (`PIL.Image.save`, one picture after another). The pixels of both are compared too.
 
@@ -28,11 +28,11 @@ against NVIDIA's G at the same batch with the PNG writing of its `generate.py`
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,88 +108,117 @@ def run_cell(res: int, batch: int, mode: str, device_name: str, seconds: float, 
     }
 
 
-def side_by_side(official: Path, res: int, batch: int, rounds: int, seconds: float, device_name: str = "cpu") -> dict:
-    """Interleaved rounds of ours and NVIDIA's at one resolution (see the module's docstring)."""
+def side_round(
+    official: Path, pkl: Path, side: str, batch: int, per_round: int, seconds: float, device_name: str, warmup: int = 2
+) -> dict:
+    """One round of one side, in this (fresh) process: images/s of the network and end to end.
+
+    A process of its own per round, as each side runs for its users: ours with the CPU
+    heap setting `generate` makes (`ganscapes.cpu_heap`), NVIDIA's with glibc's defaults;
+    in one shared process whichever ran first would set the allocator for both. With
+    `per_round` 0 the round picks it: enough batches for about `seconds`.
+    """
     import numpy as np
     import PIL.Image
     import torch
-    from official import interleave, load_theirs, official_snapshot, timed_rate
+    from official import load_theirs, timed_rate
 
-    from ganscapes.gan.checkpoint import load_model
-    from ganscapes.make.generate import generate_images, resolve_device, synthesis_options, to_uint8
+    from ganscapes.make.generate import generate_images, resolve_device
 
     dev = resolve_device(device_name)
     fp32 = dev.type != "cuda"  # on CUDA both sides run their top layers in float16, as they generate by default
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        pkl = official_snapshot(official, res, tmp / "snapshot.pkl")
-        theirs = load_theirs(official, pkl).to(dev)
+    c = torch.zeros([batch, 0], device=dev)
+    out = Path(tempfile.mkdtemp())
+    if side == "ours":
+        from ganscapes.gan.checkpoint import load_model
+        from ganscapes.make.paint import paint
+
         model = load_model(pkl, device=dev)
         G = model.G_ema.to(dev).eval().requires_grad_(False)
-        options = synthesis_options(dev)
-        c = torch.zeros([batch, 0], device=dev)
 
-        def ours_net() -> np.ndarray:
+        def network() -> np.ndarray:  # mapping, synthesis and 8-bit pixels, as `generate` paints
             with torch.inference_mode():
-                z = torch.randn([batch, G.z_dim], device=dev)
-                return to_uint8(G.synthesis(G.mapping(z, c), noise_mode="const", **options)).cpu().numpy()
+                ws = G.mapping(torch.randn([batch, G.z_dim], device=dev), c)
+            return paint(G, ws, "const", batch)
 
-        def theirs_net() -> np.ndarray:
+        def end_to_end(count: int) -> int:
+            return len(generate_images(model, range(count), batch=batch, device=dev, out=out, progress=False).images)
+    else:
+        theirs = load_theirs(official, pkl).to(dev)
+
+        def network() -> np.ndarray:
             with torch.no_grad():
                 z = torch.randn([batch, theirs.z_dim], device=dev)
                 img = theirs(z, c, truncation_psi=1, noise_mode="const", force_fp32=fp32)
                 return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
 
-        # How many batches make a round of about `seconds` (measured once on our side).
+        def end_to_end(count: int) -> int:
+            for k in range(0, count, batch):
+                pixels = network().transpose(0, 2, 3, 1)
+                for j, picture in enumerate(pixels):  # as NVIDIA's generate.py saves each picture
+                    PIL.Image.fromarray(picture, "RGB").save(out / f"seed{k + j:04d}.png")
+            return count
+
+    for _ in range(warmup):
         start = time.perf_counter()
-        ours_net()
+        network()
+    if not per_round:
         per_round = max(2, round(seconds / max(time.perf_counter() - start, 1e-3)))
-        theirs_net()
+    net = timed_rate(lambda: sum(len(network()) for _ in range(per_round)))
+    e2e = timed_rate(lambda: end_to_end(per_round * batch))
+    shutil.rmtree(out, ignore_errors=True)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"network": net, "end_to_end": e2e, "per_round": per_round, "peak_rss_mb": rss / 1024}
 
-        def rate(fn):
-            return lambda: timed_rate(lambda: sum(len(fn()) for _ in range(per_round)))
 
-        network = interleave(rate(ours_net), rate(theirs_net), rounds)
+def side_by_side(official: Path, res: int, batch: int, rounds: int, seconds: float, device_name: str = "cpu") -> dict:
+    """Interleaved rounds of ours and NVIDIA's at one resolution, each in a fresh process
+    (see the module's docstring), and the pixels both paint from the same z."""
+    import numpy as np
+    import torch
+    from official import load_theirs, official_snapshot, rounds_summary
 
-        count = per_round * batch
-        first = [0]
-        rounds_done = itertools.count()
+    from ganscapes.gan.checkpoint import load_model
+    from ganscapes.make.generate import resolve_device, synthesis_options, to_uint8
 
-        def ours_end_to_end() -> float:
-            seeds = range(first[0], first[0] + count)
-            first[0] += count
-            out = tmp / f"ours{first[0]}"
-            return timed_rate(
-                lambda: len(generate_images(model, seeds, batch=batch, device=dev, out=out, progress=False).images)
-            )
-
-        def theirs_end_to_end() -> float:
-            out = tmp / f"theirs{next(rounds_done)}"
-            out.mkdir()
-
-            def work() -> int:
-                for k in range(0, count, batch):
-                    pixels = theirs_net().transpose(0, 2, 3, 1)
-                    for j, picture in enumerate(pixels):  # as generate.py saves each picture
-                        PIL.Image.fromarray(picture, "RGB").save(out / f"seed{k + j:04d}.png")
-                return count
-
-            return timed_rate(work)
-
-        end_to_end = interleave(ours_end_to_end, theirs_end_to_end, rounds)
+    dev = resolve_device(device_name)
+    fp32 = dev.type != "cuda"
+    with tempfile.TemporaryDirectory() as tmp:
+        pkl = official_snapshot(official, res, Path(tmp) / "snapshot.pkl")
+        per_round = 0  # the first round (ours) picks it; every later one reuses it
+        runs: dict[str, list[dict]] = {"ours": [], "theirs": []}
+        for k in range(rounds):
+            for side in ("ours", "theirs") if k % 2 == 0 else ("theirs", "ours"):
+                cmd = [sys.executable, __file__, "--side-round", side, "--official", str(official), "--snapshot",
+                       str(pkl), "--batch", str(batch), "--per-round", str(per_round), "--seconds", str(seconds),
+                       "--device", device_name, "--threads", str(torch.get_num_threads())]  # fmt: skip
+                proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
+                if proc.returncode != 0:
+                    sys.exit(f"{side} failed:\n{proc.stderr[-2000:]}")
+                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                per_round = r["per_round"]
+                runs[side].append(r)
 
         # The same z through both: how far apart are the pictures (in 8-bit levels)?
+        G = load_model(pkl, device=dev).G_ema.to(dev).eval().requires_grad_(False)
+        theirs = load_theirs(official, pkl).to(dev)
+        c = torch.zeros([batch, 0], device=dev)
         z = torch.from_numpy(np.random.RandomState(0).randn(batch, G.z_dim)).float().to(dev)
         with torch.no_grad():
-            a = to_uint8(G.synthesis(G.mapping(z, c), noise_mode="const", **options)).int()
+            a = to_uint8(G.synthesis(G.mapping(z, c), noise_mode="const", **synthesis_options(dev))).int()
             b = to_uint8(theirs(z, c, noise_mode="const", force_fp32=fp32)).int()
         diff = (a - b).abs()
+
+    def summary(key: str) -> dict:
+        return rounds_summary([r[key] for r in runs["ours"]], [r[key] for r in runs["theirs"]])
+
     return {
         "res": res,
         "batch": batch,
-        "images_per_round": count,
-        "network": network,
-        "end_to_end": end_to_end,
+        "images_per_round": per_round * batch,
+        "network": summary("network"),
+        "end_to_end": summary("end_to_end"),
+        "peak_memory_mb": {side: [r["peak_rss_mb"] for r in rs] for side, rs in runs.items()},
         "max_level_difference": int(diff.max()),
         "share_differing": float((diff > 0).float().mean()),
     }
@@ -222,11 +251,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="--official: interleaved rounds per side")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--json", type=Path, help="--official: also write the results here")
+    parser.add_argument("--side-round", choices=["ours", "theirs"], help=argparse.SUPPRESS)  # internal: one round
+    parser.add_argument("--snapshot", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--per-round", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.side_round:
+        r = side_round(
+            args.official, args.snapshot, args.side_round, int(args.batch), args.per_round, args.seconds, args.device
+        )
+        print(json.dumps(r))
+        return
 
     if args.official:
         import torch
@@ -242,6 +280,8 @@ def main() -> None:
             results.append(r)
             print(ratio_row(f"{res}², batch {batch}: network", "img/s", r["network"]), flush=True)
             print(ratio_row(f"{res}², batch {batch}: end to end, PNGs written", "img/s", r["end_to_end"]), flush=True)
+            ours_mb, theirs_mb = (max(r["peak_memory_mb"][side]) for side in ("ours", "theirs"))
+            print(f"| {res}²: peak memory | {ours_mb:,.0f} MB | {theirs_mb:,.0f} MB | {ours_mb / theirs_mb:.2f} |")
             print(
                 f"|  {res}²: same z, pixels | max {r['max_level_difference']} level(s) apart, "
                 f"{r['share_differing']:.1e} of them differ | | |",

@@ -123,13 +123,13 @@ def interleave(ours: Callable[[], float], theirs: Callable[[], float], rounds: i
         else:
             b.append(theirs())
             a.append(ours())
+    return rounds_summary(a, b)
+
+
+def rounds_summary(a: list[float], b: list[float]) -> dict:
+    """Medians and ranges of each side's rates, round by round, and of their ratios ours / theirs."""
     ratios = [x / y for x, y in zip(a, b)]
-    return {
-        "ours": summary(a),
-        "theirs": summary(b),
-        "ratio": summary(ratios),
-        "rounds": rounds,
-    }
+    return {"ours": summary(a), "theirs": summary(b), "ratio": summary(ratios), "rounds": len(a)}
 
 
 def summary(values: list[float]) -> dict:

@@ -1,5 +1,6 @@
 """`keep_freed_memory`: large CPU tensors reuse the process's freed memory instead of new pages."""
 
+import os
 import platform
 import subprocess
 import sys
@@ -29,8 +30,10 @@ _PROBE = textwrap.dedent(
 )
 
 
-def _probe(mode: str) -> tuple[str, int]:
-    out = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True).stdout
+def _probe(mode: str, env: dict | None = None) -> tuple[str, int]:
+    environ = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True, env=environ)
+    out = proc.stdout
     applied, faults = out.split()
     return applied, int(faults)
 
@@ -46,5 +49,13 @@ def test_freed_memory_is_reused_for_large_tensors():
 def test_by_default_every_large_tensor_comes_as_new_pages():
     # The behaviour the setting changes: without it each 64 MB tensor is a fresh mapping.
     applied, faults = _probe("default")
+    assert applied == "False"
+    assert faults > 10_000
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's mallopt")
+def test_the_environment_can_turn_it_off():
+    # GANSCAPES_KEEP_FREED_MEMORY=0: a process that should give memory back keeps glibc's defaults.
+    applied, faults = _probe("keep", {"GANSCAPES_KEEP_FREED_MEMORY": "0"})
     assert applied == "False"
     assert faults > 10_000

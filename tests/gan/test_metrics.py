@@ -309,6 +309,16 @@ def test_compute_metrics_swd_on_a_tiny_model(data16):
     assert run.counts == {"swd": {"reals": 10, "fakes": 10}}  # capped by the dataset
 
 
+def test_metrics_on_the_cpu_reuse_freed_memory(data16, monkeypatch):
+    # Thousands of batches of the same activations: on CPUs they reuse the process's memory.
+    import ganscapes.gan.metrics as metrics
+
+    calls = []
+    monkeypatch.setattr(metrics, "keep_freed_memory", lambda: calls.append("kept") or True)
+    compute_metrics(tiny_model(16), data16, metrics=("swd",), num_images=8, batch=4, device="cpu", seed=0)
+    assert calls == ["kept"]
+
+
 def test_compute_metrics_fid_and_kid_with_a_stand_in_network(data16):
     model = tiny_model(16)
     run = run_metrics(

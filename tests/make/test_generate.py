@@ -337,3 +337,17 @@ def test_on_batch_reports_the_pictures_painted_so_far(model, tmp_path):
     calls = []
     generate_images(model, range(10), batch=4, out=tmp_path, progress=False, on_batch=lambda *a: calls.append(a))
     assert calls == [(4, 10), (8, 10), (10, 10)]
+
+
+def test_painting_on_the_cpu_reuses_freed_memory(monkeypatch):
+    # Every batch allocates the same large activations; on CPUs the process keeps and reuses
+    # them (ganscapes.cpu_heap) instead of taking fresh pages from the kernel each time.
+    import ganscapes.make.paint as paint_module
+
+    calls = []
+    monkeypatch.setattr(paint_module, "keep_freed_memory", lambda: calls.append("kept") or True)
+    model = tiny_model(res=16, seed=0)
+    ws = model.G_ema.mapping(torch.zeros([1, model.G_ema.z_dim]), torch.zeros([1, 0]))
+    pixels = paint_module.paint(model.G_ema, ws, "const", 4)
+    assert pixels.shape == (1, 16, 16, 3) and pixels.dtype == np.uint8
+    assert calls and set(calls) == {"kept"}

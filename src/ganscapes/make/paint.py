@@ -16,6 +16,7 @@ import itertools
 import numpy as np
 import torch
 
+from ganscapes.cpu_heap import keep_freed_memory
 from ganscapes.device import synthesis_options
 from ganscapes.gan.ops import to_uint8
 
@@ -59,6 +60,8 @@ def synthesize(synthesis, ws: torch.Tensor, noise_mode: str = "const", noise_see
     the caller's random state (on CPU and CUDA), so that the call can be repeated.
     """
     options = synthesis_options(ws.device)
+    if ws.device.type == "cpu":
+        keep_freed_memory()  # every call allocates the same large activations: reuse them (cpu_heap.py)
     if noise_mode != "random" or noise_seed is None:
         return synthesis(ws, noise_mode=noise_mode, **options)
     dev = ws.device

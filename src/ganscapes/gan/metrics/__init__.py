@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ganscapes.cpu_heap import keep_freed_memory
 from ganscapes.device import resolve_device, synthesis_options
 from ganscapes.errors import SettingError, UserError
 from ganscapes.gan.checkpoint import Model, load_model
@@ -250,6 +251,8 @@ def _generate(
 
     G = model.G_ema
     run_kwargs = synthesis_options(dev)
+    if dev.type == "cpu":
+        keep_freed_memory()  # thousands of batches of the same activations (cpu_heap.py)
     gen = torch.Generator().manual_seed(int(seed))
     devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     was_training = G.training
