@@ -176,7 +176,7 @@ def side_by_side(official: Path, res: int, batch: int, rounds: int, seconds: flo
     (see the module's docstring), and the pixels both paint from the same z."""
     import numpy as np
     import torch
-    from official import load_theirs, official_snapshot, rounds_summary
+    from official import load_theirs, official_snapshot, rounds_summary, run_side
 
     from ganscapes.gan.checkpoint import load_model
     from ganscapes.make.generate import resolve_device, synthesis_options, to_uint8
@@ -189,13 +189,10 @@ def side_by_side(official: Path, res: int, batch: int, rounds: int, seconds: flo
         runs: dict[str, list[dict]] = {"ours": [], "theirs": []}
         for k in range(rounds):
             for side in ("ours", "theirs") if k % 2 == 0 else ("theirs", "ours"):
-                cmd = [sys.executable, __file__, "--side-round", side, "--official", str(official), "--snapshot",
-                       str(pkl), "--batch", str(batch), "--per-round", str(per_round), "--seconds", str(seconds),
-                       "--device", device_name, "--threads", str(torch.get_num_threads())]  # fmt: skip
-                proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
-                if proc.returncode != 0:
-                    sys.exit(f"{side} failed:\n{proc.stderr[-2000:]}")
-                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                opts = ["--side-round", side, "--official", str(official), "--snapshot", str(pkl), "--batch",
+                        str(batch), "--per-round", str(per_round), "--seconds", str(seconds), "--device", device_name,
+                        "--threads", str(torch.get_num_threads())]  # fmt: skip
+                r = run_side(__file__, opts)
                 per_round = r["per_round"]
                 runs[side].append(r)
 

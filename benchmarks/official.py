@@ -4,7 +4,7 @@ Speed figures taken on another day or another machine say little on shared machi
 ratios measured in one run, the two sides taking turns, do. `interleave` runs rounds of
 ours and NVIDIA's alternately (A B, then B A, so that a slow drift of the machine's load
 falls on both equally) and reports each side's median and range and the median of the
-per-round ratios with their range.
+per-round ratios with their range; `run_side` runs one side's round in a fresh process.
 
 NVIDIA's repository (NVlabs/stylegan2-ada-pytorch) is used from a checkout you name with
 `--official PATH`; nothing of it is copied here.
@@ -12,10 +12,12 @@ NVIDIA's repository (NVlabs/stylegan2-ada-pytorch) is used from a checkout you n
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -124,6 +126,15 @@ def interleave(ours: Callable[[], float], theirs: Callable[[], float], rounds: i
             b.append(theirs())
             a.append(ours())
     return rounds_summary(a, b)
+
+
+def run_side(script: str, args: list[str]) -> dict:
+    """Run `script` (a benchmark of this folder, for one side's round) in a fresh Python
+    process and return the JSON object it prints last; stop with its error if it fails."""
+    proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, cwd=Path(__file__).parent)
+    if proc.returncode != 0:
+        sys.exit(f"{Path(script).name} {' '.join(args[:2])} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def rounds_summary(a: list[float], b: list[float]) -> dict:

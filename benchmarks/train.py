@@ -27,8 +27,6 @@ import argparse
 import functools
 import json
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -96,7 +94,7 @@ def side_config(data: Path, work: Path, batch: int, iters: int, device: str = "c
 
 
 def one_side(
-    side: str, data: Path, root: Path, res: int, batch: int, iters: int, official: Path | None, device: str = "cpu"
+    side: str, data: Path, root: Path, batch: int, iters: int, official: Path | None, device: str = "cpu"
 ) -> dict:
     """Run one side for one round (in this process) and return its seconds per iteration and peak memory."""
     import resource
@@ -133,16 +131,12 @@ def one_side(
 
 def _round(name: str, data: Path, root: Path, res: int, args, threads: int, memory: dict) -> float:
     """One side's round in a fresh process: its iterations per second (higher is faster)."""
+    from official import run_side
+
     work = Path(tempfile.mkdtemp(dir=root))
-    cmd = [sys.executable, __file__, "--side", name, "--data", str(data), "--work", str(work), "--res", str(res),
-           "--batch", str(args.batch), "--iters", str(args.iters), "--threads", str(threads),
-           "--device", args.device]  # fmt: skip
-    if args.official:
-        cmd += ["--official", str(args.official)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
-    if proc.returncode != 0:
-        sys.exit(f"{name} failed:\n{proc.stderr[-2000:]}")
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    opts = ["--side", name, "--data", str(data), "--work", str(work), "--res", str(res), "--batch", str(args.batch),
+            "--iters", str(args.iters), "--threads", str(threads), "--device", args.device]  # fmt: skip
+    r = run_side(__file__, opts + (["--official", str(args.official)] if args.official else []))
     memory[name].append(r["peak_rss_mb"])
     return 1 / r["sec_per_iter"]
 
@@ -197,7 +191,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.side:
-        r = one_side(args.side, args.data, args.work, int(args.res), args.batch, args.iters, args.official, args.device)
+        r = one_side(args.side, args.data, args.work, args.batch, args.iters, args.official, args.device)
         print(json.dumps(r))
         return
     if args.official:

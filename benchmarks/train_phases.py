@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -45,7 +43,7 @@ def _time_phases(loss_class, seconds: dict) -> None:
     loss_class.accumulate_gradients = timed
 
 
-def one_side(side: str, data: Path, work: Path, res: int, iters: int, official: Path | None) -> dict:
+def one_side(side: str, data: Path, work: Path, iters: int, official: Path | None) -> dict:
     """Run one side's loop for `iters` iterations after the first; seconds per call of each phase."""
     from train import side_config
 
@@ -75,15 +73,12 @@ def one_side(side: str, data: Path, work: Path, res: int, iters: int, official: 
 
 
 def _side(name: str, data: Path, root: Path, args) -> dict:
+    from official import run_side
+
     work = Path(tempfile.mkdtemp(dir=root))
-    cmd = [sys.executable, __file__, "--side", name, "--data", str(data), "--work", str(work), "--res",
-           str(args.res), "--iters", str(args.iters), "--threads", str(args.threads)]  # fmt: skip
-    if args.official:
-        cmd += ["--official", str(args.official)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
-    if proc.returncode != 0:
-        sys.exit(f"{name} failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    opts = ["--side", name, "--data", str(data), "--work", str(work), "--res", str(args.res),
+            "--iters", str(args.iters), "--threads", str(args.threads), "--official", str(args.official)]  # fmt: skip
+    return run_side(__file__, opts)
 
 
 def _cell(calls: list[float]) -> str:
@@ -121,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.side:
-        print(json.dumps(one_side(args.side, args.data, args.work, args.res, args.iters, args.official)))
+        print(json.dumps(one_side(args.side, args.data, args.work, args.iters, args.official)))
         return
     from official import machine_line
 

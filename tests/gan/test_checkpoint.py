@@ -198,6 +198,34 @@ def test_official_pickle_loads_and_imports_with_the_same_hash(full_model, tmp_pa
         assert_same_state(getattr(again, name), getattr(full_model, name))
 
 
+def test_generator_only_reads_G_ema_alone_from_both_formats(full_model, tmp_path):
+    # What painting commands load: the same generator and hash, without G and D in memory.
+    path = tmp_path / "model.safetensors"
+    save_model(path, full_model)
+    pkl = tmp_path / "network-snapshot-000001.pkl"
+    write_official_pickle(pkl, G=full_model.G, D=full_model.D, G_ema=full_model.G_ema)
+    for source in (path, pkl):
+        whole, painting = load_model(source), load_model(source, generator_only=True)
+        assert painting.networks == ["G_ema"] and painting.G is None and painting.D is None
+        assert_same_state(painting.G_ema, full_model.G_ema)
+        assert painting.model_hash == whole.model_hash == full_model.model_hash
+        assert painting.meta["D_kwargs"] is not None  # the file's settings are still all there
+        assert not painting.G_ema.training
+
+
+def test_generator_only_still_checks_the_generator(full_model, tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_model(path, full_model)
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    key = next(k for k in tensors if k.startswith("G_ema.") and tensors[k].dtype.is_floating_point)
+    tensors[key] = tensors[key] + 1
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(UserError, match="G_ema weights do not match the model hash"):
+        load_model(path, generator_only=True)
+
+
 def test_official_pickle_with_G_only(tmp_path):
     G = tiny_generator(16, seed=4)
     pkl = tmp_path / "g.pkl"

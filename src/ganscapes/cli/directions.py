@@ -113,7 +113,7 @@ def directions(
     if len(seeds) > 8:
         raise UserError(f"--preview-seeds takes at most 8 seeds, not {len(seeds)}.")
     dev = resolve_device(device.value)
-    loaded = load_model(model_file(model), device=dev)
+    loaded = load_model(model_file(model), device=dev, generator_only=True)
     chosen = layer_range(layers, loaded.G_ema.num_ws)
     found = find_directions(loaded, method.value, chosen, count, samples=samples, seed=seed, device=dev)
     _keep_names(found, out)

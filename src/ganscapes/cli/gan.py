@@ -192,7 +192,7 @@ def metrics_cmd(
             raise UserError(f"--out {out} is a folder; name a file to append the results to.")
         writable_folder(out.parent)
     dev = resolve_device(device.value)
-    loaded = load_model(model, device=dev)
+    loaded = load_model(model, device=dev, generator_only=True)
     run = run_metrics(
         loaded, data, names, num_images=num, batch=batch, device=dev, seed=seed, inception=inception, progress=True
     )

@@ -88,7 +88,7 @@ def generate(
     if edit:
         from ganscapes.gan.checkpoint import load_model
 
-        model = load_model(model)
+        model = load_model(model, generator_only=True)
         edits = load_edits(edit, directions, model)
     clip = None
     if prompt:  # check everything before spending minutes generating
@@ -204,7 +204,7 @@ def mix(
     style_seeds = parse_seeds(styles) if styles is not None else None
     check_edit_options(edit, directions)
     dev = resolve_device(device.value)
-    loaded = load_model(model_file(model), device=dev)
+    loaded = load_model(model_file(model), device=dev, generator_only=True)
     G = loaded.G_ema
     chosen = layer_range(layers, G.num_ws)
     check_truncation_cutoff(trunc_cutoff, G.num_ws)  # even when every latent comes from a file
@@ -328,7 +328,7 @@ def reproduce(
         return
     if out is not None and (out / image.name).resolve() == image.resolve():
         raise UserError(f"--out {out} would overwrite {image} with its rebuild; choose another folder.")
-    loaded = load_model(model_file(model))
+    loaded = load_model(model_file(model), generator_only=True)
     result = reproduce_file(image, loaded, device=device.value, force=force)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -361,7 +361,7 @@ def _reproduce_frame(video: Path, model: Path, out: Path | None, force: bool, de
         raise UserError(f"Name the frame of {video.name} to rebuild with --frame N (from 0).")
     if not video.is_file():  # before the model loads
         raise UserError(f"{video} does not exist.")
-    loaded = load_model(model_file(model))
+    loaded = load_model(model_file(model), generator_only=True)
     result = reproduce_frame(video, frame, loaded, device=device.value, force=force)
     name = f"{video.stem}_frame{frame:05d}.png"
     if out is not None:
@@ -468,7 +468,7 @@ def video(
         raise UserError(f"--out must be an .mp4 file, not {out.name}.")
     check_edit_options(edit, directions)
     dev = resolve_device(device.value)
-    loaded = load_model(model_file(model), device=dev)
+    loaded = load_model(model_file(model), device=dev, generator_only=True)
     chosen = layer_range(layers, loaded.G_ema.num_ws) if layers is not None else None
     if chosen is not None and not chosen:
         raise UserError(f"--layers {layers} names no layer, so nothing would move; use fine, auto, all or 8-.")
@@ -631,7 +631,7 @@ def guide(
         if not init_path.is_file():
             raise UserError(f"The latents file {init_path} does not exist.")
     dev = resolve_device(device.value)
-    loaded = load_model(model_file(model), device=dev)
+    loaded = load_model(model_file(model), device=dev, generator_only=True)
     G = loaded.G_ema.to(dev).eval().requires_grad_(False)
     if class_idx is not None or G.c_dim:
         from ganscapes.make.seeds import class_label

@@ -108,7 +108,7 @@ def project(
     from ganscapes.gan.checkpoint import load_model
 
     dev = resolve_device(device.value)
-    loaded = load_model(model_path, device=dev)
+    loaded = load_model(model_path, device=dev, generator_only=True)
     G = loaded.G_ema.to(dev).eval().requires_grad_(False)
     if class_idx is not None or G.c_dim:
         from ganscapes.make.seeds import class_label

@@ -200,12 +200,13 @@ def _os_error(error: Exception, path: Path) -> Exception:
 # Loading
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> Model:
+def load_model(path: str | Path, device: str | torch.device = "cpu", *, generator_only: bool = False) -> Model:
     """Read a ganscapes model (`.safetensors`) or an official NVIDIA snapshot (`.pkl`).
 
     Official pickles are read without running the code embedded in them. Anything that
     is not one of these, or does not fit its own recorded network settings, is refused
-    with a `UserError`.
+    with a `UserError`. With `generator_only` the model holds G_ema alone (G and D stay
+    None, whatever the file keeps): all that painting needs, in a third of the memory.
     """
     path = Path(path)
     if not path.exists():
@@ -213,10 +214,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Model:
     if not path.is_file():
         raise UserError(f"Model {path} is not a file.")
     suffix = path.suffix.lower()
+    wanted = ("G_ema",) if generator_only else NETWORKS
     if suffix == SUFFIX:
-        model = _load_safetensors(path)
+        model = _load_safetensors(path, wanted)
     elif suffix == OFFICIAL_SUFFIX:
-        model = _load_official(path)
+        model = _load_official(path, wanted)
     else:
         raise UserError(
             f"{path} is neither a ganscapes model ({SUFFIX}) nor an official NVIDIA snapshot ({OFFICIAL_SUFFIX})."
@@ -227,7 +229,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Model:
     return _to_device(model, device)
 
 
-def _load_safetensors(path: Path) -> Model:
+def _load_safetensors(path: Path, wanted: tuple[str, ...] = NETWORKS) -> Model:
     from safetensors import safe_open
 
     try:
@@ -235,7 +237,8 @@ def _load_safetensors(path: Path) -> Model:
             strings = f.metadata() or {}
             if strings.get("format") != FORMAT:
                 raise UserError(f"{path} is a safetensors file but not a ganscapes model (no 'format: {FORMAT}').")
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
+            keys = list(f.keys())
+            tensors = {key: f.get_tensor(key) for key in keys if key.partition(".")[0] in wanted}
     except UserError:
         raise
     except Exception as e:  # safetensors raises its own error types, OSError, ValueError …
@@ -262,11 +265,12 @@ def _load_safetensors(path: Path) -> Model:
         )
 
     states: dict[str, OrderedDict] = {name: OrderedDict() for name in NETWORKS}
-    for key, t in tensors.items():
+    for key in keys:
         name, _, rest = key.partition(".")
         if name not in states or not rest:
             raise UserError(f"{path} is damaged: unexpected tensor {key!r}.")
-        states[name][rest] = t
+        if key in tensors:
+            states[name][rest] = tensors[key]
     if not states["G_ema"]:
         raise UserError(f"{path} holds no G_ema tensors, so it cannot make pictures.")
 
@@ -284,12 +288,12 @@ def _load_safetensors(path: Path) -> Model:
     model.model_hash = model_hash(model.G_ema)
     if meta["model_hash"] != model.model_hash:
         raise UserError(f"{path} is damaged: its G_ema weights do not match the model hash it records.")
-    if TENSORS_HASH in strings and model_hash(tensors) != strings[TENSORS_HASH]:
+    if TENSORS_HASH in strings and wanted == NETWORKS and model_hash(tensors) != strings[TENSORS_HASH]:
         raise UserError(f"{path} is damaged: its G or D weights do not match the hash it records.")
     return model
 
 
-def _load_official(path: Path) -> Model:
+def _load_official(path: Path, wanted: tuple[str, ...] = NETWORKS) -> Model:
     from ganscapes.gan.official import (
         map_official_state_dict,
         official_kwargs_to_ours,
@@ -297,14 +301,16 @@ def _load_official(path: Path) -> Model:
     )
 
     snapshot = read_official_pickle(path)  # refuses, with a UserError naming the file, what it cannot read
-    nets = {}
+    nets, settings = {}, {}
     for name in NETWORKS:
         net = _official_network(snapshot, name)
+        nets[name] = None
         if net is None:
-            nets[name] = None
             continue
         try:
-            kwargs = official_kwargs_to_ours(net.class_name, net.init_kwargs)
+            settings[name] = kwargs = official_kwargs_to_ours(net.class_name, net.init_kwargs)
+            if name not in wanted:  # its settings still go into the metadata
+                continue
             state = map_official_state_dict(net.state_dict, name)
         except UserError as e:
             raise UserError(f"{path} cannot be imported: {_lower_first(str(e))}") from None
@@ -318,7 +324,7 @@ def _load_official(path: Path) -> Model:
         "format_version": FORMAT_VERSION,
         "ganscapes_version": __version__,
         "G_kwargs": G.init_kwargs,
-        "D_kwargs": nets["D"].init_kwargs if nets["D"] is not None else None,
+        "D_kwargs": nets["D"].init_kwargs if nets["D"] is not None else settings.get("D"),
         "training_set_kwargs": snapshot.training_set_kwargs,
         "preset": None,
         "resolution": int(G.img_resolution),

@@ -109,7 +109,7 @@ def generate_images(
 
     dev = resolve_device(device)
     if not isinstance(model, Model):
-        model = load_model(model, device=dev)
+        model = load_model(model, device=dev, generator_only=True)
     G = model.G_ema.to(dev).eval().requires_grad_(False)
     check_truncation_cutoff(truncation_cutoff, G.num_ws)
     class_label(G.c_dim, class_idx)  # refuses a missing or wrong class before anything is written

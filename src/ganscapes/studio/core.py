@@ -181,7 +181,8 @@ class Studio:
 
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
-        self.model = load_model(cfg.model, device=self.device)  # a missing or corrupt file stops start-up here
+        # G_ema alone: the studio only paints. A missing or corrupt file stops start-up here.
+        self.model = load_model(cfg.model, device=self.device, generator_only=True)
         self.out = Path(cfg.out).resolve()
         self.out.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(cfg.catalog or self.out / "catalog.sqlite")

@@ -132,7 +132,7 @@ def run_metrics(
         inception_path(inception)  # a missing file fails before any work
     dev = resolve_device(device)
     if not isinstance(model, Model):
-        model = load_model(model, device=dev)
+        model = load_model(model, device=dev, generator_only=True)
     G = model.G_ema
     dataset = ImageDataset(dataset_path, use_labels=G.c_dim > 0)
     if dataset.resolution != G.img_resolution or dataset.num_channels != G.img_channels:
