@@ -133,7 +133,7 @@ def side_round(
         from ganscapes.gan.checkpoint import load_model
         from ganscapes.make.paint import paint
 
-        model = load_model(pkl, device=dev)
+        model = load_model(pkl, device=dev, generator_only=True)  # as the painting commands load it
         G = model.G_ema.to(dev).eval().requires_grad_(False)
 
         def network() -> np.ndarray:  # mapping, synthesis and 8-bit pixels, as `generate` paints
