@@ -18,9 +18,10 @@ NVlabs/stylegan2-ada-pytorch): one official-format snapshot of the `auto` preset
 resolution, written by NVIDIA's code and loaded by both sides (ours through its
 restricted unpickler), then `--rounds` interleaved rounds (A B, B A, …), each side's
 round in a fresh process, same threads, batch, fp32 and const noise, of (a) the network
-alone — mapping, synthesis, 8-bit conversion — and (b) end to end: `ganscapes generate` (PNGs and recipes written)
-against NVIDIA's G at the same batch with the PNG writing of its `generate.py`
-(`PIL.Image.save`, one picture after another). The pixels of both are compared too.
+alone — mapping, synthesis, 8-bit conversion — and (b) end to end: `ganscapes generate`
+(PNGs and recipes written) against NVIDIA's G at the same batch with the PNG writing of
+its `generate.py` (`PIL.Image.save`, one picture after another). The pixels of both are
+compared too, and each side's peak memory is reported.
 
     .venv/bin/python benchmarks/generate.py --official ~/src/stylegan2-ada-pytorch --res 64,256 [--rounds 5]
 """
@@ -134,7 +135,7 @@ def side_round(
         from ganscapes.make.paint import paint
 
         model = load_model(pkl, device=dev, generator_only=True)  # as the painting commands load it
-        G = model.G_ema.to(dev).eval().requires_grad_(False)
+        G = model.G_ema
 
         def network() -> np.ndarray:  # mapping, synthesis and 8-bit pixels, as `generate` paints
             with torch.inference_mode():
@@ -197,7 +198,7 @@ def side_by_side(official: Path, res: int, batch: int, rounds: int, seconds: flo
                 runs[side].append(r)
 
         # The same z through both: how far apart are the pictures (in 8-bit levels)?
-        G = load_model(pkl, device=dev).G_ema.to(dev).eval().requires_grad_(False)
+        G = load_model(pkl, device=dev, generator_only=True).G_ema
         theirs = load_theirs(official, pkl).to(dev)
         c = torch.zeros([batch, 0], device=dev)
         z = torch.from_numpy(np.random.RandomState(0).randn(batch, G.z_dim)).float().to(dev)

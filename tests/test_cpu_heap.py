@@ -59,3 +59,17 @@ def test_the_environment_can_turn_it_off():
     applied, faults = _probe("keep", {"GANSCAPES_KEEP_FREED_MEMORY": "0"})
     assert applied == "False"
     assert faults > 10_000
+
+
+def test_it_decides_once_per_process(monkeypatch):
+    # Painting asks for every batch; the answer of the first call stands (no re-checking).
+    from ganscapes.cpu_heap import OPT_OUT, keep_freed_memory
+
+    keep_freed_memory.cache_clear()
+    try:
+        monkeypatch.setenv(OPT_OUT, "0")
+        assert keep_freed_memory() is False
+        monkeypatch.delenv(OPT_OUT)
+        assert keep_freed_memory() is False
+    finally:
+        keep_freed_memory.cache_clear()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import platform
 
@@ -32,20 +33,17 @@ M_TRIM_THRESHOLD = -1  # <malloc.h>
 M_MMAP_MAX = -4
 OPT_OUT = "GANSCAPES_KEEP_FREED_MEMORY"  # set to 0 to keep glibc's defaults
 
-_applied = False
 
-
+@functools.cache
 def keep_freed_memory() -> bool:
     """Make this process reuse its freed memory for large allocations (glibc only).
 
     Process-wide and permanent, so call it from commands that compute on the CPU for a
     long time (training, painting). True when glibc accepted both settings; False
     elsewhere (macOS, Windows, musl) and when `GANSCAPES_KEEP_FREED_MEMORY` is 0, where
-    nothing changes.
+    nothing changes. Decided once per process: painting calls it for every batch, and
+    the checks (reading the interpreter's binary for its libc, finding libc) are not free.
     """
-    global _applied
-    if _applied:
-        return True
     if os.environ.get(OPT_OUT, "").strip().lower() in ("0", "no", "false", "off"):
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
@@ -57,5 +55,4 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     # mallopt returns 1 on success; -1 for M_TRIM_THRESHOLD means "never trim".
-    _applied = mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, -1) == 1
-    return _applied
+    return mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, -1) == 1
